@@ -1,0 +1,1 @@
+namespace MaeMl.Cli; static class Program { static int Main(string[] a) { return 0; } }
