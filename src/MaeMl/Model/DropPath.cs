@@ -1,0 +1,20 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MaeMl.Model;
+
+/// <summary>Stochastic depth per sample (timm's <c>drop_path</c>): in training, zero a residual branch with probability p and scale survivors by 1/(1-p).</summary>
+public static class DropPath
+{
+    public static Tensor Apply(Tensor x, double p, bool training)
+    {
+        if (p == 0 || !training) return x.alias();
+        double keep = 1 - p;
+        var shape = new long[x.ndim];
+        shape[0] = x.shape[0];
+        for (int i = 1; i < shape.Length; i++) shape[i] = 1;
+        using var mask = torch.empty(shape, x.dtype, x.device).bernoulli_(keep);
+        using var scaled = x.div(keep);
+        return scaled.mul(mask);
+    }
+}

@@ -1,0 +1,51 @@
+namespace MaeMl.Model;
+
+/// <summary>
+/// Named architectures. The paper's encoders (<c>mae_vit_{base,large}_patch16</c>, <c>mae_vit_huge_patch14</c>)
+/// carry the 512-wide 8-block decoder, as in <c>models_mae.py</c>; the tiny/small ones follow DeiT widths;
+/// the <c>_img32</c> ones are for 32x32 images such as CIFAR-10 (patch 4: 64 patches).
+/// </summary>
+public static class MaePresets
+{
+    static MaeConfig Paper(int patch, int dim, int depth, int heads) => new()
+    {
+        ImageSize = 224, PatchSize = patch, EmbedDim = dim, Depth = depth, NumHeads = heads,
+        DecoderEmbedDim = 512, DecoderDepth = 8, DecoderNumHeads = 16,
+    };
+
+    public static MaeConfig MaeVitBasePatch16Dec512d8b => Paper(16, 768, 12, 12);
+    public static MaeConfig MaeVitLargePatch16Dec512d8b => Paper(16, 1024, 24, 16);
+    public static MaeConfig MaeVitHugePatch14Dec512d8b => Paper(14, 1280, 32, 16);
+    public static MaeConfig MaeVitSmallPatch16Dec512d8b => Paper(16, 384, 12, 6);
+    public static MaeConfig MaeVitTinyPatch16Dec512d8b => Paper(16, 192, 12, 3);
+
+    /// <summary>32x32, patch 4, encoder 192x6 (3 heads), decoder 128x2 (4 heads): the CPU reference configuration.</summary>
+    public static MaeConfig MaeVitTinyPatch4Img32Dec128d2b => new()
+    {
+        ImageSize = 32, PatchSize = 4, EmbedDim = 192, Depth = 6, NumHeads = 3,
+        DecoderEmbedDim = 128, DecoderDepth = 2, DecoderNumHeads = 4,
+    };
+
+    /// <summary>32x32, patch 4, encoder 384x12 (6 heads), decoder 256x4 (8 heads).</summary>
+    public static MaeConfig MaeVitSmallPatch4Img32Dec256d4b => new()
+    {
+        ImageSize = 32, PatchSize = 4, EmbedDim = 384, Depth = 12, NumHeads = 6,
+        DecoderEmbedDim = 256, DecoderDepth = 4, DecoderNumHeads = 8,
+    };
+
+    /// <summary>Preset names as accepted by <see cref="Get"/> and the CLI's <c>--model</c>.</summary>
+    public static IReadOnlyDictionary<string, Func<MaeConfig>> All { get; } = new Dictionary<string, Func<MaeConfig>>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["mae_vit_base_patch16"] = () => MaeVitBasePatch16Dec512d8b,
+        ["mae_vit_large_patch16"] = () => MaeVitLargePatch16Dec512d8b,
+        ["mae_vit_huge_patch14"] = () => MaeVitHugePatch14Dec512d8b,
+        ["mae_vit_small_patch16"] = () => MaeVitSmallPatch16Dec512d8b,
+        ["mae_vit_tiny_patch16"] = () => MaeVitTinyPatch16Dec512d8b,
+        ["mae_vit_tiny_patch4_img32"] = () => MaeVitTinyPatch4Img32Dec128d2b,
+        ["mae_vit_small_patch4_img32"] = () => MaeVitSmallPatch4Img32Dec256d4b,
+    };
+
+    public static MaeConfig Get(string name) =>
+        All.TryGetValue(name, out var make) ? make()
+        : throw new ArgumentException($"Unknown MAE preset '{name}'. Known presets: {string.Join(", ", All.Keys)}.");
+}

@@ -1,0 +1,213 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace MaeMl.Model;
+
+/// <summary>Result of one MAE forward pass. Dispose it (or let a dispose scope do so).</summary>
+/// <param name="Loss">Scalar MSE on removed patches.</param>
+/// <param name="Pred">[N, L, p*p*C] predicted (normalised, when norm_pix_loss) pixels of every patch.</param>
+/// <param name="Mask">[N, L] 1 = removed, 0 = visible, in original patch order.</param>
+/// <param name="IdsRestore">[N, L] int64 permutation that unshuffles the kept+masked sequence.</param>
+public sealed record MaeOutput(Tensor Loss, Tensor Pred, Tensor Mask, Tensor IdsRestore) : IDisposable
+{
+    public void Dispose() { Loss.Dispose(); Pred.Dispose(); Mask.Dispose(); IdsRestore.Dispose(); }
+}
+
+/// <summary>
+/// Masked Autoencoder with a Vision Transformer backbone, a one-to-one port of the official <c>models_mae.py</c>.
+/// Field names follow the official state-dict keys (<c>patch_embed.proj</c>, <c>cls_token</c>, <c>pos_embed</c>,
+/// <c>blocks.N</c>, <c>norm</c>, <c>decoder_embed</c>, <c>mask_token</c>, <c>decoder_pos_embed</c>,
+/// <c>decoder_blocks.N</c>, <c>decoder_norm</c>, <c>decoder_pred</c>) so checkpoints map one to one.
+/// </summary>
+public sealed class MaskedAutoencoderViT : nn.Module<Tensor, MaeOutput>
+{
+    // --- encoder ---
+    readonly PatchEmbed patch_embed;
+    readonly Parameter cls_token;
+    readonly Parameter pos_embed;          // fixed sin-cos, requires_grad = false (kept in the state dict)
+    readonly ModuleList<Block> blocks;
+    readonly LayerNorm norm;
+    // --- decoder ---
+    readonly Linear decoder_embed;
+    readonly Parameter mask_token;
+    readonly Parameter decoder_pos_embed;  // fixed sin-cos, requires_grad = false
+    readonly ModuleList<Block> decoder_blocks;
+    readonly LayerNorm decoder_norm;
+    readonly Linear decoder_pred;
+
+    public MaeConfig Config { get; }
+
+    public MaskedAutoencoderViT(MaeConfig config) : base(nameof(MaskedAutoencoderViT))
+    {
+        Config = config.Validate();
+        var c = config;
+        patch_embed = new PatchEmbed(c.ImageSize, c.PatchSize, c.InChans, c.EmbedDim);
+        cls_token = new Parameter(zeros(1, 1, c.EmbedDim));
+        pos_embed = new Parameter(zeros(1, c.NumPatches + 1, c.EmbedDim), requires_grad: false);
+        var dpr = Enumerable.Range(0, c.Depth).Select(i => c.Depth == 1 ? c.DropPath : c.DropPath * i / (c.Depth - 1)).ToArray();
+        blocks = nn.ModuleList(Enumerable.Range(0, c.Depth).Select(i => new Block(c.EmbedDim, c.NumHeads, c.MlpRatio, c.LayerNormEps, dpr[i])).ToArray());
+        norm = nn.LayerNorm(c.EmbedDim, c.LayerNormEps);
+
+        decoder_embed = nn.Linear(c.EmbedDim, c.DecoderEmbedDim);
+        mask_token = new Parameter(zeros(1, 1, c.DecoderEmbedDim));
+        decoder_pos_embed = new Parameter(zeros(1, c.NumPatches + 1, c.DecoderEmbedDim), requires_grad: false);
+        decoder_blocks = nn.ModuleList(Enumerable.Range(0, c.DecoderDepth).Select(_ => new Block(c.DecoderEmbedDim, c.DecoderNumHeads, c.MlpRatio, c.LayerNormEps)).ToArray());
+        decoder_norm = nn.LayerNorm(c.DecoderEmbedDim, c.LayerNormEps);
+        decoder_pred = nn.Linear(c.DecoderEmbedDim, c.PatchDim);
+
+        RegisterComponents();
+        InitializeWeights();
+    }
+
+    /// <summary>Official <c>initialize_weights</c>: fixed sin-cos tables, xavier-uniform patch projection (as a linear)
+    /// and linears (zero bias), N(0, 0.02) cls and mask tokens, LayerNorm 1/0. Seed with <c>torch.manual_seed</c> first.</summary>
+    public void InitializeWeights()
+    {
+        using var _ = no_grad();
+        var c = Config;
+        pos_embed.copy_(tensor(PositionEmbedding.SinCos2D(c.EmbedDim, c.GridSize, clsToken: true)).unsqueeze(0));
+        decoder_pos_embed.copy_(tensor(PositionEmbedding.SinCos2D(c.DecoderEmbedDim, c.GridSize, clsToken: true)).unsqueeze(0));
+        using (var w = patch_embed.Proj.weight!.view(c.EmbedDim, -1)) nn.init.xavier_uniform_(w);
+        nn.init.normal_(cls_token, std: 0.02);
+        nn.init.normal_(mask_token, std: 0.02);
+        foreach (var module in modules())
+        {
+            if (module is Linear linear)
+            {
+                nn.init.xavier_uniform_(linear.weight!);
+                if (linear.bias is not null) nn.init.zeros_(linear.bias);
+            }
+            else if (module is LayerNorm ln)
+            {
+                nn.init.ones_(ln.weight!);
+                nn.init.zeros_(ln.bias!);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- helpers (pure)
+
+    /// <summary>imgs [N, C, H, W] -> [N, L, p*p*C], per-patch values ordered (pi, pj, c), c fastest.</summary>
+    public static Tensor Patchify(Tensor imgs, int p)
+    {
+        long n = imgs.shape[0], c = imgs.shape[1], h = imgs.shape[2] / p, w = imgs.shape[3] / p;
+        using var x = imgs.reshape(n, c, h, p, w, p);
+        using var y = x.permute(0, 2, 4, 3, 5, 1);  // nchpwq -> nhwpqc
+        return y.reshape(n, h * w, p * p * c);
+    }
+
+    /// <summary>[N, L, p*p*C] -> imgs [N, C, H, W] (square images).</summary>
+    public static Tensor Unpatchify(Tensor x, int p, int inChans = 3)
+    {
+        long n = x.shape[0], h = (long)Math.Round(Math.Sqrt(x.shape[1])), w = h;
+        if (h * w != x.shape[1]) throw new ArgumentException($"Unpatchify needs a square number of patches, got {x.shape[1]}");
+        using var y = x.reshape(n, h, w, p, p, inChans);
+        using var z = y.permute(0, 5, 1, 3, 2, 4);   // nhwpqc -> nchpwq
+        return z.reshape(n, inChans, h * p, w * p);
+    }
+
+    /// <summary>
+    /// Per-sample random masking by argsort of noise (small noise = keep). x [N, L, D], noise [N, L] (uniform when null).
+    /// Returns the kept tokens [N, len_keep, D] in shuffled order, the mask [N, L] (1 = removed) and ids_restore [N, L].
+    /// </summary>
+    public static (Tensor XMasked, Tensor Mask, Tensor IdsRestore) RandomMasking(Tensor x, double maskRatio, Tensor? noise = null, Generator? generator = null)
+    {
+        long n = x.shape[0], l = x.shape[1], d = x.shape[2];
+        int lenKeep = (int)(l * (1 - maskRatio));
+        using var scope = NewDisposeScope();
+        noise ??= rand(new[] { n, l }, device: x.device, generator: generator);
+        if (noise.shape.Length != 2 || noise.shape[0] != n || noise.shape[1] != l)
+            throw new ArgumentException($"noise must be [N, L] = [{n}, {l}], got [{string.Join(", ", noise.shape)}]");
+        var idsShuffle = argsort(noise, dim: 1);                 // ascend: small is keep
+        var idsRestore = argsort(idsShuffle, dim: 1);
+        var idsKeep = idsShuffle[.., ..lenKeep];
+        var xMasked = gather(x, 1, idsKeep.unsqueeze(-1).expand(n, lenKeep, d));
+        var mask = ones(new[] { n, l }, dtype: x.dtype, device: x.device);
+        mask[.., ..lenKeep] = zeros(1, dtype: x.dtype);
+        mask = gather(mask, 1, idsRestore);                      // unshuffle: 1 = removed
+        return (xMasked.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope(), idsRestore.MoveToOuterDisposeScope());
+    }
+
+    // ---------------------------------------------------------------- forward
+
+    /// <summary>Encoder on the visible patches only. imgs [N, C, H, W] -> latent [N, 1+len_keep, D].</summary>
+    public (Tensor Latent, Tensor Mask, Tensor IdsRestore) ForwardEncoder(Tensor imgs, double maskRatio, Tensor? noise = null, Generator? generator = null)
+    {
+        using var scope = NewDisposeScope();
+        var x = patch_embed.forward(imgs);                                   // [N, L, D]
+        x = x + pos_embed[.., 1..];
+        var (kept, mask, idsRestore) = RandomMasking(x, maskRatio, noise, generator);
+        var cls = (cls_token + pos_embed[.., ..1]).expand(kept.shape[0], -1, -1);
+        x = cat(new[] { cls, kept }, 1);                                     // [N, 1+len_keep, D]
+        foreach (var blk in blocks) x = blk.forward(x);
+        x = norm.forward(x);
+        return (x.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope(), idsRestore.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Encoder on all patches (no masking): [N, 1+L, D] after the final norm. Used by feature extraction and export.</summary>
+    public Tensor ForwardFeatures(Tensor imgs)
+    {
+        using var scope = NewDisposeScope();
+        var x = patch_embed.forward(imgs) + pos_embed[.., 1..];
+        var cls = (cls_token + pos_embed[.., ..1]).expand(x.shape[0], -1, -1);
+        x = cat(new[] { cls, x }, 1);
+        foreach (var blk in blocks) x = blk.forward(x);
+        return norm.forward(x).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Decoder: latent [N, 1+len_keep, D] -> pixel predictions [N, L, p*p*C].</summary>
+    public Tensor ForwardDecoder(Tensor latent, Tensor idsRestore)
+    {
+        using var scope = NewDisposeScope();
+        var x = decoder_embed.forward(latent);                               // [N, 1+K, Dd]
+        long n = x.shape[0], l = idsRestore.shape[1], dd = x.shape[2];
+        var maskTokens = mask_token.expand(n, l + 1 - x.shape[1], dd);
+        var tokens = cat(new[] { x[.., 1..], maskTokens }, 1);               // [N, L, Dd], no cls
+        tokens = gather(tokens, 1, idsRestore.unsqueeze(-1).expand(n, l, dd)); // unshuffle
+        x = cat(new[] { x[.., ..1], tokens }, 1) + decoder_pos_embed;        // [N, 1+L, Dd]
+        foreach (var blk in decoder_blocks) x = blk.forward(x);
+        x = decoder_pred.forward(decoder_norm.forward(x));
+        return x[.., 1..].MoveToOuterDisposeScope();                         // drop cls
+    }
+
+    /// <summary>MSE on removed patches. imgs [N, C, H, W], pred [N, L, p*p*C], mask [N, L].
+    /// With norm_pix_loss the target is normalised per patch (unbiased variance, eps 1e-6).</summary>
+    public Tensor ForwardLoss(Tensor imgs, Tensor pred, Tensor mask)
+    {
+        using var scope = NewDisposeScope();
+        var target = PatchTarget(imgs);
+        var perPatch = (pred - target).square().mean(new long[] { -1 });   // [N, L]
+        return ((perPatch * mask).sum() / mask.sum()).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The regression target: patchified pixels, normalised per patch when <see cref="MaeConfig.NormPixLoss"/>.</summary>
+    public Tensor PatchTarget(Tensor imgs)
+    {
+        using var scope = NewDisposeScope();
+        var target = Patchify(imgs, Config.PatchSize);
+        if (Config.NormPixLoss)
+        {
+            var (variance, mean) = var_mean(target, new long[] { -1 }, unbiased: true, keepdim: true);
+            target = (target - mean) / (variance + 1e-6).sqrt();
+        }
+        return target.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Full pass with the configured mask ratio and fresh uniform noise.</summary>
+    public override MaeOutput forward(Tensor imgs) => Forward(imgs);
+
+    /// <summary>Full pass. Pass <paramref name="noise"/> [N, L] (as Hugging Face's ViTMAE does) for a reproducible mask.</summary>
+    public MaeOutput Forward(Tensor imgs, Tensor? noise = null, double? maskRatio = null, Generator? generator = null)
+    {
+        using var scope = NewDisposeScope();
+        var (latent, mask, idsRestore) = ForwardEncoder(imgs, maskRatio ?? Config.MaskRatio, noise, generator);
+        var pred = ForwardDecoder(latent, idsRestore);
+        var loss = ForwardLoss(imgs, pred, mask);
+        return new MaeOutput(loss.MoveToOuterDisposeScope(), pred.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope(), idsRestore.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Encoder parameters (everything that is not decoder), by state-dict name.</summary>
+    public static bool IsEncoderKey(string name) =>
+        !(name.StartsWith("decoder_") || name == "mask_token");
+}
