@@ -1,1 +1,32 @@
-namespace MaeMl.Cli; static class Program { static int Main(string[] a) { return 0; } }
+using System.CommandLine;
+using MaeMl.Cli.Commands;
+
+namespace MaeMl.Cli;
+
+/// <summary><c>maeml</c>: pretrain, inspect, convert and export Masked Autoencoders from the command line.</summary>
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        var root = new RootCommand("maeml: Masked Autoencoders (MAE) for .NET - pretrain, look at, convert and export ViT encoders.");
+        foreach (var command in Commands()) root.Subcommands.Add(command);
+        try
+        {
+            return root.Parse(args).Invoke();
+        }
+        catch (CliException e)
+        {
+            Console.Error.WriteLine($"maeml: {e.Message}");
+            return 2;
+        }
+    }
+
+    /// <summary>Every subcommand, one file each under Commands/.</summary>
+    public static IEnumerable<Command> Commands()
+    {
+        yield return InfoCommand.Create();
+    }
+}
+
+/// <summary>An error to report in one line without a stack trace (bad input, missing file).</summary>
+public sealed class CliException(string message) : Exception(message);
