@@ -25,6 +25,8 @@ public static class Program
     public static IEnumerable<Command> Commands()
     {
         yield return InfoCommand.Create();
+        yield return PretrainCommand.Create();
+        yield return ReconstructCommand.Create();
     }
 }
 

@@ -201,9 +201,14 @@ public sealed class MaskedAutoencoderViT : nn.Module<Tensor, MaeOutput>
     public MaeOutput Forward(Tensor imgs, Tensor? noise = null, double? maskRatio = null, Generator? generator = null)
     {
         using var scope = NewDisposeScope();
-        var (latent, mask, idsRestore) = ForwardEncoder(imgs, maskRatio ?? Config.MaskRatio, noise, generator);
+        // a bfloat16 copy of the model (mixed precision) computes in bfloat16; the loss is always float32
+        var dtype = cls_token.dtype;
+        var input = imgs.dtype == dtype ? imgs : imgs.to_type(dtype);
+        var (latent, mask, idsRestore) = ForwardEncoder(input, maskRatio ?? Config.MaskRatio, noise, generator);
         var pred = ForwardDecoder(latent, idsRestore);
-        var loss = ForwardLoss(imgs, pred, mask);
+        if (pred.dtype != ScalarType.Float32) { pred = pred.to_type(ScalarType.Float32); mask = mask.to_type(ScalarType.Float32); }
+        var target = imgs.dtype == ScalarType.Float32 ? imgs : imgs.to_type(ScalarType.Float32);
+        var loss = ForwardLoss(target, pred, mask);
         return new MaeOutput(loss.MoveToOuterDisposeScope(), pred.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope(), idsRestore.MoveToOuterDisposeScope());
     }
 

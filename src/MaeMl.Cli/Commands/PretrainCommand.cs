@@ -1,0 +1,68 @@
+using System.CommandLine;
+using MaeMl.Training;
+
+namespace MaeMl.Cli.Commands;
+
+/// <summary><c>maeml pretrain</c>: MAE pretraining on a folder of images.</summary>
+public static class PretrainCommand
+{
+    public static Command Create()
+    {
+        var data = new Option<string>("--data") { Description = "Folder of images (searched recursively; class subfolders are ignored)", Required = true };
+        var output = new Option<string>("--out") { Description = "Output folder for checkpoints, metrics.jsonl and loss-curve.png", DefaultValueFactory = _ => "runs/pretrain" };
+        var model = new Option<string>("--model") { Description = "Preset (see 'maeml info')", DefaultValueFactory = _ => "mae_vit_tiny_patch4_img32" };
+        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 400 };
+        var warmup = new Option<double>("--warmup-epochs") { DefaultValueFactory = _ => 40 };
+        var batch = new Option<int>("--batch-size") { Description = "Images per step", DefaultValueFactory = _ => 64 };
+        var accum = new Option<int>("--accum-iter") { Description = "Gradient accumulation steps", DefaultValueFactory = _ => 1 };
+        var blr = new Option<double>("--blr") { Description = "Base lr: lr = blr x effective batch / 256", DefaultValueFactory = _ => 1.5e-4 };
+        var lr = new Option<double?>("--lr") { Description = "Absolute lr (overrides --blr)" };
+        var minLr = new Option<double>("--min-lr") { DefaultValueFactory = _ => 0.0 };
+        var wd = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.05 };
+        var maskRatio = new Option<double?>("--mask-ratio") { Description = "Fraction of patches removed (default 0.75)" };
+        var noNormPix = new Option<bool>("--no-norm-pix-loss") { Description = "Regress raw (ImageNet-normalised) pixels instead of per-patch normalised ones" };
+        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
+        var limit = new Option<int?>("--limit") { Description = "Use at most this many images" };
+        var resume = new Option<string?>("--resume") { Description = "Checkpoint to continue from, or 'auto' (OUT/checkpoint-last.maeml if present)" };
+        var timeLimit = new Option<string?>("--time-limit") { Description = "Stop cleanly after this long (e.g. 60s, 20m); resume later" };
+        var ckptMinutes = new Option<double>("--checkpoint-minutes") { Description = "Mid-epoch checkpoint interval", DefaultValueFactory = _ => 5 };
+        var saveEvery = new Option<int>("--save-every") { Description = "Also keep checkpoint-epochN every N epochs", DefaultValueFactory = _ => 0 };
+        var precision = new Option<TrainingPrecision>("--precision") { Description = "Float32 or BFloat16 (float32 master weights)", DefaultValueFactory = _ => TrainingPrecision.Float32 };
+        var threads = new Option<int>("--threads") { Description = "Torch threads (0 = default)", DefaultValueFactory = _ => 0 };
+        var prefetch = new Option<int>("--prefetch") { Description = "Batches decoded ahead", DefaultValueFactory = _ => 6 };
+        var command = new Command("pretrain", "MAE pretraining on a folder of images (main_pretrain.py).")
+        { data, output, model, epochs, warmup, batch, accum, blr, lr, minLr, wd, maskRatio, noNormPix, seed, limit, resume, timeLimit, ckptMinutes, saveEvery, precision, threads, prefetch };
+        command.SetAction(r =>
+        {
+            var config = CliParsing.Preset(r.GetValue(model)!);
+            if (r.GetValue(maskRatio) is double m) config = config with { MaskRatio = m };
+            if (r.GetValue(noNormPix)) config = config with { NormPixLoss = false };
+            var options = new PretrainOptions
+            {
+                DataDir = r.GetValue(data)!, OutputDir = r.GetValue(output)!, Model = config, Epochs = r.GetValue(epochs),
+                WarmupEpochs = r.GetValue(warmup), BatchSize = r.GetValue(batch), AccumIter = r.GetValue(accum), BaseLr = r.GetValue(blr),
+                Lr = r.GetValue(lr), MinLr = r.GetValue(minLr), WeightDecay = r.GetValue(wd), Seed = r.GetValue(seed), Limit = r.GetValue(limit),
+                Resume = r.GetValue(resume), TimeLimit = CliParsing.Duration(r.GetValue(timeLimit)), CheckpointMinutes = r.GetValue(ckptMinutes),
+                SaveEveryEpochs = r.GetValue(saveEvery), Precision = r.GetValue(precision), Threads = r.GetValue(threads), Prefetch = r.GetValue(prefetch),
+            };
+            return Run(options);
+        });
+        return command;
+    }
+
+    public static int Run(PretrainOptions options)
+    {
+        try
+        {
+            var result = new Pretrainer(options).Run();
+            Console.WriteLine($"done: {result.EpochsDone} epoch(s), {result.OptimizerSteps} optimizer steps, last epoch loss {result.LastEpochLoss:F4}, " +
+                              $"{result.ImagesPerSecond:F0} img/s overall; checkpoint {result.CheckpointPath}" +
+                              (result.StoppedByTimeLimit ? " (stopped by the time limit: continue with --resume auto)" : ""));
+            return 0;
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or NonFiniteLossException)
+        {
+            throw new CliException(e.Message);
+        }
+    }
+}

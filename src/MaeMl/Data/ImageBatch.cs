@@ -1,0 +1,14 @@
+using static TorchSharp.torch;
+
+namespace MaeMl.Data;
+
+/// <summary>A decoded, transformed batch: <see cref="Pixels"/> holds <see cref="Count"/> CHW images back to back.</summary>
+public sealed record ImageBatch(int Index, float[] Pixels, int[] Labels, int Count, int Channels, int Size)
+{
+    /// <summary>Images [Count, C, H, W] float32.</summary>
+    public Tensor ImagesTensor() =>
+        tensor(Pixels.AsSpan(0, Count * Channels * Size * Size).ToArray(), new long[] { Count, Channels, Size, Size });
+
+    /// <summary>Labels [Count] int64.</summary>
+    public Tensor LabelsTensor() => tensor(Labels.AsSpan(0, Count).ToArray().Select(l => (long)l).ToArray(), new long[] { Count });
+}

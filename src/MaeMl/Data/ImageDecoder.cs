@@ -1,0 +1,76 @@
+using SkiaSharp;
+
+namespace MaeMl.Data;
+
+/// <summary>Raised for an image that cannot be decoded; names the file.</summary>
+public sealed class ImageDecodeException(string path, string problem) : IOException($"Cannot decode image '{path}': {problem}")
+{
+    public string ImagePath { get; } = path;
+}
+
+/// <summary>
+/// Decodes image files with SkiaSharp into 8-bit RGB: grayscale is expanded, alpha is dropped (as PIL's
+/// <c>convert('RGB')</c>), CMYK JPEGs and 16-bit PNGs are converted by Skia's codecs.
+/// </summary>
+public static class ImageDecoder
+{
+    /// <summary>Decodes to an unpremultiplied RGBA8888 bitmap (the caller disposes it).</summary>
+    public static SKBitmap DecodeBitmap(string path)
+    {
+        byte[] data;
+        try { data = File.ReadAllBytes(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new ImageDecodeException(path, e.Message); }
+        return DecodeBitmap(data, path);
+    }
+
+    public static SKBitmap DecodeBitmap(byte[] data, string nameForErrors)
+    {
+        if (data.Length == 0) throw new ImageDecodeException(nameForErrors, "the file is empty");
+        using var skData = SKData.CreateCopy(data);
+        using var codec = SKCodec.Create(skData) ?? throw new ImageDecodeException(nameForErrors, "unknown or corrupt image format");
+        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        if (info.Width <= 0 || info.Height <= 0) throw new ImageDecodeException(nameForErrors, $"invalid size {info.Width}x{info.Height}");
+        // decode unpremultiplied into an opaque bitmap, then set alpha to 255: colours stay as stored (PIL's convert('RGB'))
+        var bitmap = new SKBitmap(info.WithAlphaType(SKAlphaType.Opaque));
+        var result = codec.GetPixels(info, bitmap.GetPixels());
+        if (result != SKCodecResult.Success && result != SKCodecResult.IncompleteInput)
+        {
+            bitmap.Dispose();
+            throw new ImageDecodeException(nameForErrors, $"decoder said {result}");
+        }
+        if (result == SKCodecResult.IncompleteInput)
+        {
+            bitmap.Dispose();
+            throw new ImageDecodeException(nameForErrors, "the file is truncated");
+        }
+        var pixels = bitmap.GetPixelSpan();
+        unsafe
+        {
+            byte* p = (byte*)bitmap.GetPixels();
+            for (int i = 3; i < pixels.Length; i += 4) p[i] = 255;
+        }
+        return bitmap;
+    }
+
+    /// <summary>Decodes a file to an opaque RGBA8888 bitmap resized (squashed) to size x size with bicubic filtering.</summary>
+    public static SKBitmap DecodeResized(string path, int size)
+    {
+        using var bitmap = DecodeBitmap(path);
+        return ImageTransforms.CropResize(bitmap, new SKRect(0, 0, bitmap.Width, bitmap.Height), size, size);
+    }
+
+    /// <summary>Interleaved RGB bytes [H, W, 3] of an RGBA8888 bitmap.</summary>
+    public static byte[] ToRgb(SKBitmap bitmap)
+    {
+        var rgba = bitmap.GetPixelSpan();
+        int n = bitmap.Width * bitmap.Height;
+        var rgb = new byte[n * 3];
+        for (int i = 0; i < n; i++)
+        {
+            rgb[3 * i] = rgba[4 * i];
+            rgb[3 * i + 1] = rgba[4 * i + 1];
+            rgb[3 * i + 2] = rgba[4 * i + 2];
+        }
+        return rgb;
+    }
+}

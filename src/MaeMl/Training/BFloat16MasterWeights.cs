@@ -1,0 +1,55 @@
+using MaeMl.Model;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace MaeMl.Training;
+
+/// <summary>
+/// Mixed precision without autocast (TorchSharp has none): a bfloat16 working copy of the model runs forward and
+/// backward, the float32 master model keeps the weights the optimizer updates. Before each forward the master weights are
+/// copied into the working copy; after each backward its gradients are added, in float32, to the master gradients.
+/// The loss itself is computed in float32 (see <see cref="MaskedAutoencoderViT.Forward"/>).
+/// </summary>
+public sealed class BFloat16MasterWeights : IDisposable
+{
+    readonly List<(Parameter Master, Parameter Work)> trainable = new();
+
+    public MaskedAutoencoderViT Work { get; }
+
+    public BFloat16MasterWeights(MaskedAutoencoderViT master)
+    {
+        Work = new MaskedAutoencoderViT(master.Config);
+        Work.to(ScalarType.BFloat16);
+        var work = Work.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        using var _ = no_grad();
+        foreach (var (name, p) in master.named_parameters())
+        {
+            work[name].copy_(p);
+            if (p.requires_grad) trainable.Add((p, work[name]));
+        }
+    }
+
+    /// <summary>Copies the master weights into the working copy (call before forward).</summary>
+    public void PullWeights()
+    {
+        using var _ = no_grad();
+        foreach (var (master, work) in trainable) work.copy_(master);
+    }
+
+    /// <summary>Adds the working copy's gradients to the master gradients in float32 and clears them (call after backward).</summary>
+    public void PushGradients()
+    {
+        using var _ = no_grad();
+        foreach (var (master, work) in trainable)
+        {
+            var g = work.grad;
+            if (g is null) continue;
+            if (master.grad is null) master.grad = g.to_type(ScalarType.Float32);
+            else master.grad.add_(g);
+            g.zero_();
+        }
+    }
+
+    public void Dispose() => Work.Dispose();
+}

@@ -1,0 +1,37 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace MaeMl.Training;
+
+/// <summary>Metrics as JSON lines (one object per step or epoch), appended and flushed as training goes.</summary>
+public sealed class MetricsLog : IDisposable
+{
+    readonly StreamWriter writer;
+    public string Path { get; }
+
+    /// <summary>Opens the log; when resuming, drops entries at or after <paramref name="resumeIter"/> (work the resumed run redoes).</summary>
+    public MetricsLog(string path, long? resumeIter = null)
+    {
+        Path = path;
+        if (resumeIter is long keepBelow && File.Exists(path))
+        {
+            var kept = File.ReadAllLines(path).Where(line =>
+            {
+                try { return JsonNode.Parse(line)?["iter"]?.GetValue<long>() is long it && it < keepBelow; }
+                catch (JsonException) { return false; }
+            }).ToList();
+            File.WriteAllLines(path, kept);
+        }
+        else if (resumeIter is null && File.Exists(path)) File.Delete(path);
+        writer = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read)) { AutoFlush = true };
+    }
+
+    public void Write(JsonObject entry) => writer.WriteLine(entry.ToJsonString());
+
+    /// <summary>Reads (iter, loss) pairs of step entries from a metrics file.</summary>
+    public static List<(long Iter, double Loss, double Epoch)> ReadLoss(string path) =>
+        File.ReadAllLines(path).Select(l => JsonNode.Parse(l)!).Where(n => n["type"]?.GetValue<string>() == "step")
+            .Select(n => (n["iter"]!.GetValue<long>(), n["loss"]!.GetValue<double>(), n["epoch_f"]!.GetValue<double>())).ToList();
+
+    public void Dispose() => writer.Dispose();
+}

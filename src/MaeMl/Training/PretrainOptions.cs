@@ -1,0 +1,61 @@
+using MaeMl.Model;
+
+namespace MaeMl.Training;
+
+/// <summary>Settings of an MAE pretraining run (names and defaults of the official <c>main_pretrain.py</c>).</summary>
+public sealed record PretrainOptions
+{
+    /// <summary>Folder of images, searched recursively; class subfolders are ignored.</summary>
+    public required string DataDir { get; init; }
+    /// <summary>Where checkpoints, metrics.jsonl, loss-curve.png go.</summary>
+    public required string OutputDir { get; init; }
+    public MaeConfig Model { get; init; } = MaePresets.MaeVitTinyPatch4Img32Dec128d2b;
+    public int Epochs { get; init; } = 400;
+    public double WarmupEpochs { get; init; } = 40;
+    /// <summary>Images per forward/backward.</summary>
+    public int BatchSize { get; init; } = 64;
+    /// <summary>Gradient accumulation steps: effective batch = BatchSize x AccumIter.</summary>
+    public int AccumIter { get; init; } = 1;
+    /// <summary>base lr: absolute lr = blr x effective batch / 256.</summary>
+    public double BaseLr { get; init; } = 1.5e-4;
+    /// <summary>Absolute lr; overrides <see cref="BaseLr"/> when set.</summary>
+    public double? Lr { get; init; }
+    public double MinLr { get; init; }
+    public double WeightDecay { get; init; } = 0.05;
+    public int Seed { get; init; }
+    /// <summary>RandomResizedCrop minimum area fraction.</summary>
+    public double MinCropScale { get; init; } = 0.2;
+    /// <summary>Batches decoded ahead.</summary>
+    public int Prefetch { get; init; } = 6;
+    /// <summary>Use at most this many images (evenly spaced), for quick runs.</summary>
+    public int? Limit { get; init; }
+    /// <summary>Also keep checkpoint-epochN.maeml every N epochs (0: only checkpoint-last).</summary>
+    public int SaveEveryEpochs { get; init; }
+    /// <summary>Mid-epoch checkpoint interval, so a kill loses at most this much work.</summary>
+    public double CheckpointMinutes { get; init; } = 5;
+    /// <summary>Stop cleanly (with a checkpoint) after this long; resume later with <see cref="Resume"/>.</summary>
+    public TimeSpan? TimeLimit { get; init; }
+    /// <summary>Checkpoint to continue from, or "auto" for OutputDir/checkpoint-last.maeml when it exists.</summary>
+    public string? Resume { get; init; }
+    /// <summary>Compute precision: float32, or bfloat16 with float32 master weights (needs AVX512-BF16/AMX for speed).</summary>
+    public TrainingPrecision Precision { get; init; } = TrainingPrecision.Float32;
+    /// <summary>Torch intra-op threads (0: library default).</summary>
+    public int Threads { get; init; }
+
+    public int EffectiveBatchSize => BatchSize * AccumIter;
+    public double PeakLr => Lr ?? LearningRateSchedule.ScaledLr(BaseLr, EffectiveBatchSize);
+
+    public PretrainOptions Validate()
+    {
+        Model.Validate();
+        if (Epochs <= 0) throw new ArgumentException($"epochs must be positive, got {Epochs}");
+        if (WarmupEpochs < 0) throw new ArgumentException($"warmup epochs must be >= 0, got {WarmupEpochs}");
+        if (BatchSize <= 0 || AccumIter <= 0) throw new ArgumentException($"batch size ({BatchSize}) and accum iter ({AccumIter}) must be positive");
+        if (PeakLr <= 0) throw new ArgumentException($"learning rate must be positive, got {PeakLr}");
+        if (MinCropScale <= 0 || MinCropScale > 1) throw new ArgumentException($"min crop scale must be in (0, 1], got {MinCropScale}");
+        return this;
+    }
+}
+
+/// <summary>Arithmetic precision of training steps.</summary>
+public enum TrainingPrecision { Float32, BFloat16 }
