@@ -1,0 +1,152 @@
+using MaeMl.Checkpoints;
+using MaeMl.Model;
+using MaeMl.Training;
+using Xunit;
+
+namespace MaeMl.Tests.Training;
+
+public class PretrainerTests
+{
+    static readonly MaeConfig Tiny = new()
+    {
+        ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2,
+    };
+
+    static PretrainOptions Options(string data, string output) => new()
+    {
+        DataDir = data, OutputDir = output, Model = Tiny, Epochs = 3, WarmupEpochs = 1, BatchSize = 8, Lr = 1e-3, Seed = 7, Prefetch = 2,
+    };
+
+    static List<double> Losses(string output) => MetricsLog.ReadLoss(Path.Combine(output, "metrics.jsonl")).Select(x => x.Loss).ToList();
+
+    [Fact]
+    public void LossFallsAndArtifactsAreWritten()
+    {
+        var data = TestImages.TempDir("data");
+        TestImages.Write(data, 64, size: 24);
+        var output = TestImages.TempDir("out");
+        var result = new Pretrainer(Options(data, output) with { Epochs = 8 }, new ConsoleProgress(TextWriter.Null), _ => { }).Run();
+        var losses = Losses(output);
+        Assert.Equal(8 * 8, losses.Count);
+        Assert.True(losses.TakeLast(8).Average() < losses.Take(8).Average() * 0.9, $"loss did not fall: {losses.Take(8).Average():F4} -> {losses.TakeLast(8).Average():F4}");
+        Assert.Equal(8, result.EpochsDone);
+        Assert.Equal(64, result.OptimizerSteps);
+        Assert.True(File.Exists(Path.Combine(output, "loss-curve.png")));
+        var header = MaeCheckpoint.ReadHeader(result.CheckpointPath);
+        Assert.Equal(Tiny, header.Config);
+        Assert.Equal(8, header.Training["epoch"]!.GetValue<int>());
+        Assert.True(header.HasOptimizer);
+    }
+
+    [Fact]
+    public void ResumedRunReproducesTheUninterruptedLossTrajectory()
+    {
+        var data = TestImages.TempDir("data");
+        TestImages.Write(data, 40, size: 20);
+        var straight = TestImages.TempDir("straight");
+        new Pretrainer(Options(data, straight), new ConsoleProgress(TextWriter.Null), _ => { }).Run();
+
+        var chunked = TestImages.TempDir("chunked");
+        // a zero time limit stops at the first accumulation boundary, mid-epoch, with a checkpoint
+        var first = new Pretrainer(Options(data, chunked) with { TimeLimit = TimeSpan.Zero }, new ConsoleProgress(TextWriter.Null), _ => { }).Run();
+        Assert.True(first.StoppedByTimeLimit);
+        Assert.Equal(1, MaeCheckpoint.ReadHeader(first.CheckpointPath).Training["step_in_epoch"]!.GetValue<int>());
+        // simulate a crash after more steps were logged but before the next checkpoint: those lines are redone
+        File.AppendAllText(Path.Combine(chunked, "metrics.jsonl"), "{\"type\":\"step\",\"iter\":3,\"epoch\":0,\"step\":3,\"epoch_f\":0.8,\"loss\":99}\n");
+        new Pretrainer(Options(data, chunked) with { Resume = "auto" }, new ConsoleProgress(TextWriter.Null), _ => { }).Run();
+
+        var a = Losses(straight);
+        var b = Losses(chunked);
+        Assert.Equal(a.Count, b.Count);
+        for (int i = 0; i < a.Count; i++) Assert.True(Math.Abs(a[i] - b[i]) <= 1e-6, $"step {i}: {a[i]} vs {b[i]}");
+    }
+
+    [Fact]
+    public void GradientAccumulationStepsTheOptimizerEveryKBatches()
+    {
+        var data = TestImages.TempDir("data");
+        TestImages.Write(data, 32, size: 16);
+        var output = TestImages.TempDir("out");
+        var result = new Pretrainer(Options(data, output) with { Epochs = 1, AccumIter = 2 }, new ConsoleProgress(TextWriter.Null), _ => { }).Run();
+        Assert.Equal(2, result.OptimizerSteps); // 4 batches of 8, accumulated in pairs
+    }
+
+    [Fact]
+    public void UnreadableImagesAreSkippedAndNamed()
+    {
+        var data = TestImages.TempDir("data");
+        TestImages.Write(data, 24, size: 16);
+        var corrupt = Path.Combine(data, "corrupt.jpg");
+        File.WriteAllBytes(corrupt, new byte[] { 0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3 });
+        var truncated = Path.Combine(data, "truncated.png");
+        File.WriteAllBytes(truncated, File.ReadAllBytes(Directory.GetFiles(data, "*.png")[0])[..60]);
+        File.WriteAllBytes(Path.Combine(data, "empty.png"), Array.Empty<byte>());
+        var messages = new List<string>();
+        var output = TestImages.TempDir("out");
+        var result = new Pretrainer(Options(data, output) with { Epochs = 2 }, new ConsoleProgress(TextWriter.Null), m => { lock (messages) messages.Add(m); }).Run();
+        Assert.Equal(2, result.EpochsDone);
+        Assert.Contains(corrupt, result.SkippedImages.Keys);
+        Assert.Contains(truncated, result.SkippedImages.Keys);
+        Assert.Equal(3, result.SkippedImages.Count);
+        Assert.Contains(messages, m => m.Contains(corrupt));
+        Assert.Single(messages, m => m.Contains(truncated)); // logged once, not every epoch
+    }
+
+    [Fact]
+    public void DivergingLossStopsWithAMessageAndKeepsTheLastGoodCheckpoint()
+    {
+        var data = TestImages.TempDir("data");
+        TestImages.Write(data, 16, size: 16);
+        var output = TestImages.TempDir("out");
+        new Pretrainer(Options(data, output) with { Epochs = 1 }, new ConsoleProgress(TextWriter.Null), _ => { }).Run();
+        var good = File.ReadAllBytes(Path.Combine(output, Pretrainer.LastCheckpointName));
+        var ex = Assert.Throws<NonFiniteLossException>(() =>
+            new Pretrainer(Options(data, output) with { Epochs = 50, Lr = 1e35, WarmupEpochs = 0, Resume = "auto" }, new ConsoleProgress(TextWriter.Null), _ => { }).Run());
+        Assert.Contains("Loss is", ex.Message);
+        Assert.Contains(Pretrainer.LastCheckpointName, ex.Message);
+        Assert.True(MaeCheckpoint.IsCheckpoint(Path.Combine(output, Pretrainer.LastCheckpointName)));
+        using var model = MaeCheckpoint.LoadModel(Path.Combine(output, Pretrainer.LastCheckpointName));
+        Assert.All(model.parameters(), p => Assert.True(TorchSharp.torch.isfinite(p).all().item<bool>()));
+    }
+
+    [Fact]
+    public void EmptyOrMissingFoldersAreClearErrors()
+    {
+        var empty = TestImages.TempDir("empty");
+        File.WriteAllText(Path.Combine(empty, "notes.txt"), "no images here");
+        var ex = Assert.Throws<InvalidDataException>(() => new Pretrainer(Options(empty, TestImages.TempDir("o")), new ConsoleProgress(TextWriter.Null)).Run());
+        Assert.Contains(empty, ex.Message);
+        Assert.Contains("no images", ex.Message);
+        var missing = Path.Combine(empty, "nope");
+        var ex2 = Assert.Throws<DirectoryNotFoundException>(() => new Pretrainer(Options(missing, TestImages.TempDir("o")), new ConsoleProgress(TextWriter.Null)).Run());
+        Assert.Contains(missing, ex2.Message);
+    }
+
+    [Fact]
+    public void ScheduleWarmsUpPerStepThenFollowsAHalfCosine()
+    {
+        var s = new LearningRateSchedule(PeakLr: 1e-3, MinLr: 1e-5, WarmupEpochs: 2, Epochs: 10);
+        Assert.Equal(0, s.At(0));
+        Assert.Equal(2.5e-4, s.At(0.5), 12);
+        Assert.Equal(1e-3, s.At(2), 12);
+        Assert.Equal(1e-5 + (1e-3 - 1e-5) * 0.5, s.At(6), 12);
+        Assert.Equal(1e-5, s.At(10), 12);
+        Assert.Equal(1.5e-4 * 4096 / 256, LearningRateSchedule.ScaledLr(1.5e-4, 4096), 12);
+    }
+
+    [Fact]
+    public void WeightDecaySkipsBiasesNormsAndFixedTables()
+    {
+        using var model = new MaskedAutoencoderViT(Tiny);
+        var (decay, noDecay) = ParameterGroups.SplitWeightDecay(model);
+        var decayNames = decay.Select(d => d.Name).ToHashSet();
+        var noDecayNames = noDecay.Select(d => d.Name).ToHashSet();
+        Assert.Contains("blocks.0.attn.qkv.weight", decayNames);
+        Assert.Contains("patch_embed.proj.weight", decayNames);
+        Assert.Contains("cls_token", decayNames);              // 3-D: decayed, as timm 0.3.2's add_weight_decay does
+        Assert.Contains("blocks.0.attn.qkv.bias", noDecayNames);
+        Assert.Contains("norm.weight", noDecayNames);
+        Assert.DoesNotContain("pos_embed", decayNames.Concat(noDecayNames)); // fixed: not optimised at all
+        Assert.Equal(model.parameters().Count(p => p.requires_grad), decay.Count + noDecay.Count);
+    }
+}
