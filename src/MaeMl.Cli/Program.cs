@@ -27,6 +27,7 @@ public static class Program
         yield return InfoCommand.Create();
         yield return PretrainCommand.Create();
         yield return ReconstructCommand.Create();
+        yield return BenchCommand.Create();
     }
 }
 

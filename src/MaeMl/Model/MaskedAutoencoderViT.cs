@@ -212,6 +212,30 @@ public sealed class MaskedAutoencoderViT : nn.Module<Tensor, MaeOutput>
         return new MaeOutput(loss.MoveToOuterDisposeScope(), pred.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope(), idsRestore.MoveToOuterDisposeScope());
     }
 
+    /// <summary>
+    /// The design MAE replaced, for benchmarks: the encoder runs on all 1+L tokens, removed patches replaced by a (zero)
+    /// mask token plus their position embedding, and the decoder (no unshuffle needed) predicts every patch; same loss.
+    /// Costs what a BEiT/SimMIM-style symmetric masked model costs with this architecture.
+    /// </summary>
+    public MaeOutput ForwardFullSequenceBaseline(Tensor imgs, Tensor noise, double? maskRatio = null)
+    {
+        using var scope = NewDisposeScope();
+        var dtype = cls_token.dtype;
+        var input = imgs.dtype == dtype ? imgs : imgs.to_type(dtype);
+        var tokens = patch_embed.forward(input);                                         // [N, L, D]
+        long n = tokens.shape[0], l = tokens.shape[1];
+        var (_, mask, idsRestore) = RandomMasking(tokens, maskRatio ?? Config.MaskRatio, noise);
+        var x = tokens * (1 - mask.to_type(dtype)).unsqueeze(-1) + pos_embed[.., 1..];  // mask token = 0 at removed positions
+        x = cat(new[] { (cls_token + pos_embed[.., ..1]).expand(n, -1, -1), x }, 1);  // [N, 1+L, D]
+        foreach (var blk in blocks) x = blk.forward(x);
+        x = decoder_embed.forward(norm.forward(x)) + decoder_pos_embed;                  // [N, 1+L, Dd]
+        foreach (var blk in decoder_blocks) x = blk.forward(x);
+        var pred = decoder_pred.forward(decoder_norm.forward(x))[.., 1..].to_type(ScalarType.Float32);
+        var mask32 = mask.to_type(ScalarType.Float32);
+        var loss = ForwardLoss(imgs.to_type(ScalarType.Float32), pred, mask32);
+        return new MaeOutput(loss.MoveToOuterDisposeScope(), pred.MoveToOuterDisposeScope(), mask32.MoveToOuterDisposeScope(), idsRestore.MoveToOuterDisposeScope());
+    }
+
     /// <summary>Encoder parameters (everything that is not decoder), by state-dict name.</summary>
     public static bool IsEncoderKey(string name) =>
         !(name.StartsWith("decoder_") || name == "mask_token");
