@@ -28,6 +28,7 @@ public static class Program
         yield return PretrainCommand.Create();
         yield return ReconstructCommand.Create();
         yield return BenchCommand.Create();
+        yield return QuickstartCommand.Create();
     }
 }
 
