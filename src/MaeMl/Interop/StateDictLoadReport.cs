@@ -30,6 +30,10 @@ public sealed class StateDictLoadReport(string file)
     public List<string> Interpolated { get; } = new();
     /// <summary>Where settings came from (heads, format, naming).</summary>
     public List<string> Notes { get; } = new();
+    /// <summary>Tensors in the model's state dict.</summary>
+    public int ModelTensors { get; set; }
+    /// <summary>Model tensors the file has with a usable shape (all loaded unless strict loading refused the file).</summary>
+    public int Matching { get; set; }
 
     /// <summary>True when nothing is missing, unexpected or mis-shaped (what strict loading requires).</summary>
     public bool IsComplete => Missing.Count == 0 && Unexpected.Count == 0 && Mismatched.Count == 0;
@@ -37,8 +41,9 @@ public sealed class StateDictLoadReport(string file)
     public override string ToString()
     {
         var sb = new StringBuilder();
-        int total = Loaded.Count + Missing.Count + Initialised.Count + Mismatched.Count;
-        sb.Append($"'{File}': loaded {Loaded.Count} of the model's {total} tensors");
+        sb.Append(Loaded.Count == 0 && Matching > 0
+            ? $"'{File}': nothing loaded; {Matching} of the model's {ModelTensors} tensors match"
+            : $"'{File}': loaded {Loaded.Count} of the model's {ModelTensors} tensors");
         foreach (var note in Notes) sb.Append($"\n  {note}");
         void List(string title, IReadOnlyCollection<string> items)
         {

@@ -22,7 +22,8 @@ public static class StateDictLoader
     {
         var target = module.state_dict();
         var plan = new List<(string Name, Tensor Value, bool Interpolate)>();
-        foreach (var (name, value) in source)
+        report.ModelTensors = target.Count;
+        foreach (var (name, value) in source.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             if (ignore?.Invoke(name) == true) { report.Ignored.Add(name); continue; }
             if (!target.TryGetValue(name, out var dest)) { report.Unexpected.Add(name); continue; }
@@ -38,6 +39,7 @@ public static class StateDictLoader
         }
         foreach (var name in target.Keys.Where(n => !source.ContainsKey(n) || ignore?.Invoke(n) == true))
             (expectedMissing?.Invoke(name) == true ? report.Initialised : report.Missing).Add(name);
+        report.Matching = plan.Count;
         if (strict && !report.IsComplete) throw new StateDictMismatchException(report);
 
         using var _ = no_grad();
