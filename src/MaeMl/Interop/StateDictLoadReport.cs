@@ -47,7 +47,7 @@ public sealed class StateDictLoadReport(string file)
         foreach (var note in Notes) sb.Append($"\n  {note}");
         void List(string title, IReadOnlyCollection<string> items)
         {
-            if (items.Count > 0) sb.Append($"\n  {title} ({items.Count}): {string.Join(", ", items)}");
+            if (items.Count > 0) sb.Append($"\n  {title} ({items.Count}): {string.Join(", ", Compact(items))}");
         }
         List("missing from the file, left at initialisation", Missing);
         List("initialised (expected to be absent)", Initialised);
@@ -56,6 +56,19 @@ public sealed class StateDictLoadReport(string file)
         if (Mismatched.Count > 0) sb.Append($"\n  shape mismatch ({Mismatched.Count}): {string.Join("; ", Mismatched)}");
         List("position table interpolated", Interpolated);
         return sb.ToString();
+    }
+
+    /// <summary>Long lists collapse repeated blocks: <c>decoder_blocks.* (96)</c> instead of 96 names.</summary>
+    static IEnumerable<string> Compact(IReadOnlyCollection<string> names)
+    {
+        if (names.Count <= 12) return names;
+        return names.GroupBy(n =>
+            {
+                var parts = n.Split('.');
+                int i = Array.FindIndex(parts, p => p.Length > 0 && p.All(char.IsAsciiDigit));
+                return i > 0 ? string.Join('.', parts[..i]) + ".*" : n;
+            })
+            .Select(g => g.Count() == 1 ? g.First() : $"{g.Key} ({g.Count()})");
     }
 }
 
