@@ -12,7 +12,8 @@ public static class Program
         foreach (var command in Commands()) root.Subcommands.Add(command);
         try
         {
-            return root.Parse(args).Invoke();
+            // CliException must reach the catch below (one line, exit code 2), not System.CommandLine's stack-trace printer
+            return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (CliException e)
         {
@@ -29,6 +30,8 @@ public static class Program
         yield return ReconstructCommand.Create();
         yield return BenchCommand.Create();
         yield return QuickstartCommand.Create();
+        yield return InspectCommand.Create();
+        yield return ConvertCommand.Create();
     }
 }
 

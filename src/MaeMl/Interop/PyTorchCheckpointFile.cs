@@ -1,0 +1,104 @@
+using System.Collections;
+using System.IO.Compression;
+using MaeMl.Checkpoints;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace MaeMl.Interop;
+
+/// <summary>What a <c>torch.save</c> file held.</summary>
+/// <param name="StateDict">The tensors of the state dict, by name (the caller disposes them).</param>
+/// <param name="Key">The top-level entry the state dict came from (<c>model</c> in the official MAE files), or null for a bare state dict.</param>
+/// <param name="OtherEntries">The other top-level entries (e.g. <c>optimizer</c>, <c>epoch</c>, <c>args</c>), not loaded.</param>
+public sealed record PyTorchCheckpointContents(Dictionary<string, Tensor> StateDict, string? Key, IReadOnlyList<string> OtherEntries);
+
+/// <summary>
+/// Reads and writes <c>torch.save</c> zip archives as the official facebookresearch/mae code writes them:
+/// <c>{'model': state_dict}</c> (plus, for training checkpoints, <c>optimizer</c>, <c>epoch</c>, <c>scaler</c>, <c>args</c>).
+/// Reading runs <see cref="SafePickleValidator"/> over the pickle first, then TorchSharp.PyBridge's unpickler;
+/// PyBridge's own <c>load_py</c> is not used because it expects a bare state dict and fails on the <c>{'model': ...}</c> nesting.
+/// </summary>
+public static class PyTorchCheckpointFile
+{
+    /// <summary>Top-level entries tried, in order, when the file is not a bare state dict.</summary>
+    public static readonly IReadOnlyList<string> StateDictKeys = new[] { "model", "state_dict", "model_state", "module" };
+
+    /// <summary>Reads the state dict. <paramref name="key"/> picks the top-level entry (default: a bare state dict, else
+    /// <c>model</c>, <c>state_dict</c>, ...). Refuses unsafe pickles; truncated or corrupt files give an error naming the file.</summary>
+    public static PyTorchCheckpointContents Read(string path, string? key = null)
+    {
+        var format = ModelFileFormats.Detect(path);
+        if (format == ModelFileFormat.LegacyPickle)
+        {
+            SafePickleValidator.Validate(File.ReadAllBytes(path), path);
+            throw new InvalidDataException($"'{path}' is a bare pickle (the legacy pre-1.6 torch.save format), which MaeMl does not read; re-save it with a current PyTorch (torch.save uses the zip format by default)");
+        }
+        if (format != ModelFileFormat.PyTorch) throw new InvalidDataException($"'{path}' is not a torch.save zip archive (it looks like {format})");
+
+        Hashtable top;
+        try
+        {
+            using var stream = File.OpenRead(path);
+            using (var archive = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true))
+            {
+                var pickles = archive.Entries.Where(e => e.Name == "data.pkl").ToList();
+                if (pickles.Count != 1) throw new InvalidDataException($"'{path}' is a zip archive but not a torch.save file: expected one data.pkl, found {pickles.Count}");
+                using var pkl = pickles[0].Open();
+                using var buffer = new MemoryStream();
+                pkl.CopyTo(buffer);
+                SafePickleValidator.Validate(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), path);
+            }
+            stream.Position = 0;
+            top = PyTorchUnpickler.UnpickleStateDict(stream, leaveOpen: true);
+        }
+        catch (UnsafePickleException) { throw; }
+        catch (Exception e) when (e is InvalidDataException or IOException or InvalidCastException or NotImplementedException or IndexOutOfRangeException
+                                      or ArgumentException or InvalidOperationException or Razorvine.Pickle.PickleException)
+        {
+            if (e is InvalidDataException && e.Message.Contains(path)) throw;
+            throw new InvalidDataException($"'{path}' could not be read as a PyTorch checkpoint (truncated or corrupt?): {e.Message}", e);
+        }
+        return Unwrap(top, path, key);
+    }
+
+    static PyTorchCheckpointContents Unwrap(Hashtable top, string path, string? key)
+    {
+        var topKeys = top.Keys.Cast<object>().Select(k => k.ToString()!).ToList();
+        IDictionary? source = null;
+        string? used = null;
+        if (key is not null)
+        {
+            source = top[key] as IDictionary ?? throw new InvalidDataException($"'{path}' has no state dict under '{key}'; its entries are: {string.Join(", ", topKeys)}");
+            used = key;
+        }
+        else if (top.Count > 0 && top.Values.Cast<object?>().All(v => v is Tensor)) source = top;
+        else
+        {
+            used = StateDictKeys.FirstOrDefault(k => top[k] is IDictionary d && d.Values.Cast<object?>().Any(v => v is Tensor));
+            source = used is null ? null : (IDictionary)top[used]!;
+        }
+        if (source is null)
+        {
+            foreach (var v in top.Values) (v as Tensor)?.Dispose();
+            throw new InvalidDataException($"'{path}' holds no state dict: expected tensors by name, or one of the entries {string.Join(", ", StateDictKeys)}; found entries {string.Join(", ", topKeys)}");
+        }
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (DictionaryEntry e in source)
+            if (e.Value is Tensor t) result[e.Key.ToString()!] = t;
+        // DistributedDataParallel wraps names in "module."
+        if (result.Count > 0 && result.Keys.All(k => k.StartsWith("module.", StringComparison.Ordinal)))
+            result = result.ToDictionary(kv => kv.Key["module.".Length..], kv => kv.Value, StringComparer.Ordinal);
+        return new PyTorchCheckpointContents(result, used, used is null ? Array.Empty<string>() : topKeys.Where(k => k != used).ToList());
+    }
+
+    /// <summary>Writes <c>{key: state_dict}</c> (official layout: <c>key = "model"</c>; null writes a bare state dict) as a
+    /// <c>torch.save</c> zip archive that <c>torch.load</c> reads. Tensors are written detached, contiguous, on the CPU. Atomic.</summary>
+    public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> stateDict, string? key = "model")
+    {
+        using var scope = NewDisposeScope();
+        var inner = new Dictionary<string, object>(StringComparer.Ordinal);
+        foreach (var (name, tensor) in stateDict) inner[name] = tensor.detach().cpu().contiguous();
+        IDictionary outer = key is null ? inner : new Dictionary<string, object> { [key] = inner };
+        AtomicFile.Write(path, stream => PyTorchPickler.PickleStateDict(stream, outer, leaveOpen: true));
+    }
+}
