@@ -12,7 +12,7 @@ public static class Program
         foreach (var command in Commands()) root.Subcommands.Add(command);
         try
         {
-            return root.Parse(args).Invoke();
+            return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (CliException e)
         {
@@ -25,6 +25,9 @@ public static class Program
     public static IEnumerable<Command> Commands()
     {
         yield return InfoCommand.Create();
+        yield return ExportOnnxCommand.Create();
+        yield return BenchFeaturizeCommand.Create();
+        yield return LinearEvalCommand.Create();
     }
 }
 

@@ -85,7 +85,7 @@ public sealed class MaeEncoder : IDisposable
     public float[][] Embed(IReadOnlyList<MLImage> images, int batchSize = 64)
     {
         ArgumentNullException.ThrowIfNull(images);
-        return EmbedBatches(images.Count, batchSize, (i, buffer) => WritePixels(images[i], buffer));
+        return EmbedBatches(images.Count, batchSize, (i, buffer) => ToRgbPlanes(images[i], Model.ImageSize, buffer));
     }
 
     /// <summary>Embeddings of image files (decoded with SkiaSharp), <paramref name="batchSize"/> per run.</summary>
@@ -95,7 +95,7 @@ public sealed class MaeEncoder : IDisposable
         return EmbedBatches(paths.Count, batchSize, (i, buffer) =>
         {
             using var image = MLImage.CreateFromFile(paths[i]);
-            WritePixels(image, buffer);
+            ToRgbPlanes(image, Model.ImageSize, buffer);
         });
     }
 
@@ -128,10 +128,13 @@ public sealed class MaeEncoder : IDisposable
         return result;
     }
 
-    /// <summary>RGB planes 0..255 of an image at the model's size (IsoCrop centre when the size differs).</summary>
-    void WritePixels(MLImage image, Span<float> planes)
+    /// <summary>Writes the RGB planes (0..255, [3, size, size]) of an image, resized like IsoCrop (shorter side to
+    /// <paramref name="size"/>, centre cut) with SkiaSharp when its size differs.</summary>
+    public static void ToRgbPlanes(MLImage image, int size, Span<float> planes)
     {
-        int s = Model.ImageSize;
+        ArgumentNullException.ThrowIfNull(image);
+        int s = size;
+        if (planes.Length != 3 * s * s) throw new ArgumentException($"Need room for 3x{s}x{s} values, got {planes.Length}", nameof(planes));
         bool bgra = image.PixelFormat == MLPixelFormat.Bgra32;
         if (image.Width == s && image.Height == s)
         {
