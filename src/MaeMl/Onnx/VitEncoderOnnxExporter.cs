@@ -128,9 +128,6 @@ public static class VitEncoderOnnxExporter
         if (needNorm && !w.Has("norm.weight"))
             throw new ArgumentException($"The weights have no final 'norm' (a global-pool fine-tuned ViT has 'fc_norm' instead): export them with pooling {EncoderPooling.Mean} only");
         var normed = needNorm ? LayerNorm(g, w, x, "norm", d, eps) : null;
-        var starts1 = g.Int64s("slice_start_1", [1]);
-        var endsMax = g.Int64s("slice_end_max", [long.MaxValue]);
-        var axes1 = g.Int64s("slice_axis_1", [1]);
         foreach (var pooling in poolings)
         {
             string output;
@@ -146,7 +143,8 @@ public static class VitEncoderOnnxExporter
                     dims = ["batch", 1 + l, d];
                     break;
                 case EncoderPooling.Mean:
-                    var patches = g.Node("Slice", [hasFcNorm ? x : normed!, starts1, endsMax, axes1], "patch_tokens_final");
+                    var axes1 = g.Int64s("axis_1", [1]);
+                    var patches = g.Node("Slice", [hasFcNorm ? x : normed!, g.Int64s("slice_start_1", [1]), g.Int64s("slice_end_max", [long.MaxValue]), axes1], "patch_tokens_final");
                     output = options.Opset >= 18   // axes became an input in opset 18
                         ? g.Node("ReduceMean", [patches, axes1], "patch_mean", Attr("keepdims", 0L))
                         : g.Node("ReduceMean", [patches], "patch_mean", Ints("axes", 1), Attr("keepdims", 0L));

@@ -125,3 +125,30 @@ public class VitEncoderOnnxExporterTests(ITestOutputHelper output)
         Assert.DoesNotContain(onnx.Graph.Initializer, t => t.Name.StartsWith("decoder"));
     }
 }
+
+/// <summary>ViT-B/16 at 224 (86M parameters, a 343 MB ONNX file): about 10 s and 1.5 GB of memory.</summary>
+public class VitBaseOnnxParityTests(ITestOutputHelper output)
+{
+    [Fact]
+    [Trait("Category", "Slow")]
+    public void VitBase16At224MatchesTorchSharp()
+    {
+        torch.manual_seed(0);
+        using var model = new MaskedAutoencoderViT(MaePresets.Get("mae_vit_base_patch16"));
+        OnnxTestModels.Perturb(model);
+        model.eval();
+        var path = Path.Combine(Path.GetTempPath(), $"maeml-test-vitb-{Guid.NewGuid():N}.onnx");
+        try
+        {
+            VitEncoderOnnxExporter.Export(model, path);
+            var errors = EncoderOnnxParity.MaxAbsDifference(model, path, images: 2);
+            foreach (var (pooling, err) in errors)
+            {
+                output.WriteLine($"ViT-B/16 224 {pooling}: max abs {err:E2}");
+                Assert.InRange(err, 0, 1e-4);
+            }
+            Assert.Equal(3, errors.Count);
+        }
+        finally { File.Delete(path); }
+    }
+}
