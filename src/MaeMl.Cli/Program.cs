@@ -32,6 +32,9 @@ public static class Program
         yield return QuickstartCommand.Create();
         yield return InspectCommand.Create();
         yield return ConvertCommand.Create();
+        yield return ExportOnnxCommand.Create();
+        yield return BenchFeaturizeCommand.Create();
+        yield return LinearEvalCommand.Create();
     }
 }
 

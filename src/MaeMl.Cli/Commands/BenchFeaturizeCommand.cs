@@ -1,0 +1,115 @@
+using System.CommandLine;
+using System.Diagnostics;
+using MaeMl.Data;
+using MaeMl.MLNet;
+using MaeMl.Onnx;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MaeMl.Cli.Commands;
+
+/// <summary><c>maeml bench-featurize</c>: images/s of the ML.NET pipeline, batched ONNX Runtime and TorchSharp.</summary>
+public static class BenchFeaturizeCommand
+{
+    public sealed class ImageFile
+    {
+        public string ImagePath { get; set; } = "";
+        public string Label { get; set; } = "";
+    }
+
+    public static Command Create()
+    {
+        var command = new Command("bench-featurize", "Featurize images (class folders) three ways and print images/s: the ML.NET pipeline (ApplyMaeEncoder, row by row), ONNX Runtime with batches (MaeEncoder) and TorchSharp with batches. Decoding is included in all three.");
+        var source = new EncoderSource();
+        source.AddTo(command);
+        var data = new Option<string>("--data") { Description = "Folder of class folders of images, e.g. cifar10/test.", Required = true };
+        var limit = new Option<int>("--limit") { Description = "Images to featurize (seeded random subset).", DefaultValueFactory = _ => 2000 };
+        var batch = new Option<int>("--batch-size") { Description = "Batch size of the ONNX Runtime and TorchSharp paths.", DefaultValueFactory = _ => 64 };
+        var pooling = new Option<string>("--pooling") { Description = "cls, mean or tokens.", DefaultValueFactory = _ => "cls" };
+        var onnxOut = new Option<string?>("--onnx") { Description = "Keep the exported encoder at this path (default: a temporary file)." };
+        foreach (var o in new Option[] { data, limit, batch, pooling, onnxOut }) command.Options.Add(o);
+        command.SetAction(parse =>
+        {
+            var files = ImageFolderListing.List(parse.GetValue(data)!, parse.GetValue(limit), seed: 0);
+            var pool = ExportOnnxCommand.ParsePooling(parse.GetValue(pooling)!);
+            int batchSize = parse.GetValue(batch);
+            var (model, description) = source.Load(parse);
+            using var _ = model;
+            var onnx = parse.GetValue(onnxOut) ?? Path.Combine(Path.GetTempPath(), $"maeml-bench-{Environment.ProcessId}.onnx");
+            VitEncoderOnnxExporter.Export(model, onnx, new VitEncoderOnnxOptions { Poolings = [pool] });
+            Console.WriteLine(description);
+            Console.WriteLine($"{files.Count} images from {parse.GetValue(data)}, pooling {pool}, batch {batchSize}, {Environment.ProcessorCount} cores, torch threads {torch.get_num_threads()}");
+            try
+            {
+                var paths = files.Select(f => f.Path).ToList();
+                var warm = paths.Take(Math.Min(32, paths.Count)).ToList();
+
+                // ML.NET pipeline
+                var ml = new MLContext(seed: 0);
+                var view = ml.Data.LoadFromEnumerable(files.Select(f => new ImageFile { ImagePath = f.Path, Label = f.Label }));
+                var featurizer = ml.Transforms.LoadImages("Image", null, nameof(ImageFile.ImagePath))
+                    .Append(ml.Transforms.ApplyMaeEncoder("Features", "Image", onnx, pool)).Fit(view);
+                Count(featurizer.Transform(ml.Data.TakeRows(view, warm.Count)));
+                var watch = Stopwatch.StartNew();
+                int n = Count(featurizer.Transform(view));
+                Report("ML.NET pipeline (LoadImages + ApplyMaeEncoder)", n, watch.Elapsed);
+
+                // ONNX Runtime, batched
+                using (var encoder = MaeEncoder.Open(onnx, pool))
+                {
+                    encoder.EmbedFiles(warm, batchSize);
+                    watch.Restart();
+                    n = encoder.EmbedFiles(paths, batchSize).Length;
+                    Report($"ONNX Runtime batched (MaeEncoder.EmbedFiles, batch {batchSize})", n, watch.Elapsed);
+                }
+
+                // TorchSharp, batched
+                TorchFeatures(model, warm, batchSize, pool);
+                watch.Restart();
+                n = TorchFeatures(model, paths, batchSize, pool);
+                Report($"TorchSharp batched (ForwardFeatures, batch {batchSize})", n, watch.Elapsed);
+            }
+            finally
+            {
+                if (parse.GetValue(onnxOut) is null) File.Delete(onnx);
+            }
+            return 0;
+        });
+        return command;
+    }
+
+    static int Count(IDataView view)
+    {
+        int n = 0;
+        foreach (var v in view.GetColumn<VBuffer<float>>("Features")) n += v.Length > 0 ? 1 : 0;
+        return n;
+    }
+
+    static void Report(string what, int n, TimeSpan elapsed) =>
+        Console.WriteLine($"  {what,-62} {n / elapsed.TotalSeconds,8:F1} images/s  ({n} in {elapsed.TotalSeconds:F1} s)");
+
+    static int TorchFeatures(Model.MaskedAutoencoderViT model, IReadOnlyList<string> paths, int batchSize, EncoderPooling pooling)
+    {
+        int s = model.Config.ImageSize, per = 3 * s * s, done = 0;
+        using var noGrad = no_grad();
+        using var mean = tensor(ImageNetNormalization.Mean).view(1, 3, 1, 1);
+        using var std = tensor(ImageNetNormalization.Std).view(1, 3, 1, 1);
+        for (int start = 0; start < paths.Count; start += batchSize)
+        {
+            int b = Math.Min(batchSize, paths.Count - start);
+            var pixels = new float[b * per];
+            for (int i = 0; i < b; i++)
+            {
+                using var image = MLImage.CreateFromFile(paths[start + i]);
+                MaeEncoder.ToRgbPlanes(image, s, pixels.AsSpan(i * per, per));
+            }
+            using var scope = NewDisposeScope();
+            var tokens = model.ForwardFeatures((tensor(pixels).view(b, 3, s, s) / 255 - mean) / std);
+            var features = pooling switch { EncoderPooling.Cls => tokens[.., 0], EncoderPooling.Mean => tokens[.., 1..].mean([1]), _ => tokens };
+            done += (int)features.contiguous().data<float>().ToArray().Length / (int)(features.numel() / b);
+        }
+        return done;
+    }
+}

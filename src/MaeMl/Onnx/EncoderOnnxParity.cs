@@ -1,0 +1,54 @@
+using MaeMl.Data;
+using MaeMl.Model;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MaeMl.Onnx;
+
+/// <summary>Checks an exported encoder against the TorchSharp model it came from on random images.</summary>
+public static class EncoderOnnxParity
+{
+    /// <summary>
+    /// Runs <paramref name="images"/> random 0..255 images through ONNX Runtime (CPU) and through
+    /// <see cref="MaskedAutoencoderViT.ForwardFeatures"/> (after the same ImageNet normalisation) and returns the largest
+    /// absolute difference per output the file has. The file must have been exported with preprocessing.
+    /// </summary>
+    public static IReadOnlyDictionary<EncoderPooling, float> MaxAbsDifference(MaskedAutoencoderViT model, string onnxFile, int images = 2, int seed = 0)
+    {
+        var info = EncoderOnnxModelInfo.Read(onnxFile);
+        if (!info.IncludesPreprocessing) throw new ArgumentException($"'{onnxFile}' was exported without preprocessing", nameof(onnxFile));
+        var c = model.Config;
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var pixels = randint(0, 256, [images, c.InChans, c.ImageSize, c.ImageSize], generator: new Generator((ulong)seed)).to(ScalarType.Float32);
+        var mean = tensor(ImageNetNormalization.Mean).view(1, 3, 1, 1);
+        var std = tensor(ImageNetNormalization.Std).view(1, 3, 1, 1);
+        var wasTraining = model.training;
+        model.eval();
+        var tokens = model.ForwardFeatures((pixels / 255 - mean) / std);
+        if (wasTraining) model.train();
+
+        using var session = new InferenceSession(onnxFile);
+        var input = new DenseTensor<float>(pixels.contiguous().data<float>().ToArray(), pixels.shape.Select(d => (int)d).ToArray());
+        var names = info.Outputs.Keys.Select(EncoderOnnxNames.Output).ToArray();
+        using var results = session.Run([NamedOnnxValue.CreateFromTensor(info.InputName, input)], names);
+        var errors = new Dictionary<EncoderPooling, float>();
+        foreach (var result in results)
+        {
+            var pooling = EncoderOnnxNames.PoolingOf(result.Name)!.Value;
+            var expected = pooling switch
+            {
+                EncoderPooling.Cls => tokens[.., 0],
+                EncoderPooling.Mean => tokens[.., 1..].mean([1]),
+                _ => tokens,
+            };
+            var e = expected.contiguous().data<float>().ToArray();
+            var a = result.AsTensor<float>().ToArray();
+            if (a.Length != e.Length) throw new InvalidDataException($"'{onnxFile}' output {result.Name} has {a.Length} values, TorchSharp {e.Length}");
+            errors[pooling] = e.Zip(a, (x, y) => Math.Abs(x - y)).Max();
+        }
+        return errors;
+    }
+}
