@@ -1,0 +1,64 @@
+using MaeMl.Interop;
+using MaeMl.Model;
+
+namespace MaeMl.Pretrained;
+
+/// <summary>A model MaeMl ships: its files and the architecture settings shapes cannot tell.</summary>
+/// <param name="Name">The name to pass to <see cref="MaePretrained.Load(string, MaeLoadOptions?)"/>.</param>
+/// <param name="WeightsFile">Full MAE (encoder + decoder), official state-dict names, safetensors.</param>
+/// <param name="EncoderOnnxFile">The encoder exported to ONNX with preprocessing (cls, mean and tokens outputs).</param>
+/// <param name="Preset">The <see cref="MaePresets"/> name of the architecture.</param>
+/// <param name="Description">What it was trained on and how.</param>
+public sealed record PretrainedModel(string Name, string WeightsFile, string EncoderOnnxFile, string Preset, string Description);
+
+/// <summary>
+/// Loads the models MaeMl ships (<c>MaePretrained.Load("cifar10-vit-tiny")</c>) or any MAE file by path. Shipped files are
+/// looked for in <c>$MAEML_PRETRAINED</c>, in a <c>pretrained/</c> folder next to the application (the NuGet package
+/// copies them there) and in <c>pretrained/</c> of the current folder or any parent (a clone of the repository).
+/// </summary>
+public static class MaePretrained
+{
+    /// <summary>Models shipped with MaeMl.</summary>
+    public static IReadOnlyList<PretrainedModel> Available { get; } = new[]
+    {
+        new PretrainedModel("cifar10-vit-tiny", "cifar10-vit-tiny.safetensors", "cifar10-vit-tiny-encoder.onnx", "mae_vit_tiny_patch4_img32",
+            "MAE ViT-Tiny (32x32, patch 4, 192x6 encoder, 128x2 decoder) pretrained by `maeml pretrain` on the 50,000 CIFAR-10 training images (labels unused)"),
+    };
+
+    /// <summary>A shipped model by name, or a file path (.maeml, .pth, .safetensors).</summary>
+    public static MaskedAutoencoderViT Load(string nameOrPath, MaeLoadOptions? options = null)
+    {
+        var known = Find(nameOrPath);
+        if (known is null)
+        {
+            if (File.Exists(nameOrPath)) return MaeModelFile.LoadMae(nameOrPath, options);
+            throw new FileNotFoundException($"'{nameOrPath}' is neither a file nor a shipped model ({string.Join(", ", Available.Select(m => m.Name))})", nameOrPath);
+        }
+        return MaeModelFile.LoadMae(WeightsPath(known.Name), (options ?? new MaeLoadOptions()) with { Preset = options?.Preset ?? known.Preset });
+    }
+
+    /// <summary>Path of a shipped model's weights file.</summary>
+    public static string WeightsPath(string name) => Locate(Require(name).WeightsFile);
+
+    /// <summary>Path of a shipped model's encoder ONNX file (for <c>ApplyMaeEncoder</c>).</summary>
+    public static string EncoderOnnxPath(string name) => Locate(Require(name).EncoderOnnxFile);
+
+    static PretrainedModel? Find(string name) => Available.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase));
+
+    static PretrainedModel Require(string name) => Find(name)
+        ?? throw new ArgumentException($"No shipped model named '{name}'. Available: {string.Join(", ", Available.Select(m => m.Name))}");
+
+    /// <summary>The folders searched for shipped files, in order.</summary>
+    public static IEnumerable<string> SearchFolders()
+    {
+        if (Environment.GetEnvironmentVariable("MAEML_PRETRAINED") is { Length: > 0 } env) yield return env;
+        yield return Path.Combine(AppContext.BaseDirectory, "pretrained");
+        for (var dir = new DirectoryInfo(Directory.GetCurrentDirectory()); dir is not null; dir = dir.Parent)
+            yield return Path.Combine(dir.FullName, "pretrained");
+    }
+
+    static string Locate(string file) =>
+        SearchFolders().Select(d => Path.Combine(d, file)).FirstOrDefault(File.Exists)
+        ?? throw new FileNotFoundException($"Shipped model file '{file}' was not found in: {string.Join("; ", SearchFolders().Distinct())}. " +
+                                           "Set MAEML_PRETRAINED to the folder that holds it.", file);
+}
