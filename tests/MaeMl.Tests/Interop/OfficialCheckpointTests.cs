@@ -171,6 +171,12 @@ public class OfficialCheckpointTests(ITestOutputHelper output)
         using (no_grad()) Assert.True(OfficialFixture.Identical(vit.forward(x), back.forward(x)));
         // a MAE file is not a classifier
         Assert.Throws<InvalidDataException>(() => MaeModelFile.LoadMae(path, FixtureHeads));
+        // fine-tuning at a higher resolution: the learnable table is interpolated, as main_finetune.py does
+        using (var big = MaeModelFile.LoadClassifier(path, FixtureHeads with { ImageSize = 24 }, out var bigReport))
+        {
+            Assert.Equal("pos_embed [1, 17, 32] -> [1, 37, 32] (bicubic)", Assert.Single(bigReport.Interpolated));
+            Assert.Equal(new long[] { 1, 5 }, big.forward(randn(1, 3, 24, 24)).shape);
+        }
 
         // fine-tuning start from the full MAE file: decoder ignored, norm unused (global pool), head + fc_norm initialised
         using var start = MaeModelFile.LoadClassifier(OfficialFixture.PathOf("checkpoint-full.pth"), FixtureHeads with { NumClasses = 10 }, out var startReport);
