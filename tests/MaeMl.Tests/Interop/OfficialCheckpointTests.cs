@@ -72,6 +72,14 @@ public class OfficialCheckpointTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void APresetWhoseHeadsDoNotFitTheFileIsReportedWithTheFile()
+    {
+        var ex = Assert.Throws<InvalidDataException>(() => MaeModelFile.LoadMae(OfficialFixture.PathOf("checkpoint-full.pth"), new MaeLoadOptions { Preset = "mae_vit_base_patch16" }));
+        Assert.Contains("checkpoint-full.pth", ex.Message);
+        Assert.Contains("heads (12) do not divide the encoder width (32)", ex.Message);
+    }
+
+    [Fact]
     public void HeadsOfThePaperArchitecturesComeFromTheirShapes()
     {
         // ViT-B/16 MAE (mae_visualize_vit_base.pth): shapes only, no weights needed
