@@ -47,19 +47,44 @@ public static class PyTorchCheckpointFile
                 using var buffer = new MemoryStream();
                 pkl.CopyTo(buffer);
                 SafePickleValidator.Validate(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), path);
+                VerifyChecksums(archive, path);
             }
             stream.Position = 0;
             top = PyTorchUnpickler.UnpickleStateDict(stream, leaveOpen: true);
         }
         catch (UnsafePickleException) { throw; }
-        catch (Exception e) when (e is InvalidDataException or IOException or InvalidCastException or NotImplementedException or IndexOutOfRangeException
-                                      or ArgumentException or InvalidOperationException or Razorvine.Pickle.PickleException)
+        catch (Exception e) when (e is not OutOfMemoryException)   // whatever a damaged archive or pickle makes PyBridge throw
         {
             if (e is InvalidDataException && e.Message.Contains(path)) throw;
             throw new InvalidDataException($"'{path}' could not be read as a PyTorch checkpoint (truncated or corrupt?): {e.Message}", e);
         }
         return Unwrap(top, path, key);
     }
+
+    /// <summary>Checks every entry against the CRC-32 the zip records (as PyTorch's reader does): PyBridge reads the
+    /// stored tensor bytes without checking, so a damaged file would otherwise load with wrong weights.</summary>
+    static void VerifyChecksums(ZipArchive archive, string path)
+    {
+        var chunk = new byte[1 << 16];
+        foreach (var entry in archive.Entries)
+        {
+            if (entry.FullName.EndsWith('/')) continue;
+            uint crc = 0xFFFFFFFF;
+            long total = 0;
+            using var stream = entry.Open();
+            for (int n; (n = stream.Read(chunk, 0, chunk.Length)) > 0; total += n)
+                for (int i = 0; i < n; i++) crc = Crc32Table[(crc ^ chunk[i]) & 0xFF] ^ (crc >> 8);
+            if (total != entry.Length || ~crc != entry.Crc32)
+                throw new InvalidDataException($"'{path}' is corrupt: entry '{entry.FullName}' does not match its recorded size and CRC-32");
+        }
+    }
+
+    static readonly uint[] Crc32Table = Enumerable.Range(0, 256).Select(n =>
+    {
+        uint c = (uint)n;
+        for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320 ^ (c >> 1) : c >> 1;
+        return c;
+    }).ToArray();
 
     static PyTorchCheckpointContents Unwrap(Hashtable top, string path, string? key)
     {
