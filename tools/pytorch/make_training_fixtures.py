@@ -5,6 +5,8 @@
 checkpoint-1.pth: a training checkpoint laid out as facebookresearch/mae's util/misc.save_model writes it:
   {'model': model.state_dict() (an OrderedDict with _metadata), 'optimizer': AdamW state after one step,
    'epoch': 1, 'scaler': GradScaler-style dict, 'args': argparse.Namespace}; the model holds the tiny fixture's weights.
+{pos_embed,decoder_pos_embed}.interpolated{6,8}.npy: the fixture's tables resized to 6x6 / 8x8 grids as
+  util/pos_embed.interpolate_pos_embed does.
 finetuned.pth: {'model': state_dict} of models_vit.VisionTransformer (global pool, fc_norm, 10-class head) whose encoder
   is the fixture's, with seeded fc_norm and head; logits.npy: its output on the fixture's input.
 """
@@ -57,5 +59,22 @@ def main(fixture, out):
     (out / "README.md").write_text(__doc__.replace("OUT_DIR", str(out.name)) + f"\nWritten by torch {torch.__version__}.\n")
 
 
+
+
+def interpolate_pos_embed_fixtures(fixture, out):
+    """pos_embed tables of the fixture resized as util/pos_embed.interpolate_pos_embed does (bicubic, cls kept)."""
+    sd = torch.load(fixture / "checkpoint-full.pth", map_location="cpu")["model"]
+    for key in ("pos_embed", "decoder_pos_embed"):
+        for new_size in (6, 8):
+            pos = sd[key]
+            extra, tokens = pos[:, :1], pos[:, 1:]
+            orig = int(tokens.shape[1] ** 0.5)
+            tokens = tokens.reshape(-1, orig, orig, pos.shape[-1]).permute(0, 3, 1, 2)
+            tokens = torch.nn.functional.interpolate(tokens, size=(new_size, new_size), mode="bicubic", align_corners=False)
+            tokens = tokens.permute(0, 2, 3, 1).flatten(1, 2)
+            np.save(out / f"{key}.interpolated{new_size}.npy", torch.cat((extra, tokens), dim=1).numpy())
+
+
 if __name__ == "__main__":
     main(Path(sys.argv[1]), Path(sys.argv[2]))
+    interpolate_pos_embed_fixtures(Path(sys.argv[1]), Path(sys.argv[2]))
