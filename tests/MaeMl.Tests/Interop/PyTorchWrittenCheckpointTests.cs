@@ -32,6 +32,15 @@ public class PyTorchWrittenCheckpointTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void LoadReturnsTheModelTheFileHolds()
+    {
+        using (var classifier = MaeModelFile.Load(PathOf("finetuned.pth"), FixtureHeads, out _))
+            Assert.Equal(10, Assert.IsType<MaeMl.Model.VisionTransformer>(classifier).Config.NumClasses);
+        using (var mae = MaeModelFile.Load(PathOf("checkpoint-1.pth"), FixtureHeads, out _))
+            Assert.IsType<MaeMl.Model.MaskedAutoencoderViT>(mae);
+    }
+
+    [Fact]
     public void FineTunedClassifierReproducesPyTorchLogits()
     {
         using var scope = NewDisposeScope();
