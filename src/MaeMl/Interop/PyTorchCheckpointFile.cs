@@ -104,16 +104,30 @@ public static class PyTorchCheckpointFile
         }
         if (source is null)
         {
-            foreach (var v in top.Values) (v as Tensor)?.Dispose();
+            DisposeTensors(top);
             throw new InvalidDataException($"'{path}' holds no state dict: expected tensors by name, or one of the entries {string.Join(", ", StateDictKeys)}; found entries {string.Join(", ", topKeys)}");
         }
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (DictionaryEntry e in source)
             if (e.Value is Tensor t) result[e.Key.ToString()!] = t;
+        // the other entries (an optimizer state can be twice the model) are not returned: free their tensors now
+        if (used is not null)
+            foreach (DictionaryEntry e in top)
+                if (!ReferenceEquals(e.Value, source)) DisposeTensors(e.Value);
         // DistributedDataParallel wraps names in "module."
         if (result.Count > 0 && result.Keys.All(k => k.StartsWith("module.", StringComparison.Ordinal)))
             result = result.ToDictionary(kv => kv.Key["module.".Length..], kv => kv.Value, StringComparer.Ordinal);
         return new PyTorchCheckpointContents(result, used, used is null ? Array.Empty<string>() : topKeys.Where(k => k != used).ToList());
+    }
+
+    static void DisposeTensors(object? value)
+    {
+        switch (value)
+        {
+            case Tensor t: t.Dispose(); break;
+            case IDictionary d: foreach (var v in d.Values) DisposeTensors(v); break;
+            case IEnumerable items and not string: foreach (var v in items) DisposeTensors(v); break;
+        }
     }
 
     /// <summary>Writes <c>{key: state_dict}</c> (official layout: <c>key = "model"</c>; null writes a bare state dict) as a

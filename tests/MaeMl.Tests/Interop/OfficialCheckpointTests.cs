@@ -142,6 +142,20 @@ public class OfficialCheckpointTests(ITestOutputHelper output)
         Assert.Equal(model.Config, back.Config);
     }
 
+    [Fact]
+    public void BareStateDictFilesLoadToo()
+    {
+        using var scope = NewDisposeScope();
+        var path = Path.Combine(TempDir.Create(), "bare.pth");
+        var reference = OfficialFixture.StateDict();
+        PyTorchCheckpointFile.Write(path, reference, key: null);   // torch.save(model.state_dict(), path)
+        var contents = PyTorchCheckpointFile.Read(path);
+        Assert.Null(contents.Key);
+        foreach (var (name, value) in reference) Assert.True(OfficialFixture.Identical(value, contents.StateDict[name]), name);
+        using var model = MaeModelFile.LoadMae(path, FixtureHeads);
+        Assert.True(OfficialFixture.Identical(reference["norm.weight"], model.state_dict()["norm.weight"]));
+    }
+
     [Theory]
     [InlineData("ours.safetensors", StateDictNaming.Official)]
     [InlineData("ours-hf.safetensors", StateDictNaming.HuggingFace)]
