@@ -156,6 +156,18 @@ public class OfficialCheckpointTests(ITestOutputHelper output)
         Assert.True(OfficialFixture.Identical(reference["norm.weight"], model.state_dict()["norm.weight"]));
     }
 
+    [Fact]
+    public void HalfPrecisionFilesAreWidenedAndSaid()
+    {
+        using var scope = NewDisposeScope();
+        var path = Path.Combine(TempDir.Create(), "half.safetensors");
+        var reference = OfficialFixture.StateDict();
+        MaeModelFile.SaveStateDict(reference.ToDictionary(kv => kv.Key, kv => kv.Value.to_type(ScalarType.BFloat16)), path);
+        using var model = MaeModelFile.LoadMae(path, FixtureHeads, out var report);
+        Assert.Contains("50 tensor(s) converted from BFloat16 to Float32", report.Notes);
+        Assert.InRange(OfficialFixture.MaxAbsDiff(reference["blocks.0.mlp.fc1.weight"], model.state_dict()["blocks.0.mlp.fc1.weight"]), 0, 0.01);
+    }
+
     [Theory]
     [InlineData("ours.safetensors", StateDictNaming.Official)]
     [InlineData("ours-hf.safetensors", StateDictNaming.HuggingFace)]
