@@ -40,7 +40,7 @@ public static class ConvertCommand
             var format = ModelFileFormats.FromExtension(target);
             if (format == ModelFileFormat.MaeMl || options.ImageSize is not null || !options.Strict)
             {
-                using var model = MaeModelFile.LoadMae(source, options, out var report);
+                using var model = MaeModelFile.Load(source, options, out var report);   // MAE, or a fine-tuned classifier
                 Console.WriteLine(report);
                 MaeModelFile.Save(model, target, names);
             }

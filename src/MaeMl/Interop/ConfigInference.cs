@@ -100,13 +100,15 @@ public static class ConfigInference
                 $"'{file}': the number of decoder attention heads cannot be read from tensor shapes (decoder {decoderDim} wide, {decoderDepth} blocks); " +
                 "pass it (MaeLoadOptions.DecoderNumHeads, CLI --decoder-heads) or a preset (CLI --preset)");
 
-        return (baseConfig with
+        var config = baseConfig with
         {
             EmbedDim = s.EmbedDim, Depth = s.Depth, PatchSize = s.PatchSize, InChans = s.InChans,
             ImageSize = options.ImageSize ?? s.ImageSize ?? baseConfig.ImageSize,
             MlpRatio = s.MlpRatio, NumHeads = heads,
             DecoderEmbedDim = decoderDim, DecoderDepth = decoderDepth, DecoderNumHeads = decoderHeads.Value,
-        }).Validate();
+        };
+        try { return config.Validate(); }
+        catch (ArgumentException e) { throw new InvalidDataException($"'{file}': the inferred configuration is not usable: {e.Message}", e); }
     }
 
     /// <summary>The first candidate with a value, noted with its source.</summary>

@@ -85,6 +85,16 @@ public static class MaeModelFile
         return HuggingFaceViTMae.ToOfficial(raw);
     }
 
+    /// <summary>
+    /// Whatever model the file holds: a <see cref="VisionTransformer"/> for a fine-tuned classifier (a <c>head</c>),
+    /// otherwise a <see cref="MaskedAutoencoderViT"/> (see <see cref="LoadMae(string, MaeLoadOptions?, out StateDictLoadReport)"/>).
+    /// Match on the type: <c>if (MaeModelFile.Load(path, null, out _) is VisionTransformer vit) ...</c>.
+    /// </summary>
+    public static nn.Module Load(string path, MaeLoadOptions? options, out StateDictLoadReport report) =>
+        WithStateDict<nn.Module>(path, options, out report, (state, shapes, o, rep, fileConfig) => shapes.NumClasses is null
+            ? BuildMae(path, state, shapes, o, rep, fileConfig)
+            : BuildClassifier(path, state, shapes, o, rep, fileConfig));
+
     /// <summary>A MAE (encoder + decoder) with the file's weights. Strict by default; see <see cref="MaeLoadOptions"/>.</summary>
     public static MaskedAutoencoderViT LoadMae(string path, MaeLoadOptions? options = null) => LoadMae(path, options, out _);
 
@@ -92,37 +102,8 @@ public static class MaeModelFile
     /// <param name="path">A .maeml, .pth or .safetensors file (recognised from its content).</param>
     /// <param name="options">Heads, strictness, resolution; null for the defaults.</param>
     /// <param name="report">What was loaded, initialised, left out or resized, and where the heads came from.</param>
-    public static MaskedAutoencoderViT LoadMae(string path, MaeLoadOptions? options, out StateDictLoadReport report)
-    {
-        options ??= new MaeLoadOptions();
-        var rep = new StateDictLoadReport(path);
-        var state = Read(path, options, rep.Notes, out _, out _, out var fileConfig);
-        try
-        {
-            var shapes = ConfigInference.ReadShapes(Shapes(state), path);
-            if (shapes.NumClasses is not null && options.Strict)
-                throw new InvalidDataException($"'{path}' is a fine-tuned classifier (head of {shapes.NumClasses} classes), not a MAE: load it with MaeModelFile.LoadClassifier");
-            if (!shapes.HasDecoder)
-            {
-                if (options.Strict && !options.AllowMissingDecoder)
-                    throw new InvalidDataException($"'{path}' holds only the encoder (an official mae_pretrain_* or Hugging Face ViTMAEModel file): " +
-                        "the MAE decoder would be left at initialisation. Set MaeLoadOptions.AllowMissingDecoder (CLI --encoder-only) to load it for " +
-                        "encoder use, or use LoadClassifier to fine-tune");
-                rep.Notes.Add("encoder-only file: the decoder is left at its initialisation; use the encoder (ForwardEncoder, ForwardFeatures) only");
-            }
-            var config = ConfigInference.InferMae(shapes, path, options, fileConfig, rep.Notes);
-            var model = new MaskedAutoencoderViT(config);
-            try
-            {
-                StateDictLoader.Load(model, state, rep, options.Strict,
-                    expectedMissing: name => !shapes.HasDecoder && !MaskedAutoencoderViT.IsEncoderKey(name));
-            }
-            catch { model.Dispose(); throw; }
-            report = rep;
-            return model;
-        }
-        finally { foreach (var t in state.Values) t.Dispose(); }
-    }
+    public static MaskedAutoencoderViT LoadMae(string path, MaeLoadOptions? options, out StateDictLoadReport report) =>
+        WithStateDict(path, options, out report, (state, shapes, o, rep, fileConfig) => BuildMae(path, state, shapes, o, rep, fileConfig));
 
     /// <summary>
     /// A ViT classifier (official <c>models_vit</c>) from a fine-tuned file (<c>head</c>, <c>fc_norm</c>), or, to start
@@ -133,7 +114,13 @@ public static class MaeModelFile
     public static VisionTransformer LoadClassifier(string path, MaeLoadOptions? options = null) => LoadClassifier(path, options, out _);
 
     /// <inheritdoc cref="LoadClassifier(string, MaeLoadOptions?)"/>
-    public static VisionTransformer LoadClassifier(string path, MaeLoadOptions? options, out StateDictLoadReport report)
+    public static VisionTransformer LoadClassifier(string path, MaeLoadOptions? options, out StateDictLoadReport report) =>
+        WithStateDict(path, options, out report, (state, shapes, o, rep, fileConfig) => BuildClassifier(path, state, shapes, o, rep, fileConfig));
+
+    delegate T Builder<T>(Dictionary<string, Tensor> state, InferredShapes shapes, MaeLoadOptions options, StateDictLoadReport report, MaeConfig? fileConfig);
+
+    /// <summary>Reads the file once, hands its tensors and shapes to <paramref name="build"/>, disposes the tensors.</summary>
+    static T WithStateDict<T>(string path, MaeLoadOptions? options, out StateDictLoadReport report, Builder<T> build)
     {
         options ??= new MaeLoadOptions();
         var rep = new StateDictLoadReport(path);
@@ -141,27 +128,58 @@ public static class MaeModelFile
         try
         {
             var shapes = ConfigInference.ReadShapes(Shapes(state), path);
-            var encoder = ConfigInference.InferMae(shapes with { HasDecoder = false }, path, options, fileConfig, rep.Notes, encoderOnly: true);
-            int classes = options.NumClasses ?? shapes.NumClasses ?? 0;
-            bool replaceHead = shapes.NumClasses is { } fileClasses && fileClasses != classes;
-            bool globalPool = options.GlobalPool ?? (shapes.HasFcNorm || shapes.NumClasses is null);
-            bool dropNorm = globalPool && !shapes.HasFcNorm;   // pretrained encoder's final norm: unused with global pooling
-            if (replaceHead) rep.Notes.Add($"head: the file's {shapes.NumClasses} classes replaced by a new head of {classes}");
-            var model = new VisionTransformer(new VitClassifierConfig(encoder, classes, globalPool));
-            try
-            {
-                StateDictLoader.Load(model, state, rep, options.Strict,
-                    expectedMissing: name => (name.StartsWith("head.", StringComparison.Ordinal) && (shapes.NumClasses is null || replaceHead))
-                                          || (name.StartsWith("fc_norm.", StringComparison.Ordinal) && !shapes.HasFcNorm),
-                    ignore: name => !MaskedAutoencoderViT.IsEncoderKey(name)
-                                    || (replaceHead && name.StartsWith("head.", StringComparison.Ordinal))
-                                    || (dropNorm && name.StartsWith("norm.", StringComparison.Ordinal)));
-            }
-            catch { model.Dispose(); throw; }
+            var model = build(state, shapes, options, rep, fileConfig);
             report = rep;
             return model;
         }
         finally { foreach (var t in state.Values) t.Dispose(); }
+    }
+
+    static MaskedAutoencoderViT BuildMae(string path, Dictionary<string, Tensor> state, InferredShapes shapes, MaeLoadOptions options,
+                                         StateDictLoadReport rep, MaeConfig? fileConfig)
+    {
+        if (shapes.NumClasses is not null && options.Strict)
+            throw new InvalidDataException($"'{path}' is a fine-tuned classifier (head of {shapes.NumClasses} classes), not a MAE: load it with MaeModelFile.LoadClassifier");
+        if (!shapes.HasDecoder)
+        {
+            if (options.Strict && !options.AllowMissingDecoder)
+                throw new InvalidDataException($"'{path}' holds only the encoder (an official mae_pretrain_* or Hugging Face ViTMAEModel file): " +
+                    "the MAE decoder would be left at initialisation. Set MaeLoadOptions.AllowMissingDecoder (CLI --encoder-only) to load it for " +
+                    "encoder use, or use LoadClassifier to fine-tune");
+            rep.Notes.Add("encoder-only file: the decoder is left at its initialisation; use the encoder (ForwardEncoder, ForwardFeatures) only");
+        }
+        var config = ConfigInference.InferMae(shapes, path, options, fileConfig, rep.Notes);
+        var model = new MaskedAutoencoderViT(config);
+        try
+        {
+            StateDictLoader.Load(model, state, rep, options.Strict,
+                expectedMissing: name => !shapes.HasDecoder && !MaskedAutoencoderViT.IsEncoderKey(name));
+        }
+        catch { model.Dispose(); throw; }
+        return model;
+    }
+
+    static VisionTransformer BuildClassifier(string path, Dictionary<string, Tensor> state, InferredShapes shapes, MaeLoadOptions options,
+                                             StateDictLoadReport rep, MaeConfig? fileConfig)
+    {
+        var encoder = ConfigInference.InferMae(shapes with { HasDecoder = false }, path, options, fileConfig, rep.Notes, encoderOnly: true);
+        int classes = options.NumClasses ?? shapes.NumClasses ?? 0;
+        bool replaceHead = shapes.NumClasses is { } fileClasses && fileClasses != classes;
+        bool globalPool = options.GlobalPool ?? (shapes.HasFcNorm || shapes.NumClasses is null);
+        bool dropNorm = globalPool && !shapes.HasFcNorm;   // pretrained encoder's final norm: unused with global pooling
+        if (replaceHead) rep.Notes.Add($"head: the file's {shapes.NumClasses} classes replaced by a new head of {classes}");
+        var model = new VisionTransformer(new VitClassifierConfig(encoder, classes, globalPool));
+        try
+        {
+            StateDictLoader.Load(model, state, rep, options.Strict,
+                expectedMissing: name => (name.StartsWith("head.", StringComparison.Ordinal) && (shapes.NumClasses is null || replaceHead))
+                                      || (name.StartsWith("fc_norm.", StringComparison.Ordinal) && !shapes.HasFcNorm),
+                ignore: name => !MaskedAutoencoderViT.IsEncoderKey(name)
+                                || (replaceHead && name.StartsWith("head.", StringComparison.Ordinal))
+                                || (dropNorm && name.StartsWith("norm.", StringComparison.Ordinal)));
+        }
+        catch { model.Dispose(); throw; }
+        return model;
     }
 
     /// <summary>

@@ -29,8 +29,9 @@ public static class ModelFileFormats
         if (n == 0) throw new InvalidDataException($"'{path}' is empty");
         if (MaeCheckpoint.IsCheckpoint(path)) return ModelFileFormat.MaeMl;
         if (n >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4) return ModelFileFormat.PyTorch;
-        if (head[0] == 0x80) return ModelFileFormat.LegacyPickle;
+        // safetensors before pickle: a header length's low byte may be 0x80, a pickle's PROTO opcode
         if (n == 9 && head[8] == '{' && BinaryPrimitives.ReadUInt64LittleEndian(head) < 100_000_000) return ModelFileFormat.Safetensors;
+        if (head[0] == 0x80) return ModelFileFormat.LegacyPickle;
         throw new InvalidDataException($"'{path}' is not a model file MaeMl knows: expected a MaeMl checkpoint, a torch.save zip archive (.pth) or safetensors");
     }
 

@@ -47,19 +47,44 @@ public static class PyTorchCheckpointFile
                 using var buffer = new MemoryStream();
                 pkl.CopyTo(buffer);
                 SafePickleValidator.Validate(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), path);
+                VerifyChecksums(archive, path);
             }
             stream.Position = 0;
             top = PyTorchUnpickler.UnpickleStateDict(stream, leaveOpen: true);
         }
         catch (UnsafePickleException) { throw; }
-        catch (Exception e) when (e is InvalidDataException or IOException or InvalidCastException or NotImplementedException or IndexOutOfRangeException
-                                      or ArgumentException or InvalidOperationException or Razorvine.Pickle.PickleException)
+        catch (Exception e) when (e is not OutOfMemoryException)   // whatever a damaged archive or pickle makes PyBridge throw
         {
             if (e is InvalidDataException && e.Message.Contains(path)) throw;
             throw new InvalidDataException($"'{path}' could not be read as a PyTorch checkpoint (truncated or corrupt?): {e.Message}", e);
         }
         return Unwrap(top, path, key);
     }
+
+    /// <summary>Checks every entry against the CRC-32 the zip records (as PyTorch's reader does): PyBridge reads the
+    /// stored tensor bytes without checking, so a damaged file would otherwise load with wrong weights.</summary>
+    static void VerifyChecksums(ZipArchive archive, string path)
+    {
+        var chunk = new byte[1 << 16];
+        foreach (var entry in archive.Entries)
+        {
+            if (entry.FullName.EndsWith('/')) continue;
+            uint crc = 0xFFFFFFFF;
+            long total = 0;
+            using var stream = entry.Open();
+            for (int n; (n = stream.Read(chunk, 0, chunk.Length)) > 0; total += n)
+                for (int i = 0; i < n; i++) crc = Crc32Table[(crc ^ chunk[i]) & 0xFF] ^ (crc >> 8);
+            if (total != entry.Length || ~crc != entry.Crc32)
+                throw new InvalidDataException($"'{path}' is corrupt: entry '{entry.FullName}' does not match its recorded size and CRC-32");
+        }
+    }
+
+    static readonly uint[] Crc32Table = Enumerable.Range(0, 256).Select(n =>
+    {
+        uint c = (uint)n;
+        for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320 ^ (c >> 1) : c >> 1;
+        return c;
+    }).ToArray();
 
     static PyTorchCheckpointContents Unwrap(Hashtable top, string path, string? key)
     {
@@ -79,16 +104,30 @@ public static class PyTorchCheckpointFile
         }
         if (source is null)
         {
-            foreach (var v in top.Values) (v as Tensor)?.Dispose();
+            DisposeTensors(top);
             throw new InvalidDataException($"'{path}' holds no state dict: expected tensors by name, or one of the entries {string.Join(", ", StateDictKeys)}; found entries {string.Join(", ", topKeys)}");
         }
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (DictionaryEntry e in source)
             if (e.Value is Tensor t) result[e.Key.ToString()!] = t;
+        // the other entries (an optimizer state can be twice the model) are not returned: free their tensors now
+        if (used is not null)
+            foreach (DictionaryEntry e in top)
+                if (!ReferenceEquals(e.Value, source)) DisposeTensors(e.Value);
         // DistributedDataParallel wraps names in "module."
         if (result.Count > 0 && result.Keys.All(k => k.StartsWith("module.", StringComparison.Ordinal)))
             result = result.ToDictionary(kv => kv.Key["module.".Length..], kv => kv.Value, StringComparer.Ordinal);
         return new PyTorchCheckpointContents(result, used, used is null ? Array.Empty<string>() : topKeys.Where(k => k != used).ToList());
+    }
+
+    static void DisposeTensors(object? value)
+    {
+        switch (value)
+        {
+            case Tensor t: t.Dispose(); break;
+            case IDictionary d: foreach (var v in d.Values) DisposeTensors(v); break;
+            case IEnumerable items and not string: foreach (var v in items) DisposeTensors(v); break;
+        }
     }
 
     /// <summary>Writes <c>{key: state_dict}</c> (official layout: <c>key = "model"</c>; null writes a bare state dict) as a

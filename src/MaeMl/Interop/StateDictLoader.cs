@@ -42,6 +42,9 @@ public static class StateDictLoader
         report.Matching = plan.Count;
         if (strict && !report.IsComplete) throw new StateDictMismatchException(report);
 
+        foreach (var g in plan.Where(p => p.Value.dtype != target[p.Name].dtype).GroupBy(p => (From: p.Value.dtype, To: target[p.Name].dtype)))
+            report.Notes.Add($"{g.Count()} tensor(s) converted from {g.Key.From} to {g.Key.To}");
+
         using var _ = no_grad();
         foreach (var (name, value, interpolate) in plan)
         {

@@ -132,6 +132,25 @@ public class CheckpointSafetyTests
     }
 
     [Fact]
+    public void DamagedTensorBytesAreCaughtByTheZipChecksum()
+    {
+        var path = Path.Combine(TempDir.Create(), "damaged-data.pth");
+        File.Copy(OfficialFixture.PathOf("checkpoint-full.pth"), path);
+        long offset;
+        using (var zip = ZipFile.OpenRead(path))
+        {
+            // stored (uncompressed) entries: find the bytes of data/1 in the file
+            var bytes = File.ReadAllBytes(path);
+            var name = Encoding.ASCII.GetBytes(zip.Entries.Single(e => e.FullName.EndsWith("/data/1")).FullName);
+            offset = bytes.AsSpan().IndexOf(name) + name.Length + 200;
+        }
+        using (var stream = File.OpenWrite(path)) { stream.Position = offset; stream.Write(new byte[8]); }
+        var ex = FileError(() => MaeModelFile.ReadStateDict(path));
+        Assert.Contains("damaged-data.pth", ex.Message);
+        Assert.Contains("CRC-32", ex.Message);
+    }
+
+    [Fact]
     public void CorruptPickleInsideTheZipNamesTheFile()
     {
         var path = TorchZip(TempDir.Create(), "corrupt.pth", new byte[] { 0x80, 2, (byte)'}', (byte)'X', 200, 0, 0, 0, (byte)'a' });

@@ -51,6 +51,20 @@ public class ConvertAndInspectCommandTests
     }
 
     [Fact]
+    public void ConvertsAFineTunedClassifierToAnotherResolution()
+    {
+        var dir = TempDir.Create();
+        var source = Path.Combine(AppContext.BaseDirectory, "Fixtures", "pytorch-checkpoints", "finetuned.pth");
+        var target = Path.Combine(dir, "finetuned-24.safetensors");
+        var (code, output, err) = Run("convert", "--from", source, "--to", target, "--heads", "2", "--image-size", "24");
+        Assert.True(code == 0, err);
+        Assert.Contains("pos_embed [1, 17, 32] -> [1, 37, 32]", output);
+        using var vit = MaeModelFile.LoadClassifier(target, new MaeLoadOptions { NumHeads = 2 });
+        Assert.Equal(24, vit.Config.Encoder.ImageSize);
+        Assert.Equal(10, vit.Config.NumClasses);
+    }
+
+    [Fact]
     public void InspectListsTensorsAndTheInferredConfiguration()
     {
         var path = OfficialFixture.PathOf("checkpoint-full.pth");

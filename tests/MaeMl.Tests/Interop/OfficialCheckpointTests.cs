@@ -72,6 +72,14 @@ public class OfficialCheckpointTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void APresetWhoseHeadsDoNotFitTheFileIsReportedWithTheFile()
+    {
+        var ex = Assert.Throws<InvalidDataException>(() => MaeModelFile.LoadMae(OfficialFixture.PathOf("checkpoint-full.pth"), new MaeLoadOptions { Preset = "mae_vit_base_patch16" }));
+        Assert.Contains("checkpoint-full.pth", ex.Message);
+        Assert.Contains("heads (12) do not divide the encoder width (32)", ex.Message);
+    }
+
+    [Fact]
     public void HeadsOfThePaperArchitecturesComeFromTheirShapes()
     {
         // ViT-B/16 MAE (mae_visualize_vit_base.pth): shapes only, no weights needed
@@ -134,6 +142,32 @@ public class OfficialCheckpointTests(ITestOutputHelper output)
         Assert.Equal(model.Config, back.Config);
     }
 
+    [Fact]
+    public void BareStateDictFilesLoadToo()
+    {
+        using var scope = NewDisposeScope();
+        var path = Path.Combine(TempDir.Create(), "bare.pth");
+        var reference = OfficialFixture.StateDict();
+        PyTorchCheckpointFile.Write(path, reference, key: null);   // torch.save(model.state_dict(), path)
+        var contents = PyTorchCheckpointFile.Read(path);
+        Assert.Null(contents.Key);
+        foreach (var (name, value) in reference) Assert.True(OfficialFixture.Identical(value, contents.StateDict[name]), name);
+        using var model = MaeModelFile.LoadMae(path, FixtureHeads);
+        Assert.True(OfficialFixture.Identical(reference["norm.weight"], model.state_dict()["norm.weight"]));
+    }
+
+    [Fact]
+    public void HalfPrecisionFilesAreWidenedAndSaid()
+    {
+        using var scope = NewDisposeScope();
+        var path = Path.Combine(TempDir.Create(), "half.safetensors");
+        var reference = OfficialFixture.StateDict();
+        MaeModelFile.SaveStateDict(reference.ToDictionary(kv => kv.Key, kv => kv.Value.to_type(ScalarType.BFloat16)), path);
+        using var model = MaeModelFile.LoadMae(path, FixtureHeads, out var report);
+        Assert.Contains("50 tensor(s) converted from BFloat16 to Float32", report.Notes);
+        Assert.InRange(OfficialFixture.MaxAbsDiff(reference["blocks.0.mlp.fc1.weight"], model.state_dict()["blocks.0.mlp.fc1.weight"]), 0, 0.01);
+    }
+
     [Theory]
     [InlineData("ours.safetensors", StateDictNaming.Official)]
     [InlineData("ours-hf.safetensors", StateDictNaming.HuggingFace)]
@@ -171,6 +205,12 @@ public class OfficialCheckpointTests(ITestOutputHelper output)
         using (no_grad()) Assert.True(OfficialFixture.Identical(vit.forward(x), back.forward(x)));
         // a MAE file is not a classifier
         Assert.Throws<InvalidDataException>(() => MaeModelFile.LoadMae(path, FixtureHeads));
+        // fine-tuning at a higher resolution: the learnable table is interpolated, as main_finetune.py does
+        using (var big = MaeModelFile.LoadClassifier(path, FixtureHeads with { ImageSize = 24 }, out var bigReport))
+        {
+            Assert.Equal("pos_embed [1, 17, 32] -> [1, 37, 32] (bicubic)", Assert.Single(bigReport.Interpolated));
+            Assert.Equal(new long[] { 1, 5 }, big.forward(randn(1, 3, 24, 24)).shape);
+        }
 
         // fine-tuning start from the full MAE file: decoder ignored, norm unused (global pool), head + fc_norm initialised
         using var start = MaeModelFile.LoadClassifier(OfficialFixture.PathOf("checkpoint-full.pth"), FixtureHeads with { NumClasses = 10 }, out var startReport);
@@ -192,12 +232,33 @@ public class OfficialCheckpointTests(ITestOutputHelper output)
     }
 }
 
-/// <summary>A fresh folder under the system temp folder for one test.</summary>
+/// <summary>A fresh folder under the system temp folder for one test. The test host is killed rather than exiting, so
+/// each run removes the folders of earlier test processes that are gone.</summary>
 static class TempDir
 {
+    static readonly string Parent = Path.Combine(Path.GetTempPath(), "maeml-tests");
+    static readonly string Root = Path.Combine(Parent, Environment.ProcessId.ToString());
+
+    static TempDir()
+    {
+        if (!Directory.Exists(Parent)) return;
+        foreach (var dir in Directory.GetDirectories(Parent))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid) || pid == Environment.ProcessId || IsRunning(pid)) continue;
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
+
+    static bool IsRunning(int pid)
+    {
+        try { using var p = System.Diagnostics.Process.GetProcessById(pid); return !p.HasExited; }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
+    }
+
     public static string Create()
     {
-        var dir = Path.Combine(Path.GetTempPath(), "maeml-tests", Guid.NewGuid().ToString("N"));
+        var dir = Path.Combine(Root, Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         return dir;
     }

@@ -9,6 +9,21 @@ namespace MaeMl.Tests.Interop;
 
 public class PositionEmbeddingInterpolationTests(ITestOutputHelper output)
 {
+    static string PyTorchFixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", "pytorch-checkpoints", name);
+
+    [Theory]
+    [InlineData("pos_embed", 6)]
+    [InlineData("decoder_pos_embed", 6)]
+    [InlineData("pos_embed", 8)]
+    public void MatchesTheOfficialInterpolatePosEmbed(string key, int grid)
+    {
+        using var scope = NewDisposeScope();
+        var ours = PositionEmbeddingInterpolation.Interpolate(OfficialFixture.Npy($"state_dict/{key}.npy"), grid);
+        var err = OfficialFixture.MaxAbsDiff(ours, NpyFile.Load(PyTorchFixture($"{key}.interpolated{grid}.npy")));
+        output.WriteLine($"{key} 4x4 -> {grid}x{grid}: max abs err vs PyTorch {err:E2}");
+        Assert.InRange(err, 0, 1e-6);
+    }
+
     [Fact]
     public void KeepsTheClsRowAndResizesTheGrid()
     {
@@ -43,6 +58,13 @@ public class PositionEmbeddingInterpolationTests(ITestOutputHelper output)
         var sd = model.state_dict();
         using var expected = PositionEmbeddingInterpolation.Interpolate(OfficialFixture.Npy("state_dict/pos_embed.npy"), 8);
         Assert.True(OfficialFixture.Identical(expected, sd["pos_embed"]));
+        foreach (var key in new[] { "pos_embed", "decoder_pos_embed" })
+        {
+            // PyTorch's util/pos_embed.interpolate_pos_embed on the same table (torch 1.13)
+            var err = OfficialFixture.MaxAbsDiff(sd[key], NpyFile.Load(PyTorchFixture($"{key}.interpolated8.npy")));
+            output.WriteLine($"{key} 4x4 -> 8x8 vs PyTorch: max abs err {err:E2}");
+            Assert.InRange(err, 0, 1e-6);
+        }
         // the interpolated fixed table stays close to the exact sin-cos table of the new grid at low frequencies
         using var exact = tensor(PositionEmbedding.SinCos2D(32, 8, clsToken: true)).unsqueeze(0);
         output.WriteLine($"interpolated vs exact 8x8 sin-cos: max abs diff {OfficialFixture.MaxAbsDiff(expected, exact):E2}");
