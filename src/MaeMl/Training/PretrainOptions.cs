@@ -58,4 +58,35 @@ public sealed record PretrainOptions
 }
 
 /// <summary>Arithmetic precision of training steps.</summary>
-public enum TrainingPrecision { Float32, BFloat16 }
+public enum TrainingPrecision
+{
+    /// <summary>float32 throughout (the official recipe's arithmetic).</summary>
+    Float32,
+    /// <summary>bfloat16 forward/backward on a working copy, float32 master weights, optimizer and loss.</summary>
+    BFloat16,
+    /// <summary><see cref="BFloat16"/> where the CPU computes bfloat16 natively (AVX512-BF16 or AMX), else <see cref="Float32"/>.</summary>
+    Auto,
+}
+
+/// <summary>What the CPU offers for reduced-precision training.</summary>
+public static class CpuFeatures
+{
+    static readonly Lazy<bool> bf16 = new(() =>
+    {
+        try
+        {
+            if (!OperatingSystem.IsLinux() || !File.Exists("/proc/cpuinfo")) return false;
+            var flags = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags")) ?? "";
+            var set = flags.Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+            return set.Contains("avx512_bf16") || set.Contains("amx_bf16");
+        }
+        catch (IOException) { return false; }
+    });
+
+    /// <summary>True when the CPU has AVX512-BF16 or AMX-BF16 instructions (read from /proc/cpuinfo on Linux).</summary>
+    public static bool HasNativeBFloat16 => bf16.Value;
+
+    /// <summary>Resolves <see cref="TrainingPrecision.Auto"/>.</summary>
+    public static TrainingPrecision Resolve(TrainingPrecision precision) =>
+        precision == TrainingPrecision.Auto ? (HasNativeBFloat16 ? TrainingPrecision.BFloat16 : TrainingPrecision.Float32) : precision;
+}

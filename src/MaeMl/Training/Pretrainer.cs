@@ -50,7 +50,8 @@ public sealed class Pretrainer
         using var model = new MaskedAutoencoderViT(o.Model);
         var groups = ParameterGroups.AdamWGroups(model, o.PeakLr, o.WeightDecay);
         using var optimizer = torch.optim.AdamW(groups, o.PeakLr, 0.9, 0.95);
-        using var mixed = o.Precision == TrainingPrecision.BFloat16 ? new BFloat16MasterWeights(model) : null;
+        var precision = CpuFeatures.Resolve(o.Precision);
+        using var mixed = precision == TrainingPrecision.BFloat16 ? new BFloat16MasterWeights(model) : null;
         var compute = mixed?.Work ?? model;
         var schedule = new LearningRateSchedule(o.PeakLr, o.MinLr, o.WarmupEpochs, o.Epochs);
 
@@ -72,7 +73,7 @@ public sealed class Pretrainer
         }
         File.WriteAllText(Path.Combine(o.OutputDir, "run.json"), JsonSerializer.Serialize(o with { }, new JsonSerializerOptions { WriteIndented = true }));
         log($"pretraining {folder.Samples.Count} images from {o.DataDir}: {stepsPerEpoch} steps/epoch, batch {o.BatchSize} x accum {o.AccumIter}, " +
-            $"lr {o.PeakLr:E3} (blr {o.BaseLr:E2}), {o.Precision}, torch threads {torch.get_num_threads()}");
+            $"lr {o.PeakLr:E3} (blr {o.BaseLr:E2}), {precision}, torch threads {torch.get_num_threads()}");
 
         using var metrics = new MetricsLog(Path.Combine(o.OutputDir, "metrics.jsonl"), resume is null ? null : (long)startEpoch * stepsPerEpoch + startStep);
         var wall = Stopwatch.StartNew();

@@ -62,6 +62,23 @@ public class PretrainerTests
     }
 
     [Fact]
+    public void BFloat16TrainingFollowsTheFloat32LossCurve()
+    {
+        var data = TestImages.TempDir("data");
+        TestImages.Write(data, 64, size: 16);
+        var fp32 = TestImages.TempDir("fp32");
+        var bf16 = TestImages.TempDir("bf16");
+        new Pretrainer(Options(data, fp32) with { Epochs = 6 }, new ConsoleProgress(TextWriter.Null), _ => { }).Run();
+        new Pretrainer(Options(data, bf16) with { Epochs = 6, Precision = TrainingPrecision.BFloat16 }, new ConsoleProgress(TextWriter.Null), _ => { }).Run();
+        var a = Losses(fp32);
+        var b = Losses(bf16);
+        Assert.Equal(a.Count, b.Count);
+        double lastA = a.TakeLast(8).Average(), lastB = b.TakeLast(8).Average();
+        Assert.True(Math.Abs(lastA - lastB) <= 0.03 * lastA, $"bf16 final loss {lastB:F4} vs fp32 {lastA:F4}");
+        Assert.True(lastB < b.Take(8).Average() * 0.9, "bf16 loss did not fall");
+    }
+
+    [Fact]
     public void GradientAccumulationStepsTheOptimizerEveryKBatches()
     {
         var data = TestImages.TempDir("data");
