@@ -34,6 +34,24 @@ public sealed class Pretrainer
         this.log = log ?? this.progress.Line;
     }
 
+    /// <summary>
+    /// The forward pass, retried (up to twice) when LibTorch reports an error. TorchSharp 0.107 passes temporary
+    /// <c>Scalar</c> objects (the implicit alpha of <c>a + b</c>, constants in <c>1 - mask</c>) to native code without keeping
+    /// them alive, so a garbage collection on another thread (the data loader's) can free one mid-call; LibTorch then
+    /// rejects the garbage value. A forward pass changes no state, so running it again is safe.
+    /// </summary>
+    MaeOutput ForwardWithRetry(MaskedAutoencoderViT model, Tensor imgs, Tensor noise, int epoch, int step)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try { return model.Forward(imgs, noise); }
+            catch (System.Runtime.InteropServices.ExternalException e) when (attempt < 3)
+            {
+                log($"warning: LibTorch error in the forward pass at epoch {epoch}, step {step}; retrying ({e.Message.Split('\n')[0].Trim()})");
+            }
+        }
+    }
+
     public PretrainResult Run(CancellationToken cancel = default)
     {
         var o = options;
@@ -117,7 +135,7 @@ public sealed class Pretrainer
                     var imgs = batch.ImagesTensor();
                     using var gen = new Generator((ulong)Seeds.Mix(o.Seed, epoch, step, 0x4D41534B), torch.CPU);
                     var noise = torch.rand(new long[] { batch.Count, o.Model.NumPatches }, generator: gen);
-                    var output = compute.Forward(imgs, noise);
+                    var output = ForwardWithRetry(compute, imgs, noise, epoch, step);
                     lossValue = output.Loss.item<float>();
                     if (!double.IsFinite(lossValue))
                         throw new NonFiniteLossException($"Loss is {lossValue} at epoch {epoch}, step {step} (lr {optimizer.ParamGroups.First().LearningRate:E3}); " +
