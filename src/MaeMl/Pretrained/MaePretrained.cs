@@ -5,7 +5,7 @@ namespace MaeMl.Pretrained;
 
 /// <summary>A model MaeMl ships: its files and the architecture settings shapes cannot tell.</summary>
 /// <param name="Name">The name to pass to <see cref="MaePretrained.Load(string, MaeLoadOptions?)"/>.</param>
-/// <param name="WeightsFile">Full MAE (encoder + decoder), official state-dict names, safetensors.</param>
+/// <param name="WeightsFile">Full MAE (encoder + decoder) weights, MaeMl checkpoint format (a .pth copy sits beside it).</param>
 /// <param name="EncoderOnnxFile">The encoder exported to ONNX with preprocessing (cls, mean and tokens outputs).</param>
 /// <param name="Preset">The <see cref="MaePresets"/> name of the architecture.</param>
 /// <param name="Description">What it was trained on and how.</param>
@@ -21,7 +21,7 @@ public static class MaePretrained
     /// <summary>Models shipped with MaeMl.</summary>
     public static IReadOnlyList<PretrainedModel> Available { get; } = new[]
     {
-        new PretrainedModel("cifar10-vit-tiny", "cifar10-vit-tiny.safetensors", "cifar10-vit-tiny-encoder.onnx", "mae_vit_tiny_patch4_img32",
+        new PretrainedModel("cifar10-vit-tiny", "cifar10-vit-tiny.maeml", "cifar10-vit-tiny-encoder.onnx", "mae_vit_tiny_patch4_img32",
             "MAE ViT-Tiny (32x32, patch 4, 192x6 encoder, 128x2 decoder) pretrained by `maeml pretrain` on the 50,000 CIFAR-10 training images (labels unused)"),
     };
 
