@@ -12,8 +12,7 @@ namespace MaeMl.MLNet;
 /// inside ML.NET pipelines (training, saving, serving with PredictionEngine); use this class to featurize a data set once,
 /// for example before training a classifier on the stored embeddings. Images of another size are resized like ML.NET's
 /// IsoCrop (shorter side to the size, centre cut) with SkiaSharp; results can differ slightly from ML.NET's resize.
-/// Not thread-safe per instance for <see cref="Embed(IReadOnlyList{MLImage}, int)"/> calls sharing buffers; ONNX Runtime
-/// itself runs each batch on all cores.
+/// Calls may run concurrently (ONNX Runtime sessions are thread-safe); one call already uses all cores for each batch.
 /// </summary>
 public sealed class MaeEncoder : IDisposable
 {

@@ -77,7 +77,19 @@ public sealed class MaeEncoderEstimator : IEstimator<ITransformer>
         }
     }
 
+    readonly Dictionary<InputKind, EstimatorChain<ITransformer>> chains = new();
+
+    /// <summary>The chain for an input kind, built once (building ApplyOnnxModel loads the model).</summary>
     EstimatorChain<ITransformer> Chain(InputKind kind)
+    {
+        lock (chains)
+        {
+            if (!chains.TryGetValue(kind, out var chain)) chains[kind] = chain = BuildChain(kind);
+            return chain;
+        }
+    }
+
+    EstimatorChain<ITransformer> BuildChain(InputKind kind)
     {
         var onnxOutput = EncoderOnnxNames.Output(options.Pooling);
         var chain = new EstimatorChain<ITransformer>();

@@ -140,8 +140,11 @@ public sealed class OnnxGraphBuilder
 
     // ---------------------------------------------------------------- attributes
 
+    /// <summary>An INT attribute.</summary>
     public static AttributeProto Attr(string name, long value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };
+    /// <summary>A FLOAT attribute.</summary>
     public static AttributeProto Attr(string name, float value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.Float, F = value };
+    /// <summary>An INTS attribute (a list, even of one value).</summary>
     public static AttributeProto Ints(string name, params long[] values)
     {
         var a = new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Ints };
