@@ -1,5 +1,5 @@
 using System.CommandLine;
-using MaeMl.Checkpoints;
+using MaeMl.Cli.Commands;
 using MaeMl.Model;
 using TorchSharp;
 
@@ -11,7 +11,7 @@ namespace MaeMl.Cli;
 /// </summary>
 public sealed class EncoderSource
 {
-    public Option<string?> Checkpoint { get; } = new("--checkpoint") { Description = "MaeMl checkpoint (.maeml) holding the encoder weights." };
+    public Option<string?> Checkpoint { get; } = new("--checkpoint") { Description = "Model file holding the encoder weights: .maeml, official .pth (also encoder-only) or safetensors." };
     public Option<string?> Model { get; } = new("--model") { Description = "Preset for a randomly initialised encoder (no --checkpoint), e.g. mae_vit_tiny_patch4_img32." };
     public Option<int> Seed { get; } = new("--seed") { Description = "Seed of the random initialisation with --model.", DefaultValueFactory = _ => 0 };
 
@@ -32,8 +32,7 @@ public sealed class EncoderSource
         string description;
         if (checkpoint is not null)
         {
-            try { model = MaeCheckpoint.LoadModel(checkpoint); }
-            catch (Exception e) when (e is FileNotFoundException or InvalidDataException) { throw new CliException(e.Message); }
+            model = ModelFiles.LoadMae(checkpoint, new MaeMl.Interop.MaeLoadOptions { AllowMissingDecoder = true });
             description = $"checkpoint {checkpoint}";
         }
         else
