@@ -54,6 +54,12 @@ var a = model.Transform(data).GetColumn<VBuffer<float>>("Features").SelectMany(v
 var b = reloaded.Transform(data).GetColumn<VBuffer<float>>("Features").SelectMany(v => v.DenseValues()).ToArray();
 Console.WriteLine($"ML.NET featurizer: {a.Length / rows.Count} features per image, max |fitted - reloaded| = {a.Zip(b, (x, y) => Math.Abs(x - y)).Max():E2}");
 if (a.Length != b.Length || a.Zip(b).Any(p => p.First != p.Second)) throw new Exception("the reloaded pipeline predicts differently");
+using (var shipped = MaeMl.Pretrained.MaePretrained.Load("cifar10-vit-tiny"))
+{
+    using var x = torch.randn(2, 3, 32, 32);
+    using var features = shipped.ForwardFeatures(x);
+    Console.WriteLine($"shipped cifar10-vit-tiny from the package: features [{string.Join(", ", features.shape)}]");
+}
 Console.WriteLine("consumer OK");
 
 sealed class Row
