@@ -46,6 +46,8 @@ public sealed class FcosHead : nn.Module<Tensor[], FcosOutput>
         RegisterComponents();
         using var _ = no_grad();
         foreach (var m in modules().OfType<Conv2d>()) { nn.init.normal_(m.weight!, std: 0.01); nn.init.zeros_(m.bias!); }
+        // TorchSharp 0.107's GroupNorm leaves its affine parameters uninitialised: set them explicitly
+        foreach (var m in modules().OfType<GroupNorm>()) { nn.init.ones_(m.weight!); nn.init.zeros_(m.bias!); }
         nn.init.constant_(cls_logits.bias!, -Math.Log((1 - 0.01) / 0.01));
     }
 
