@@ -49,13 +49,29 @@ public sealed class DenseOnnxWriter
         return t.detach().to(ScalarType.Float32, CPU).contiguous().data<float>().ToArray();
     }
 
-    public string Init(string name) { var v = Get(name, out var shape); return G.Initializer(name, v, shape); }
+    readonly Dictionary<string, string> initializers = new();
+
+    /// <summary>The initializer of a weight (written once, shared by every use, e.g. a head applied to each level).</summary>
+    public string Init(string name)
+    {
+        if (initializers.TryGetValue(name, out var existing)) return existing;
+        var v = Get(name, out var shape);
+        return initializers[name] = G.Initializer(name, v, shape);
+    }
+    /// <summary>A weight reshaped to <paramref name="shape"/> (written once).</summary>
+    public string Init(string name, params long[] shape)
+    {
+        var key = $"{name}@{string.Join("x", shape)}";
+        if (initializers.TryGetValue(key, out var existing)) return existing;
+        return initializers[key] = G.Initializer(name, Get(name, out _), shape);
+    }
+
     public bool Has(string name) => state.ContainsKey(name);
 
     public string Conv(string x, string name, int padding = 0)
     {
-        var w = Get($"{name}.weight", out var shape);
-        var inputs = new List<string> { x, G.Initializer($"{name}.weight", w, shape) };
+        var shape = state.TryGetValue($"{name}.weight", out var t) ? t.shape : throw new ArgumentException($"The weights have no '{name}.weight'");
+        var inputs = new List<string> { x, Init($"{name}.weight") };
         if (Has($"{name}.bias")) inputs.Add(Init($"{name}.bias"));
         return G.Node("Conv", inputs.ToArray(), name, Ints("kernel_shape", shape[2], shape[3]), Ints("pads", padding, padding, padding, padding));
     }
@@ -87,10 +103,8 @@ public sealed class DenseOnnxWriter
         var normed = G.Node("InstanceNormalization", [grouped, G.Initializer($"{name}.ones", Enumerable.Repeat(1f, groups).ToArray(), groups),
             G.Initializer($"{name}.zeros", new float[groups], groups)], $"{name}.in", Attr("epsilon", 1e-5f));
         var back = G.Node("Reshape", [normed, shape], $"{name}.nchw");
-        var w = Get($"{name}.weight", out _);
-        var b = Get($"{name}.bias", out _);
-        var scaled = G.Node("Mul", [back, G.Initializer($"{name}.weight", w, channels, 1, 1)], $"{name}.scaled");
-        return G.Node("Add", [scaled, G.Initializer($"{name}.bias", b, channels, 1, 1)], name);
+        var scaled = G.Node("Mul", [back, Init($"{name}.weight", channels, 1, 1)], $"{name}.scaled");
+        return G.Node("Add", [scaled, Init($"{name}.bias", channels, 1, 1)], name);
     }
 
     public string MaxPool2x2(string x, string name) => G.Node("MaxPool", [x], name, Ints("kernel_shape", 2, 2), Ints("strides", 2, 2));
