@@ -49,6 +49,22 @@ public sealed class DetectionDataset : IDisposable
         return new DetectionDataset(tensor(pixels).reshape(n, 3, size, size), boxes, items.Select(x => x.Image).ToList(), classes, size);
     }
 
+    /// <summary>Images already in memory (e.g. from an ML.NET image column) with boxes in their pixels.</summary>
+    public static DetectionDataset FromBitmaps(IReadOnlyList<SKBitmap> images, IReadOnlyList<BoxAnnotation[]> boxes, IReadOnlyList<string> classes, int size,
+        DetectionResize resize = DetectionResize.Stretch)
+    {
+        int n = images.Count, plane = size * size;
+        var pixels = new float[n * 3 * plane];
+        var scaled = new BoxAnnotation[n][];
+        for (int i = 0; i < n; i++)
+        {
+            var (resized, sx, sy, dx, dy) = Resize(images[i], size, resize);
+            using (resized) ImageTransforms.ToNormalizedChw(resized, pixels.AsSpan(i * 3 * plane, 3 * plane));
+            scaled[i] = boxes[i].Select(b => b.Transform(sx, sy, dx, dy)).Where(b => b.Width >= 1 && b.Height >= 1).ToArray();
+        }
+        return new DetectionDataset(tensor(pixels).reshape(n, 3, size, size), scaled, Enumerable.Range(0, n).Select(i => $"row {i}").ToList(), classes, size);
+    }
+
     /// <summary>Resizes a bitmap to size x size and gives the box transform x' = x * sx + dx, y' = y * sy + dy.</summary>
     public static (SKBitmap Bitmap, float Sx, float Sy, float Dx, float Dy) Resize(SKBitmap bitmap, int size, DetectionResize resize)
     {

@@ -42,3 +42,11 @@ public static class DenseCatalog
         return chain.Append(catalog.DropColumns(drop.Where(d => d != outputColumnName && d != probabilitiesColumnName && d != inputColumnName).ToArray()));
     }
 }
+
+/// <summary>ML.NET catalog extension for the MAE object-detection trainer.</summary>
+public static class MaeObjectDetectionCatalog
+{
+    /// <summary>An object-detection trainer on a MAE ViT; see <see cref="MaeObjectDetectionTrainer"/>.</summary>
+    public static MaeObjectDetectionTrainer MaeObjectDetection(this MulticlassClassificationCatalog.MulticlassClassificationTrainers trainers, MLContext ml, MaeObjectDetectionOptions? options = null) =>
+        new(ml, options ?? new MaeObjectDetectionOptions());
+}
