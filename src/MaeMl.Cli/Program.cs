@@ -39,6 +39,7 @@ public static class Program
         yield return SegmentEvalCommand.Create();
         yield return DetectTrainCommand.Create();
         yield return DetectEvalCommand.Create();
+        yield return DenseCheckCommand.Create();
     }
 }
 
