@@ -23,7 +23,7 @@ public sealed class SegmentationModel : nn.Module<Tensor, Tensor>
     public SegmentationModel(SegmentationConfig config) : base(nameof(SegmentationModel))
     {
         Config = config.Validate();
-        Vit = new VitBackbone(config.Encoder with { DropPath = config.Encoder.DropPath });
+        Vit = new VitBackbone(config.Encoder);
         int k = config.NumClasses;
         if (config.Head == SegmentationHeadKind.Linear)
         {
