@@ -1,6 +1,11 @@
 namespace MaeMl.Detection;
 
 /// <summary>COCO-style detection results: AP averaged over IoU 0.50:0.05:0.95 (mAP), at 0.50 (AP50) and 0.75 (AP75), per class.</summary>
+/// <param name="MAP">AP averaged over IoU 0.50:0.05:0.95 and the classes with ground truth.</param>
+/// <param name="AP50">AP at IoU 0.50.</param>
+/// <param name="AP75">AP at IoU 0.75.</param>
+/// <param name="GroundTruthBoxes">Ground-truth boxes evaluated.</param>
+/// <param name="Detections">Detections evaluated (after the per-image cap).</param>
 /// <param name="PerClassAP">AP@[.5:.95] per class, NaN for classes without ground truth (left out of the means).</param>
 public sealed record DetectionEvaluation(double MAP, double AP50, double AP75, double[] PerClassAP, int GroundTruthBoxes, int Detections);
 

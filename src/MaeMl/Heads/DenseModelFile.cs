@@ -10,6 +10,8 @@ namespace MaeMl.Heads;
 
 /// <summary>What a dense model file holds besides the weights.</summary>
 /// <param name="Kind"><c>segmentation</c> or <c>detection</c>.</param>
+/// <param name="Segmentation">Architecture of a segmentation model, else null.</param>
+/// <param name="Detection">Architecture of a detection model, else null.</param>
 /// <param name="ClassNames">Names of the output classes (may be empty).</param>
 /// <param name="IgnoreIndex">Segmentation: the label that means "not labelled".</param>
 public sealed record DenseModelHeader(string Kind, SegmentationConfig? Segmentation, DetectionConfig? Detection, IReadOnlyList<string> ClassNames, int IgnoreIndex = 255);

@@ -17,6 +17,7 @@ public static class DenseTrainingLoop
     /// <param name="isBackbone">Parameter name -> belongs to the ViT (gets <see cref="DenseTrainingOptions.BackboneLrScale"/>).</param>
     /// <param name="count">Training rows.</param>
     /// <param name="batchLoss">(row indices, random source) -> scalar loss of that batch.</param>
+    /// <param name="o">The training settings.</param>
     /// <param name="log">Progress lines, or null.</param>
     public static DenseTrainingResult Run(nn.Module model, Func<string, bool> isBackbone, int count, Func<long[], Random, Tensor> batchLoss,
         DenseTrainingOptions o, Action<string>? log = null)

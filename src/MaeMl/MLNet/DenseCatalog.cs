@@ -18,6 +18,12 @@ public static class DenseCatalog
     /// <c>mlContext.Model</c> without MaeMl. Output: <paramref name="outputColumnName"/>, a vector of S*S <see cref="long"/>
     /// class ids (row-major), and with <paramref name="probabilitiesColumnName"/> a vector of K*S*S floats (class-major).
     /// </summary>
+    /// <param name="catalog">The transforms catalog (<c>mlContext.Transforms</c>).</param>
+    /// <param name="outputColumnName">Column to create with the class map.</param>
+    /// <param name="inputColumnName">Image column (<see cref="Microsoft.ML.Data.MLImage"/>).</param>
+    /// <param name="modelFile">The exported segmentation ONNX file.</param>
+    /// <param name="gpuDeviceId">CUDA device, or null for the CPU.</param>
+    /// <param name="fallbackToCpu">Use the CPU when the GPU cannot be used.</param>
     /// <param name="imageSize">The model's input size (maeml.image_size in the model's metadata).</param>
     /// <param name="probabilitiesColumnName">Column for the class probabilities, or null; the model must have been exported with them.</param>
     public static IEstimator<ITransformer> SegmentImages(this TransformsCatalog catalog, string outputColumnName, string inputColumnName, string modelFile,

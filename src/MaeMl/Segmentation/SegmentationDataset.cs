@@ -42,6 +42,11 @@ public sealed class SegmentationDataset : IDisposable
     }
 
     /// <summary>Loads image/mask folders at <paramref name="size"/> x <paramref name="size"/>.</summary>
+    /// <param name="imageDir">Image folder.</param>
+    /// <param name="maskDir">Mask folder (PNGs named as the images).</param>
+    /// <param name="size">Side of the square model input.</param>
+    /// <param name="numClasses">Class ids 0..numClasses-1; larger ids are ignored.</param>
+    /// <param name="limit">Only the first pairs (by file name), or null for all.</param>
     /// <param name="ignoreValue">Mask value that means "not labelled" (COCO128: 0); it becomes the ignore index.</param>
     public static SegmentationDataset Load(string imageDir, string maskDir, int size, int numClasses, int ignoreValue = 255, int? limit = null) =>
         Load(Pair(imageDir, maskDir, limit), size, numClasses, ignoreValue);
