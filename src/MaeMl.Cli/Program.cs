@@ -35,6 +35,11 @@ public static class Program
         yield return ExportOnnxCommand.Create();
         yield return BenchFeaturizeCommand.Create();
         yield return LinearEvalCommand.Create();
+        yield return SegmentTrainCommand.Create();
+        yield return SegmentEvalCommand.Create();
+        yield return DetectTrainCommand.Create();
+        yield return DetectEvalCommand.Create();
+        yield return DenseCheckCommand.Create();
     }
 }
 

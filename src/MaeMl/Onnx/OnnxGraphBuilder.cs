@@ -20,6 +20,18 @@ public sealed class OnnxGraphBuilder
 
     public OnnxGraphBuilder(string graphName) => graph = new GraphProto { Name = graphName };
 
+    /// <summary>Continues an existing graph (e.g. an exported encoder, to add a head): its names are reserved.</summary>
+    public OnnxGraphBuilder(GraphProto existing)
+    {
+        graph = existing;
+        foreach (var name in existing.Initializer.Select(i => i.Name).Concat(existing.Input.Select(i => i.Name)).Concat(existing.Output.Select(o => o.Name))
+                     .Concat(existing.Node.SelectMany(n => n.Output.Append(n.Name))))
+            names.Add(name);
+    }
+
+    /// <summary>The graph being built.</summary>
+    public GraphProto Graph => graph;
+
     /// <summary>Nodes added so far.</summary>
     public int NodeCount => graph.Node.Count;
 
@@ -88,7 +100,10 @@ public sealed class OnnxGraphBuilder
     }
 
     /// <summary>Makes <paramref name="value"/> a graph output called <paramref name="name"/> (adding an Identity when the names differ).</summary>
-    public void Output(string value, string name, params object[] dims)
+    public void Output(string value, string name, params object[] dims) => Output(value, name, TensorProto.Types.DataType.Float, dims);
+
+    /// <summary>As <see cref="Output(string, string, object[])"/> for an output of another element type (e.g. int64 class ids).</summary>
+    public void Output(string value, string name, TensorProto.Types.DataType elementType, params object[] dims)
     {
         if (value != name)
         {
@@ -98,10 +113,10 @@ public sealed class OnnxGraphBuilder
             node.Output.Add(name);
             graph.Node.Add(node);
         }
-        graph.Output.Add(ValueInfo(name, dims));
+        graph.Output.Add(ValueInfo(name, dims, elementType));
     }
 
-    static ValueInfoProto ValueInfo(string name, object[] dims)
+    static ValueInfoProto ValueInfo(string name, object[] dims, TensorProto.Types.DataType elementType = TensorProto.Types.DataType.Float)
     {
         var shape = new TensorShapeProto();
         foreach (var d in dims)
@@ -117,7 +132,7 @@ public sealed class OnnxGraphBuilder
         return new ValueInfoProto
         {
             Name = name,
-            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = shape } },
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)elementType, Shape = shape } },
         };
     }
 

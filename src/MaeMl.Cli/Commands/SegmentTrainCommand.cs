@@ -1,0 +1,46 @@
+using System.CommandLine;
+using MaeMl.Heads;
+using MaeMl.Segmentation;
+using static TorchSharp.torch;
+
+namespace MaeMl.Cli.Commands;
+
+/// <summary><c>maeml segment-train</c>: fine-tunes a MAE ViT with a segmentation head on image + mask folders, then reports validation mIoU.</summary>
+public static class SegmentTrainCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("segment-train", "Semantic segmentation: fine-tune a ViT (MAE-initialised or from scratch) with a linear or pyramid head on image + mask PNG folders (pixel = class id); print validation mIoU and pixel accuracy.");
+        var dense = new DenseCommandOptions();
+        dense.AddTo(command);
+        var data = new SegmentationDataOptions();
+        data.AddTo(command, withValidation: true);
+        var head = new Option<string>("--head") { Description = "linear (per-patch baseline) or pyramid (FPN-lite on the simple feature pyramid).", DefaultValueFactory = _ => "pyramid" };
+        command.Options.Add(head);
+        command.SetAction(parse => ModelFileOptions.Run(() =>
+        {
+            var kind = parse.GetValue(head)!.ToLowerInvariant() switch
+            {
+                "linear" => SegmentationHeadKind.Linear, "pyramid" => SegmentationHeadKind.Pyramid,
+                var h => throw new CliException($"unknown head '{h}' (use linear or pyramid)"),
+            };
+            var (encoder, weights, description) = dense.ReadBackbone(parse);
+            var config = new SegmentationConfig(encoder, data.Classes(parse), kind, parse.GetValue(dense.PyramidChannels), dense.ReadScales(parse));
+            using var model = new SegmentationModel(config);
+            if (weights is not null) { model.Vit.LoadEncoder(weights); foreach (var t in weights.Values) t.Dispose(); }
+            Console.WriteLine(description);
+            using var train = data.Load(parse, encoder.ImageSize, validation: false, parse.GetValue(dense.Limit));
+            using var val = data.Load(parse, encoder.ImageSize, validation: true);
+            Console.WriteLine($"head {kind}, {config.NumClasses} classes (ignore {train.IgnoreIndex}), train {train.Count} images, val {val.Count} images, torch threads {get_num_threads()}");
+            var options = dense.ReadTraining(parse);
+            var result = SegmentationTrainer.Train(model, train, options, Console.WriteLine);
+            Console.WriteLine($"trained {result.Steps} steps in {result.Seconds:F0} s");
+            SegmentEvalCommand.Report(SegmentationTrainer.Evaluate(model, train), "train", []);
+            SegmentEvalCommand.Report(SegmentationTrainer.Evaluate(model, val), "val", data.Names(parse));
+            if (parse.GetValue(dense.Output) is { } output) { DenseModelFile.Save(model, output, data.Names(parse), train.IgnoreIndex); Console.WriteLine($"saved {output}"); }
+            if (parse.GetValue(dense.Picture) is { } picture) SegmentEvalCommand.Draw(model, val, picture);
+            return 0;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,32 @@
+using MaeMl.Model;
+
+namespace MaeMl.Detection;
+
+/// <summary>Architecture and post-processing of a <see cref="DetectionModel"/> (FCOS on ViTDet's simple feature pyramid).</summary>
+/// <param name="Encoder">The ViT; <see cref="MaeConfig.ImageSize"/> is the input size.</param>
+/// <param name="NumClasses">Object classes (no background class: FCOS scores each class with a sigmoid).</param>
+/// <param name="PyramidChannels">Channels of the pyramid and of the head towers (detectron2: 256).</param>
+/// <param name="PyramidScales">Pyramid scales relative to the patch grid, finest first (ViTDet: 4, 2, 1, 0.5).</param>
+/// <param name="HeadConvs">3x3 conv + GroupNorm + ReLU layers in each tower (FCOS: 4).</param>
+public sealed record DetectionConfig(MaeConfig Encoder, int NumClasses, int PyramidChannels = 64, double[]? PyramidScales = null, int HeadConvs = 2)
+{
+    public double[] Scales => PyramidScales ?? [4.0, 2.0, 1.0, 0.5];
+    /// <summary>Minimum score kept before NMS.</summary>
+    public float ScoreThreshold { get; init; } = 0.05f;
+    /// <summary>IoU above which NMS drops the lower-scored box of the same class.</summary>
+    public float NmsIoU { get; init; } = 0.6f;
+    /// <summary>Detections kept per image.</summary>
+    public int MaxDetections { get; init; } = 100;
+    /// <summary>Candidates per image before NMS.</summary>
+    public int PreNmsTopK { get; init; } = 1000;
+    /// <summary>FCOS centre sampling: a location is positive only within this many strides of the box centre.</summary>
+    public float CenterSampleRadius { get; init; } = 1.5f;
+
+    public DetectionConfig Validate()
+    {
+        Encoder.Validate();
+        if (NumClasses < 1) throw new ArgumentException($"A detector needs at least one class, got {NumClasses}");
+        if (PyramidChannels < 1 || HeadConvs < 0) throw new ArgumentException("PyramidChannels must be positive and HeadConvs non-negative");
+        return this;
+    }
+}

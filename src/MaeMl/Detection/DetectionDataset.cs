@@ -1,0 +1,136 @@
+using MaeMl.Data;
+using SkiaSharp;
+using static TorchSharp.torch;
+
+namespace MaeMl.Detection;
+
+/// <summary>How images are brought to the model's square size; the boxes move with them.</summary>
+public enum DetectionResize
+{
+    /// <summary>Squash to S x S (what ML.NET's <c>ResizeImages</c> with <c>Fill</c> does).</summary>
+    Stretch,
+    /// <summary>Keep the aspect ratio, fit the longer side to S and pad the rest (centred) with grey 114.</summary>
+    Letterbox,
+}
+
+/// <summary>
+/// Detection images and boxes held in memory at the model's size (small sets such as COCO128): images ImageNet-normalised
+/// [N, 3, S, S], boxes in model pixels. <see cref="FlipHorizontal"/> mirrors a batch and its boxes.
+/// </summary>
+public sealed class DetectionDataset : IDisposable
+{
+    public Tensor Images { get; }
+    public IReadOnlyList<BoxAnnotation[]> Boxes { get; }
+    public IReadOnlyList<string> ImagePaths { get; }
+    public IReadOnlyList<string> ClassNames { get; }
+    public int ImageSize { get; }
+    public int Count => ImagePaths.Count;
+
+    DetectionDataset(Tensor images, IReadOnlyList<BoxAnnotation[]> boxes, IReadOnlyList<string> paths, IReadOnlyList<string> classes, int size) =>
+        (Images, Boxes, ImagePaths, ClassNames, ImageSize) = (images, boxes, paths, classes, size);
+
+    /// <summary>Loads images with boxes given in original pixels by <c>boxes(width, height)</c>; boxes smaller than 1 px after resizing are dropped.</summary>
+    public static DetectionDataset Load(IReadOnlyList<(string Image, Func<int, int, BoxAnnotation[]> Boxes)> items, IReadOnlyList<string> classes, int size,
+        DetectionResize resize = DetectionResize.Stretch)
+    {
+        int n = items.Count, plane = size * size;
+        var pixels = new float[n * 3 * plane];
+        var boxes = new BoxAnnotation[n][];
+        Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = Math.Min(2, Environment.ProcessorCount) }, i =>
+        {
+            using var bitmap = ImageDecoder.DecodeBitmap(items[i].Image);
+            var (resized, sx, sy, dx, dy) = Resize(bitmap, size, resize);
+            using (resized) ImageTransforms.ToNormalizedChw(resized, pixels.AsSpan(i * 3 * plane, 3 * plane));
+            boxes[i] = items[i].Boxes(bitmap.Width, bitmap.Height)
+                .Select(b => b.Transform(sx, sy, dx, dy))
+                .Select(b => b with { X0 = Math.Clamp(b.X0, 0, size), Y0 = Math.Clamp(b.Y0, 0, size), X1 = Math.Clamp(b.X1, 0, size), Y1 = Math.Clamp(b.Y1, 0, size) })
+                .Where(b => b.Width >= 1 && b.Height >= 1 && b.Label < classes.Count).ToArray();
+        });
+        return new DetectionDataset(tensor(pixels).reshape(n, 3, size, size), boxes, items.Select(x => x.Image).ToList(), classes, size);
+    }
+
+    /// <summary>Images already in memory (e.g. from an ML.NET image column) with boxes in their pixels.</summary>
+    public static DetectionDataset FromBitmaps(IReadOnlyList<SKBitmap> images, IReadOnlyList<BoxAnnotation[]> boxes, IReadOnlyList<string> classes, int size,
+        DetectionResize resize = DetectionResize.Stretch)
+    {
+        int n = images.Count, plane = size * size;
+        var pixels = new float[n * 3 * plane];
+        var scaled = new BoxAnnotation[n][];
+        for (int i = 0; i < n; i++)
+        {
+            var (resized, sx, sy, dx, dy) = Resize(images[i], size, resize);
+            using (resized) ImageTransforms.ToNormalizedChw(resized, pixels.AsSpan(i * 3 * plane, 3 * plane));
+            scaled[i] = boxes[i].Select(b => b.Transform(sx, sy, dx, dy)).Where(b => b.Width >= 1 && b.Height >= 1).ToArray();
+        }
+        return new DetectionDataset(tensor(pixels).reshape(n, 3, size, size), scaled, Enumerable.Range(0, n).Select(i => $"row {i}").ToList(), classes, size);
+    }
+
+    /// <summary>Resizes a bitmap to size x size and gives the box transform x' = x * sx + dx, y' = y * sy + dy.</summary>
+    public static (SKBitmap Bitmap, float Sx, float Sy, float Dx, float Dy) Resize(SKBitmap bitmap, int size, DetectionResize resize)
+    {
+        if (resize == DetectionResize.Stretch)
+            return (ImageTransforms.CropResize(bitmap, new SKRect(0, 0, bitmap.Width, bitmap.Height), size, size),
+                (float)size / bitmap.Width, (float)size / bitmap.Height, 0, 0);
+        float scale = (float)size / Math.Max(bitmap.Width, bitmap.Height);
+        float w = bitmap.Width * scale, h = bitmap.Height * scale, dx = (size - w) / 2, dy = (size - h) / 2;
+        var dst = new SKBitmap(new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        using var canvas = new SKCanvas(dst);
+        canvas.Clear(new SKColor(114, 114, 114));
+        using var paint = new SKPaint { FilterQuality = SKFilterQuality.High };
+        canvas.DrawBitmap(bitmap, new SKRect(dx, dy, dx + w, dy + h), paint);
+        canvas.Flush();
+        return (dst, scale, scale, dx, dy);
+    }
+
+    /// <summary>YOLO layout: images in <paramref name="imageDir"/>, <c>stem.txt</c> labels in <paramref name="labelDir"/> (a missing file = no objects).</summary>
+    public static DetectionDataset FromYolo(string imageDir, string labelDir, IReadOnlyList<string> classes, int size, DetectionResize resize = DetectionResize.Stretch, int? limit = null)
+    {
+        if (!Directory.Exists(labelDir)) throw new DirectoryNotFoundException($"Label folder '{labelDir}' does not exist");
+        var items = ListImages(imageDir, limit).Select(p => (p, (Func<int, int, BoxAnnotation[]>)((w, h) => YoloAnnotations.Read(YoloAnnotations.LabelPath(labelDir, p), w, h)))).ToList();
+        return Load(items, classes, size, resize);
+    }
+
+    /// <summary>Pascal VOC layout: one XML per image in <paramref name="annotationDir"/>, images named by its <c>filename</c> in <paramref name="imageDir"/>.</summary>
+    public static DetectionDataset FromPascalVoc(string imageDir, string annotationDir, List<string> classes, int size, DetectionResize resize = DetectionResize.Stretch, int? limit = null)
+    {
+        if (!Directory.Exists(annotationDir)) throw new DirectoryNotFoundException($"Annotation folder '{annotationDir}' does not exist");
+        var items = Directory.EnumerateFiles(annotationDir, "*.xml").OrderBy(p => p, StringComparer.Ordinal).Take(limit is > 0 ? limit.Value : int.MaxValue)
+            .Select(x => PascalVocAnnotations.Read(x, classes))
+            .Select(a => (Path.Combine(imageDir, a.FileName), (Func<int, int, BoxAnnotation[]>)((_, _) => a.Boxes))).ToList();
+        return Load(items, classes, size, resize);
+    }
+
+    /// <summary>COCO JSON: boxes from <paramref name="jsonPath"/>, images by <c>file_name</c> in <paramref name="imageDir"/>.</summary>
+    public static DetectionDataset FromCoco(string imageDir, string jsonPath, int size, DetectionResize resize = DetectionResize.Stretch, int? limit = null)
+    {
+        var (boxes, classes) = CocoAnnotations.Read(jsonPath);
+        var items = boxes.OrderBy(kv => kv.Key, StringComparer.Ordinal).Take(limit is > 0 ? limit.Value : int.MaxValue)
+            .Select(kv => (Path.Combine(imageDir, kv.Key), (Func<int, int, BoxAnnotation[]>)((_, _) => kv.Value))).ToList();
+        return Load(items, classes, size, resize);
+    }
+
+    static List<string> ListImages(string dir, int? limit)
+    {
+        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"Image folder '{dir}' does not exist");
+        var files = Directory.EnumerateFiles(dir).Where(p => ImageFolder.Extensions.Contains(Path.GetExtension(p))).OrderBy(p => p, StringComparer.Ordinal).ToList();
+        if (files.Count == 0) throw new InvalidDataException($"No images in '{dir}'");
+        return limit is > 0 ? files.Take(limit.Value).ToList() : files;
+    }
+
+    /// <summary>Mirrors images [N, 3, S, S] left-right and their boxes.</summary>
+    public static (Tensor Images, BoxAnnotation[][] Boxes) FlipHorizontal(Tensor images, IEnumerable<BoxAnnotation[]> boxes)
+    {
+        float width = images.shape[3];
+        return (images.flip(3), boxes.Select(bs => bs.Select(b => b.FlipHorizontal(width)).ToArray()).ToArray());
+    }
+
+    /// <summary>Keeps only the given classes, renumbered in the order given (e.g. [0] for COCO's person only).</summary>
+    public DetectionDataset Subset(IReadOnlyList<int> keepClasses)
+    {
+        var map = keepClasses.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => x.i);
+        var boxes = Boxes.Select(bs => bs.Where(b => map.ContainsKey(b.Label)).Select(b => b with { Label = map[b.Label] }).ToArray()).ToList();
+        return new DetectionDataset(Images.alias(), boxes, ImagePaths, keepClasses.Select(c => ClassNames[c]).ToList(), ImageSize);
+    }
+
+    public void Dispose() => Images.Dispose();
+}

@@ -1,0 +1,75 @@
+namespace MaeMl.Detection;
+
+/// <summary>COCO-style detection results: AP averaged over IoU 0.50:0.05:0.95 (mAP), at 0.50 (AP50) and 0.75 (AP75), per class.</summary>
+/// <param name="MAP">AP averaged over IoU 0.50:0.05:0.95 and the classes with ground truth.</param>
+/// <param name="AP50">AP at IoU 0.50.</param>
+/// <param name="AP75">AP at IoU 0.75.</param>
+/// <param name="GroundTruthBoxes">Ground-truth boxes evaluated.</param>
+/// <param name="Detections">Detections evaluated (after the per-image cap).</param>
+/// <param name="PerClassAP">AP@[.5:.95] per class, NaN for classes without ground truth (left out of the means).</param>
+public sealed record DetectionEvaluation(double MAP, double AP50, double AP75, double[] PerClassAP, int GroundTruthBoxes, int Detections);
+
+/// <summary>
+/// COCO-style average precision (as pycocotools' bbox evaluation, without area ranges or crowd regions): per class and
+/// IoU threshold, detections sorted by score (at most <c>maxDetections</c> per image) are greedily matched to the
+/// unmatched ground-truth box of highest IoU &gt;= threshold in the same image; precision is made monotone and sampled
+/// at 101 recall points (0, 0.01, .., 1). Classes without ground truth are left out.
+/// </summary>
+public static class DetectionMetrics
+{
+    public static readonly double[] IoUThresholds = Enumerable.Range(0, 10).Select(i => 0.5 + 0.05 * i).ToArray();
+
+    public static DetectionEvaluation Evaluate(IReadOnlyList<DetectedBox[]> predictions, IReadOnlyList<BoxAnnotation[]> groundTruth, int numClasses, int maxDetections = 100)
+    {
+        if (predictions.Count != groundTruth.Count) throw new ArgumentException($"{predictions.Count} prediction lists for {groundTruth.Count} images");
+        var ap = new double[numClasses, IoUThresholds.Length];
+        var perClass = new double[numClasses];
+        var preds = predictions.Select(p => p.OrderByDescending(b => b.Score).Take(maxDetections).ToArray()).ToArray();
+        for (int c = 0; c < numClasses; c++)
+        {
+            int nGt = groundTruth.Sum(g => g.Count(b => b.Label == c));
+            if (nGt == 0) { perClass[c] = double.NaN; for (int t = 0; t < IoUThresholds.Length; t++) ap[c, t] = double.NaN; continue; }
+            var dets = preds.SelectMany((p, img) => p.Where(b => b.Label == c).Select(b => (Image: img, Box: b)))
+                .OrderByDescending(x => x.Box.Score).ToArray();   // stable: ties keep image order
+            for (int t = 0; t < IoUThresholds.Length; t++)
+                ap[c, t] = AveragePrecision(dets, groundTruth, c, nGt, IoUThresholds[t]);
+            perClass[c] = Enumerable.Range(0, IoUThresholds.Length).Average(t => ap[c, t]);
+        }
+        double Mean(Func<int, double> f) { var v = Enumerable.Range(0, numClasses).Select(f).Where(x => !double.IsNaN(x)).ToArray(); return v.Length == 0 ? 0 : v.Average(); }
+        return new DetectionEvaluation(Mean(c => perClass[c]), Mean(c => ap[c, 0]), Mean(c => ap[c, 5]), perClass,
+            groundTruth.Sum(g => g.Length), preds.Sum(p => p.Length));
+    }
+
+    static double AveragePrecision((int Image, DetectedBox Box)[] dets, IReadOnlyList<BoxAnnotation[]> groundTruth, int c, int nGt, double threshold)
+    {
+        var matched = groundTruth.Select(g => new bool[g.Length]).ToArray();
+        var recall = new double[dets.Length];
+        var precision = new double[dets.Length];
+        int tp = 0;
+        for (int i = 0; i < dets.Length; i++)
+        {
+            var (img, box) = dets[i];
+            var gts = groundTruth[img];
+            int best = -1;
+            double bestIoU = threshold;
+            for (int g = 0; g < gts.Length; g++)
+            {
+                if (gts[g].Label != c || matched[img][g]) continue;
+                double iou = BoxOps.IoU(box, gts[g]);
+                if (iou >= bestIoU) { bestIoU = iou; best = g; }
+            }
+            if (best >= 0) { matched[img][best] = true; tp++; }
+            recall[i] = (double)tp / nGt;
+            precision[i] = (double)tp / (i + 1);
+        }
+        for (int i = dets.Length - 2; i >= 0; i--) precision[i] = Math.Max(precision[i], precision[i + 1]);
+        double sum = 0;
+        for (int r = 0; r <= 100; r++)
+        {
+            double level = r / 100.0;
+            int idx = Array.FindIndex(recall, x => x >= level - 1e-12);   // searchsorted(recall, level, 'left')
+            if (idx >= 0) sum += precision[idx];
+        }
+        return sum / 101;
+    }
+}

@@ -1,0 +1,46 @@
+using MaeMl.Heads;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MaeMl.Detection;
+
+/// <summary>
+/// One-stage anchor-free detector: <c>backbone</c> (<see cref="SimpleFeaturePyramid"/> over the MAE ViT, ViTDet) and
+/// <c>head</c> (<see cref="FcosHead"/>). imgs [N, 3, S, S] (ImageNet-normalised) -> <see cref="FcosOutput"/>;
+/// <see cref="FcosPostprocess"/> turns it into boxes.
+/// </summary>
+public sealed class DetectionModel : nn.Module<Tensor, FcosOutput>
+{
+    readonly SimpleFeaturePyramid backbone;
+    readonly FcosHead head;
+
+    public DetectionConfig Config { get; }
+    public VitBackbone Vit => backbone.Net;
+    public int[] Strides => backbone.Strides;
+
+    /// <summary>Centres (x, y) in pixels of every location, [A, 2], in the order of the head's outputs, and the level of each.</summary>
+    public (float[] X, float[] Y, int[] Level) Locations { get; }
+
+    public DetectionModel(DetectionConfig config) : base(nameof(DetectionModel))
+    {
+        Config = config.Validate();
+        backbone = new SimpleFeaturePyramid(new VitBackbone(config.Encoder), config.PyramidChannels, config.Scales);
+        head = new FcosHead(config.PyramidChannels, config.NumClasses, config.HeadConvs, backbone.Strides);
+        RegisterComponents();
+        var xs = new List<float>(); var ys = new List<float>(); var lv = new List<int>();
+        for (int l = 0; l < Strides.Length; l++)
+        {
+            int s = Strides[l], side = config.Encoder.ImageSize / s;
+            for (int i = 0; i < side; i++)
+            for (int j = 0; j < side; j++) { xs.Add(j * s + s / 2f); ys.Add(i * s + s / 2f); lv.Add(l); }
+        }
+        Locations = (xs.ToArray(), ys.ToArray(), lv.ToArray());
+    }
+
+    public override FcosOutput forward(Tensor imgs)
+    {
+        var levels = backbone.forward(imgs);
+        try { return head.forward(levels); }
+        finally { foreach (var t in levels) t.Dispose(); }
+    }
+}

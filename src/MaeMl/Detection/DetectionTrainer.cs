@@ -1,0 +1,39 @@
+using MaeMl.Heads;
+using static TorchSharp.torch;
+
+namespace MaeMl.Detection;
+
+/// <summary>Fine-tunes a <see cref="DetectionModel"/> with the FCOS loss and evaluates it with COCO-style AP.</summary>
+public static class DetectionTrainer
+{
+    /// <summary>Trains on <paramref name="data"/>; random horizontal flips move the boxes with the images.</summary>
+    public static DenseTrainingResult Train(DetectionModel model, DetectionDataset data, DenseTrainingOptions options, Action<string>? log = null) =>
+        DenseTrainingLoop.Run(model, name => name.StartsWith("backbone.net."), data.Count, (rows, rng) =>
+        {
+            using var index = tensor(rows);
+            var images = data.Images.index_select(0, index);
+            BoxAnnotation[][] boxes = rows.Select(r => data.Boxes[(int)r]).ToArray();
+            if (options.Flip && rng.Next(2) == 1) (images, boxes) = DetectionDataset.FlipHorizontal(images, boxes);
+            using var output = model.forward(images);
+            return FcosLoss.Compute(model, output, boxes);
+        }, options, log);
+
+    /// <summary>Detections per image of images [N, 3, S, S], in model pixels.</summary>
+    public static List<DetectedBox[]> Predict(DetectionModel model, Tensor images, int batchSize = 16)
+    {
+        model.eval();
+        using var _ = no_grad();
+        var result = new List<DetectedBox[]>();
+        for (long i = 0; i < images.shape[0]; i += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            using var output = model.forward(images[TensorIndex.Slice(i, i + batchSize)]);
+            result.AddRange(FcosPostprocess.Decode(model, output));
+        }
+        return result;
+    }
+
+    /// <summary>COCO-style AP of the model on <paramref name="data"/>.</summary>
+    public static DetectionEvaluation Evaluate(DetectionModel model, DetectionDataset data, int batchSize = 16) =>
+        DetectionMetrics.Evaluate(Predict(model, data.Images, batchSize), data.Boxes, model.Config.NumClasses);
+}

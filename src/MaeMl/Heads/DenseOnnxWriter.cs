@@ -1,0 +1,152 @@
+using MaeMl.Model;
+using MaeMl.Onnx;
+using Onnx;
+using static MaeMl.Onnx.OnnxGraphBuilder;
+using static TorchSharp.torch;
+
+namespace MaeMl.Heads;
+
+/// <summary>
+/// Writes the dense models' graphs: the ViT as <see cref="VitEncoderOnnxExporter"/> emits it (with the 0..255 preprocessing,
+/// input <see cref="EncoderOnnxNames.Pixels"/>), its patch tokens reshaped to the feature map, then the simple feature
+/// pyramid and head layers by state-dict name (Conv, ConvTranspose, LayerNorm2d as Transpose + LayerNormalization,
+/// exact GELU, MaxPool, GroupNorm as InstanceNormalization on grouped channels, bilinear Resize with half-pixel centres).
+/// </summary>
+public sealed class DenseOnnxWriter
+{
+    readonly Dictionary<string, Tensor> state;
+
+    public ModelProto Model { get; }
+    public OnnxGraphBuilder G { get; }
+    public MaeConfig Encoder { get; }
+
+    /// <summary>Starts from the ViT whose weights are <c>{vitPrefix}patch_embed...</c> in <paramref name="stateDict"/>.</summary>
+    public DenseOnnxWriter(IReadOnlyDictionary<string, Tensor> stateDict, string vitPrefix, MaeConfig encoder, int opset = 17)
+    {
+        state = stateDict.ToDictionary(kv => kv.Key, kv => kv.Value);
+        Encoder = encoder;
+        var vit = stateDict.Where(kv => kv.Key.StartsWith(vitPrefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[vitPrefix.Length..], kv => kv.Value);
+        Model = VitEncoderOnnxExporter.Build(vit, encoder, new VitEncoderOnnxOptions { Poolings = [EncoderPooling.Tokens], IncludePreprocessing = true, Opset = opset });
+        Model.Graph.Output.Clear();
+        Model.MetadataProps.Clear();
+        G = new OnnxGraphBuilder(Model.Graph);
+    }
+
+    /// <summary>The ViT's last feature map [N, D, g, g] (patch tokens after the final norm).</summary>
+    public string FeatureMap()
+    {
+        int d = Encoder.EmbedDim, grid = Encoder.GridSize;
+        var patches = G.Node("Slice", [EncoderOnnxNames.Output(EncoderPooling.Tokens), G.Int64s("dense_start_1", [1]), G.Int64s("dense_end_max", [long.MaxValue]), G.Int64s("dense_axis_1", [1])], "vit_patch_tokens");
+        var t = G.Node("Transpose", [patches], "vit_tokens_t", Ints("perm", 0, 2, 1));
+        return G.Node("Reshape", [t, G.Int64s("vit_map_shape", [0, d, grid, grid])], "vit_feature_map");
+    }
+
+    float[] Get(string name, out long[] shape)
+    {
+        if (!state.TryGetValue(name, out var t)) throw new ArgumentException($"The weights have no '{name}'");
+        shape = t.shape;
+        using var scope = NewDisposeScope();
+        return t.detach().to(ScalarType.Float32, CPU).contiguous().data<float>().ToArray();
+    }
+
+    readonly Dictionary<string, string> initializers = new();
+
+    /// <summary>The initializer of a weight (written once, shared by every use, e.g. a head applied to each level).</summary>
+    public string Init(string name)
+    {
+        if (initializers.TryGetValue(name, out var existing)) return existing;
+        var v = Get(name, out var shape);
+        return initializers[name] = G.Initializer(name, v, shape);
+    }
+    /// <summary>A weight reshaped to <paramref name="shape"/> (written once).</summary>
+    public string Init(string name, params long[] shape)
+    {
+        var key = $"{name}@{string.Join("x", shape)}";
+        if (initializers.TryGetValue(key, out var existing)) return existing;
+        return initializers[key] = G.Initializer(name, Get(name, out _), shape);
+    }
+
+    public bool Has(string name) => state.ContainsKey(name);
+
+    public string Conv(string x, string name, int padding = 0)
+    {
+        var shape = state.TryGetValue($"{name}.weight", out var t) ? t.shape : throw new ArgumentException($"The weights have no '{name}.weight'");
+        var inputs = new List<string> { x, Init($"{name}.weight") };
+        if (Has($"{name}.bias")) inputs.Add(Init($"{name}.bias"));
+        return G.Node("Conv", inputs.ToArray(), name, Ints("kernel_shape", shape[2], shape[3]), Ints("pads", padding, padding, padding, padding));
+    }
+
+    public string ConvTranspose2x2(string x, string name) =>
+        G.Node("ConvTranspose", [x, Init($"{name}.weight"), Init($"{name}.bias")], name, Ints("kernel_shape", 2, 2), Ints("strides", 2, 2));
+
+    public string LayerNorm2d(string x, string name, float eps = 1e-6f)
+    {
+        var nhwc = G.Node("Transpose", [x], $"{name}.nhwc", Ints("perm", 0, 2, 3, 1));
+        var normed = G.Node("LayerNormalization", [nhwc, Init($"{name}.weight"), Init($"{name}.bias")], $"{name}.ln", Attr("axis", -1L), Attr("epsilon", eps));
+        return G.Node("Transpose", [normed], name, Ints("perm", 0, 3, 1, 2));
+    }
+
+    public string Gelu(string x, string name)
+    {
+        var e = G.Node("Mul", [x, G.Scalar($"{name}.inv_sqrt2", (float)(1 / Math.Sqrt(2)))], $"{name}.scaled");
+        e = G.Node("Erf", [e], $"{name}.erf");
+        e = G.Node("Add", [e, G.Scalar($"{name}.one", 1f)], $"{name}.erf1");
+        e = G.Node("Mul", [x, e], $"{name}.mul");
+        return G.Node("Mul", [e, G.Scalar($"{name}.half", 0.5f)], name);
+    }
+
+    /// <summary>GroupNorm (eps 1e-5) as InstanceNormalization over [N, groups, C/groups*H*W], then the per-channel affine.</summary>
+    public string GroupNorm(string x, string name, int groups, int channels)
+    {
+        var shape = G.Node("Shape", [x], $"{name}.shape");
+        var grouped = G.Node("Reshape", [x, G.Int64s($"{name}.grouped_shape", [0, groups, -1])], $"{name}.grouped");
+        var normed = G.Node("InstanceNormalization", [grouped, G.Initializer($"{name}.ones", Enumerable.Repeat(1f, groups).ToArray(), groups),
+            G.Initializer($"{name}.zeros", new float[groups], groups)], $"{name}.in", Attr("epsilon", 1e-5f));
+        var back = G.Node("Reshape", [normed, shape], $"{name}.nchw");
+        var scaled = G.Node("Mul", [back, Init($"{name}.weight", channels, 1, 1)], $"{name}.scaled");
+        return G.Node("Add", [scaled, Init($"{name}.bias", channels, 1, 1)], name);
+    }
+
+    public string MaxPool2x2(string x, string name) => G.Node("MaxPool", [x], name, Ints("kernel_shape", 2, 2), Ints("strides", 2, 2));
+
+    /// <summary>Bilinear upsampling by a whole factor (PyTorch <c>interpolate(..., mode='bilinear', align_corners=False)</c>).</summary>
+    public string Upsample(string x, string name, float factor) =>
+        G.Node("Resize", [x, "", G.Initializer($"{name}.scales", new[] { 1f, 1f, factor, factor }, 4)], name,
+            new AttributeProto { Name = "mode", Type = AttributeProto.Types.AttributeType.String, S = Google.Protobuf.ByteString.CopyFromUtf8("linear") },
+            new AttributeProto { Name = "coordinate_transformation_mode", Type = AttributeProto.Types.AttributeType.String, S = Google.Protobuf.ByteString.CopyFromUtf8("half_pixel") });
+
+    /// <summary>The simple feature pyramid under <paramref name="prefix"/> (e.g. <c>backbone.</c>) on the ViT map: one output per scale, finest first.</summary>
+    public string[] Pyramid(string map, string prefix, IReadOnlyList<double> scales, int[] strides)
+    {
+        var outputs = new string[scales.Count];
+        for (int i = 0; i < scales.Count; i++)
+        {
+            var name = $"{prefix}simfp_{(int)Math.Round(Math.Log2(strides[i]))}";
+            var x = map;
+            int k = 0;
+            if (scales[i] == 4.0)
+            {
+                x = ConvTranspose2x2(x, $"{name}.0");
+                x = LayerNorm2d(x, $"{name}.1");
+                x = Gelu(x, $"{name}.2");
+                x = ConvTranspose2x2(x, $"{name}.3");
+                k = 4;
+            }
+            else if (scales[i] == 2.0) { x = ConvTranspose2x2(x, $"{name}.0"); k = 1; }
+            else if (scales[i] == 0.5) { x = MaxPool2x2(x, $"{name}.0"); k = 1; }
+            x = Conv(x, $"{name}.{k}");
+            x = LayerNorm2d(x, $"{name}.{k + 1}");
+            x = Conv(x, $"{name}.{k + 2}", padding: 1);
+            outputs[i] = LayerNorm2d(x, $"{name}.{k + 3}");
+        }
+        return outputs;
+    }
+
+    /// <summary>Sets metadata and the doc string and writes the model atomically.</summary>
+    public void Save(string path, IReadOnlyDictionary<string, string> metadata, string doc)
+    {
+        foreach (var (key, value) in metadata) Model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
+        Model.DocString = doc;
+        VitEncoderOnnxExporter.Save(Model, path);
+    }
+}

@@ -1,0 +1,31 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace MaeMl.Heads;
+
+/// <summary>LayerNorm over the channel dimension of [N, C, H, W] maps (detectron2's <c>LayerNorm</c> used by ViTDet), eps 1e-6.</summary>
+public sealed class LayerNorm2d : nn.Module<Tensor, Tensor>
+{
+    readonly Parameter weight;
+    readonly Parameter bias;
+    readonly double eps;
+
+    public LayerNorm2d(long channels, double eps = 1e-6) : base(nameof(LayerNorm2d))
+    {
+        weight = new Parameter(ones(channels));
+        bias = new Parameter(zeros(channels));
+        this.eps = eps;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var u = x.mean(new long[] { 1 }, keepdim: true);
+        var centered = x - u;
+        var s = centered.square().mean(new long[] { 1 }, keepdim: true);
+        var y = centered / (s + eps).sqrt();
+        return (weight[.., TensorIndex.None, TensorIndex.None] * y + bias[.., TensorIndex.None, TensorIndex.None]).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,33 @@
+using MaeMl.Model;
+
+namespace MaeMl.Segmentation;
+
+/// <summary>Which decoder sits on the ViT.</summary>
+public enum SegmentationHeadKind
+{
+    /// <summary>Baseline: a 1x1 conv (linear per patch) on the last ViT map, bilinearly upsampled.</summary>
+    Linear,
+    /// <summary>FPN-lite: the simple feature pyramid's levels upsampled to the finest one and summed, a 3x3 conv + LayerNorm2d + GELU, a 1x1 classifier.</summary>
+    Pyramid,
+}
+
+/// <summary>Architecture of a <see cref="SegmentationModel"/>.</summary>
+/// <param name="Encoder">The ViT; <see cref="MaeConfig.ImageSize"/> is the input size.</param>
+/// <param name="NumClasses">Output classes (label ids 0..NumClasses-1).</param>
+/// <param name="Head">Decoder kind.</param>
+/// <param name="PyramidChannels">Channels of the pyramid levels and of the pyramid head.</param>
+/// <param name="PyramidScales">Pyramid scales relative to the patch grid (ViTDet: 4, 2, 1, 0.5).</param>
+public sealed record SegmentationConfig(MaeConfig Encoder, int NumClasses, SegmentationHeadKind Head = SegmentationHeadKind.Pyramid,
+    int PyramidChannels = 64, double[]? PyramidScales = null)
+{
+    /// <summary>The scales in use.</summary>
+    public double[] Scales => PyramidScales ?? [4.0, 2.0, 1.0, 0.5];
+
+    public SegmentationConfig Validate()
+    {
+        Encoder.Validate();
+        if (NumClasses < 2) throw new ArgumentException($"A segmentation model needs at least 2 classes, got {NumClasses}");
+        if (PyramidChannels < 1) throw new ArgumentException($"PyramidChannels must be positive, got {PyramidChannels}");
+        return this;
+    }
+}

@@ -1,0 +1,97 @@
+using MaeMl.Data;
+using SkiaSharp;
+using static TorchSharp.torch;
+
+namespace MaeMl.Segmentation;
+
+/// <summary>
+/// Images and class-index masks held in memory at the model's size (fine for small sets such as COCO128; large sets need
+/// a streaming loader). Images are squashed to S x S (bicubic) and ImageNet-normalised; masks are resized nearest-neighbour,
+/// pixel value = class id, the ignore value and ids >= NumClasses become <see cref="IgnoreIndex"/>.
+/// </summary>
+public sealed class SegmentationDataset : IDisposable
+{
+    /// <summary>[N, 3, S, S] float32, normalised.</summary>
+    public Tensor Images { get; }
+    /// <summary>[N, S, S] int64 class ids, <see cref="IgnoreIndex"/> where unlabelled.</summary>
+    public Tensor Labels { get; }
+    /// <summary>Image files, in row order.</summary>
+    public IReadOnlyList<string> ImagePaths { get; }
+    public int NumClasses { get; }
+    public int IgnoreIndex { get; }
+    public int Count => ImagePaths.Count;
+
+    SegmentationDataset(Tensor images, Tensor labels, IReadOnlyList<string> paths, int numClasses, int ignoreIndex) =>
+        (Images, Labels, ImagePaths, NumClasses, IgnoreIndex) = (images, labels, paths, numClasses, ignoreIndex);
+
+    /// <summary>Pairs each image in <paramref name="imageDir"/> with the mask PNG of the same file stem in <paramref name="maskDir"/>;
+    /// images without a mask are skipped (COCO128 labels 100 of its 128 images).</summary>
+    /// <exception cref="DirectoryNotFoundException">A folder does not exist.</exception>
+    /// <exception cref="InvalidDataException">No image has a mask.</exception>
+    public static List<(string Image, string Mask)> Pair(string imageDir, string maskDir, int? limit = null)
+    {
+        if (!Directory.Exists(imageDir)) throw new DirectoryNotFoundException($"Image folder '{imageDir}' does not exist");
+        if (!Directory.Exists(maskDir)) throw new DirectoryNotFoundException($"Mask folder '{maskDir}' does not exist");
+        var masks = Directory.EnumerateFiles(maskDir, "*.png").ToDictionary(p => Path.GetFileNameWithoutExtension(p), StringComparer.Ordinal);
+        var pairs = Directory.EnumerateFiles(imageDir).Where(p => ImageFolder.Extensions.Contains(Path.GetExtension(p)))
+            .OrderBy(p => p, StringComparer.Ordinal)
+            .Select(p => (Image: p, Mask: masks.GetValueOrDefault(Path.GetFileNameWithoutExtension(p))))
+            .Where(p => p.Mask is not null).Select(p => (p.Image, p.Mask!)).ToList();
+        if (pairs.Count == 0) throw new InvalidDataException($"No image in '{imageDir}' has a mask of the same name in '{maskDir}'");
+        return limit is > 0 ? pairs.Take(limit.Value).ToList() : pairs;
+    }
+
+    /// <summary>Loads image/mask folders at <paramref name="size"/> x <paramref name="size"/>.</summary>
+    /// <param name="imageDir">Image folder.</param>
+    /// <param name="maskDir">Mask folder (PNGs named as the images).</param>
+    /// <param name="size">Side of the square model input.</param>
+    /// <param name="numClasses">Class ids 0..numClasses-1; larger ids are ignored.</param>
+    /// <param name="limit">Only the first pairs (by file name), or null for all.</param>
+    /// <param name="ignoreValue">Mask value that means "not labelled" (COCO128: 0); it becomes the ignore index.</param>
+    public static SegmentationDataset Load(string imageDir, string maskDir, int size, int numClasses, int ignoreValue = 255, int? limit = null) =>
+        Load(Pair(imageDir, maskDir, limit), size, numClasses, ignoreValue);
+
+    public static SegmentationDataset Load(IReadOnlyList<(string Image, string Mask)> pairs, int size, int numClasses, int ignoreValue = 255)
+    {
+        int n = pairs.Count, plane = size * size;
+        var pixels = new float[n * 3 * plane];
+        var labels = new long[n * plane];
+        Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = Math.Min(2, Environment.ProcessorCount) }, i =>
+        {
+            using (var bitmap = ImageDecoder.DecodeResized(pairs[i].Image, size))
+                ImageTransforms.ToNormalizedChw(bitmap, pixels.AsSpan(i * 3 * plane, 3 * plane));
+            var mask = ReadMask(pairs[i].Mask, out int w, out int h);
+            for (int y = 0; y < size; y++)
+            for (int x = 0; x < size; x++)
+            {
+                int v = mask[(int)((y + 0.5) * h / size) * w + (int)((x + 0.5) * w / size)];
+                labels[i * plane + y * size + x] = v == ignoreValue || v >= numClasses ? ignoreValue : v;
+            }
+        });
+        return new SegmentationDataset(tensor(pixels).reshape(n, 3, size, size), tensor(labels).reshape(n, size, size),
+            pairs.Select(p => p.Image).ToList(), numClasses, ignoreValue);
+    }
+
+    /// <summary>Class ids of a single-channel (8-bit grey) mask PNG, row-major.</summary>
+    /// <exception cref="ImageDecodeException">The file is not a readable image.</exception>
+    public static byte[] ReadMask(string path, out int width, out int height)
+    {
+        using var codec = SKCodec.Create(path) ?? throw new ImageDecodeException(path, "unknown or corrupt image format");
+        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Gray8, SKAlphaType.Opaque);
+        if (codec.Info.ColorType != SKColorType.Gray8)
+            throw new ImageDecodeException(path, $"a mask must be a single-channel 8-bit (grey) PNG of class ids, this one decodes as {codec.Info.ColorType}");
+        var data = new byte[info.Width * info.Height];
+        unsafe
+        {
+            fixed (byte* p = data)
+            {
+                var result = codec.GetPixels(info, (IntPtr)p);
+                if (result != SKCodecResult.Success) throw new ImageDecodeException(path, $"decoder said {result}");
+            }
+        }
+        (width, height) = (info.Width, info.Height);
+        return data;
+    }
+
+    public void Dispose() { Images.Dispose(); Labels.Dispose(); }
+}

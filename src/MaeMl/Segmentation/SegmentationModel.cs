@@ -1,0 +1,69 @@
+using MaeMl.Heads;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace MaeMl.Segmentation;
+
+/// <summary>
+/// Semantic segmentation on a MAE ViT: <c>backbone</c> (a <see cref="VitBackbone"/> for the linear head, a
+/// <see cref="SimpleFeaturePyramid"/> whose <c>net</c> is the ViT for the pyramid head) and <c>head</c>; the logits are
+/// bilinearly upsampled to the input size. imgs [N, 3, S, S] (ImageNet-normalised) -> logits [N, K, S, S].
+/// </summary>
+public sealed class SegmentationModel : nn.Module<Tensor, Tensor>
+{
+    readonly nn.Module backbone;
+    readonly Sequential head;
+
+    public SegmentationConfig Config { get; }
+
+    /// <summary>The ViT inside the backbone (load pretrained weights into it).</summary>
+    public VitBackbone Vit { get; }
+
+    public SegmentationModel(SegmentationConfig config) : base(nameof(SegmentationModel))
+    {
+        Config = config.Validate();
+        Vit = new VitBackbone(config.Encoder);
+        int k = config.NumClasses;
+        if (config.Head == SegmentationHeadKind.Linear)
+        {
+            backbone = Vit;
+            head = nn.Sequential(("0", nn.Conv2d(Vit.Channels, k, 1)));
+        }
+        else
+        {
+            backbone = new SimpleFeaturePyramid(Vit, config.PyramidChannels, config.Scales);
+            int c = config.PyramidChannels;
+            head = nn.Sequential(("0", nn.Conv2d(c, c, 3, padding: 1, bias: false)), ("1", new LayerNorm2d(c)), ("2", nn.GELU()), ("3", nn.Conv2d(c, k, 1)));
+        }
+        RegisterComponents();
+    }
+
+    /// <summary>Logits at the resolution of the head, before upsampling: [N, K, h, w].</summary>
+    public Tensor ForwardLowRes(Tensor imgs)
+    {
+        using var scope = NewDisposeScope();
+        Tensor x;
+        if (backbone is VitBackbone vit) x = vit.forward(imgs);
+        else
+        {
+            var levels = ((SimpleFeaturePyramid)backbone).forward(imgs);
+            var size = new[] { levels[0].shape[2], levels[0].shape[3] };
+            x = levels[0];
+            for (int i = 1; i < levels.Length; i++)
+                x = x + nn.functional.interpolate(levels[i], size, mode: InterpolationMode.Bilinear, align_corners: false);
+        }
+        return head.forward(x).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>imgs [N, 3, S, S] -> logits [N, K, S, S].</summary>
+    public override Tensor forward(Tensor imgs)
+    {
+        using var low = ForwardLowRes(imgs);
+        return nn.functional.interpolate(low, new[] { imgs.shape[2], imgs.shape[3] }, mode: InterpolationMode.Bilinear, align_corners: false);
+    }
+
+    /// <summary>Pixel-wise cross-entropy of logits [N, K, S, S] against labels [N, S, S] (int64), pixels equal to <paramref name="ignoreIndex"/> left out.</summary>
+    public static Tensor Loss(Tensor logits, Tensor labels, int ignoreIndex) =>
+        nn.functional.cross_entropy(logits, labels, ignore_index: ignoreIndex);
+}

@@ -1,0 +1,44 @@
+using MaeMl.Heads;
+using static TorchSharp.torch;
+
+namespace MaeMl.Segmentation;
+
+/// <summary>Fine-tunes a <see cref="SegmentationModel"/> (pixel cross-entropy with the ignore index) and evaluates it.</summary>
+public static class SegmentationTrainer
+{
+    /// <summary>Trains on <paramref name="data"/> (random horizontal flips of image and mask together when enabled).</summary>
+    public static DenseTrainingResult Train(SegmentationModel model, SegmentationDataset data, DenseTrainingOptions options, Action<string>? log = null) =>
+        DenseTrainingLoop.Run(model, name => name.StartsWith("backbone.") && !name.StartsWith("backbone.simfp_"), data.Count, (rows, rng) =>
+        {
+            using var index = tensor(rows);
+            var images = data.Images.index_select(0, index);
+            var labels = data.Labels.index_select(0, index);
+            if (options.Flip && rng.Next(2) == 1) { images = images.flip(3); labels = labels.flip(2); }
+            return SegmentationModel.Loss(model.forward(images), labels, data.IgnoreIndex);
+        }, options, log);
+
+    /// <summary>Class ids [N, S, S] (int64) of images [N, 3, S, S].</summary>
+    public static Tensor Predict(SegmentationModel model, Tensor images, int batchSize = 16)
+    {
+        model.eval();
+        using var _ = no_grad();
+        var parts = new List<Tensor>();
+        for (long i = 0; i < images.shape[0]; i += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            parts.Add(model.forward(images[TensorIndex.Slice(i, i + batchSize)]).argmax(1).MoveToOuterDisposeScope());
+        }
+        var result = cat(parts, 0);
+        foreach (var p in parts) p.Dispose();
+        return result;
+    }
+
+    /// <summary>mIoU, per-class IoU and pixel accuracy on <paramref name="data"/>.</summary>
+    public static SegmentationMetrics Evaluate(SegmentationModel model, SegmentationDataset data, int batchSize = 16)
+    {
+        var metrics = new SegmentationMetrics(data.NumClasses, data.IgnoreIndex);
+        using var predicted = Predict(model, data.Images, batchSize);
+        metrics.Add(predicted, data.Labels);
+        return metrics;
+    }
+}

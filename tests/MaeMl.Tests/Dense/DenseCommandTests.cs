@@ -1,0 +1,62 @@
+using MaeMl.Cli;
+using Xunit;
+
+namespace MaeMl.Tests.Dense;
+
+/// <summary><c>segment-train/-eval</c> and <c>detect-train/-eval</c> on tiny generated folders, in-process.</summary>
+[Collection("InteropCliConsole")]
+public sealed class DenseCommandTests : IDisposable
+{
+    readonly string dir = TestImages.TempDir("dense-cli");
+    public void Dispose() => Directory.Delete(dir, true);
+
+    static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var (stdout, stderr) = (Console.Out, Console.Error);
+        using var o = new StringWriter();
+        using var e = new StringWriter();
+        Console.SetOut(o);
+        Console.SetError(e);
+        try { return (Program.Main(args), o.ToString(), e.ToString()); }
+        finally { Console.SetOut(stdout); Console.SetError(stderr); }
+    }
+
+    static readonly string[] Tiny = ["--model", "mae_vit_tiny_patch4_img32", "--image-size", "32", "--epochs", "1", "--batch-size", "4", "--pyramid-channels", "8", "--threads", "1"];
+
+    [Fact]
+    public void Segment_train_then_eval_with_picture()
+    {
+        var (images, _, masks) = DenseTestData.Write(dir, 6);
+        string model = Path.Combine(dir, "seg.model"), picture = Path.Combine(dir, "seg.png");
+        var train = Run(new[] { "segment-train" }.Concat(Tiny).Concat(new[] {
+            "--images", images, "--masks", masks, "--val-images", images, "--val-masks", masks, "--classes", "3", "--names", "bg,square,circle", "--output", model }).ToArray());
+        Assert.True(train.Code == 0, train.Out + train.Err);
+        Assert.Contains("val: mIoU", train.Out);
+        var eval = Run("segment-eval", "--model-file", model, "--val-images", images, "--val-masks", masks, "--picture", picture);
+        Assert.True(eval.Code == 0, eval.Out + eval.Err);
+        Assert.Contains("val: mIoU", eval.Out);
+        Assert.True(new FileInfo(picture).Length > 0);
+    }
+
+    [Fact]
+    public void Detect_train_then_eval_with_picture_and_errors_in_one_line()
+    {
+        var (images, labels, _) = DenseTestData.Write(dir, 6);
+        string model = Path.Combine(dir, "det.model"), picture = Path.Combine(dir, "det.png");
+        var train = Run(new[] { "detect-train" }.Concat(Tiny).Concat(new[] {
+            "--images", images, "--labels", labels, "--val-images", images, "--val-labels", labels, "--names", "square,circle", "--head-convs", "1", "--output", model }).ToArray());
+        Assert.True(train.Code == 0, train.Out + train.Err);
+        Assert.Contains("val: mAP@[.5:.95]", train.Out);
+        var eval = Run("detect-eval", "--model-file", model, "--val-images", images, "--val-labels", labels, "--names", "square,circle", "--picture", picture);
+        Assert.True(eval.Code == 0, eval.Out + eval.Err);
+        Assert.Contains("AP50", eval.Out);
+        Assert.True(new FileInfo(picture).Length > 0);
+
+        var noNames = Run(new[] { "detect-train" }.Concat(Tiny).Concat(new[] { "--images", images, "--labels", labels, "--val-images", images, "--val-labels", labels }).ToArray());
+        Assert.Equal(2, noNames.Code);
+        Assert.Contains("--names", noNames.Err);
+        var wrongFile = Run("segment-eval", "--model-file", model, "--val-images", images, "--val-masks", labels);
+        Assert.Equal(2, wrongFile.Code);
+        Assert.Contains("not a segmentation model", wrongFile.Err);
+    }
+}

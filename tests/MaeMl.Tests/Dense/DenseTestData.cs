@@ -1,0 +1,51 @@
+using MaeMl.Model;
+using SkiaSharp;
+
+namespace MaeMl.Tests.Dense;
+
+/// <summary>Tiny generated detection / segmentation sets: one bright square per image on a dark background.</summary>
+public static class DenseTestData
+{
+    public static MaeConfig TinyEncoder(int imageSize = 32) => new()
+    {
+        ImageSize = imageSize, PatchSize = 8, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2,
+    };
+
+    /// <summary>Writes images img*.png, YOLO labels (class 0 = square, 1 = circle) and grey masks (0 background, 1 square, 2 circle).</summary>
+    public static (string Images, string Labels, string Masks) Write(string dir, int count, int size = 48, int seed = 0)
+    {
+        var rng = new Random(seed);
+        string images = Path.Combine(dir, "images"), labels = Path.Combine(dir, "labels"), masks = Path.Combine(dir, "masks");
+        foreach (var d in new[] { images, labels, masks }) Directory.CreateDirectory(d);
+        for (int i = 0; i < count; i++)
+        {
+            int cls = i % 2, side = size / 4 + rng.Next(size / 4);
+            int x0 = rng.Next(size - side), y0 = rng.Next(size - side);
+            using var bitmap = new SKBitmap(size, size, SKColorType.Rgba8888, SKAlphaType.Premul);
+            using (var canvas = new SKCanvas(bitmap))
+            {
+                canvas.Clear(new SKColor(30, 30, 40));
+                using var paint = new SKPaint { Color = cls == 0 ? new SKColor(240, 200, 40) : new SKColor(40, 200, 240) };
+                canvas.DrawRect(x0, y0, side, side, paint);
+            }
+            Save(bitmap, Path.Combine(images, $"img{i:D3}.png"));
+            File.WriteAllText(Path.Combine(labels, $"img{i:D3}.txt"),
+                FormattableString.Invariant($"{cls} {(x0 + side / 2.0) / size} {(y0 + side / 2.0) / size} {(double)side / size} {(double)side / size}\n"));
+            using var mask = new SKBitmap(new SKImageInfo(size, size, SKColorType.Gray8, SKAlphaType.Opaque));
+            var rows = new byte[mask.RowBytes * size];
+            for (int y = 0; y < size; y++)
+            for (int x = 0; x < size; x++)
+                rows[y * mask.RowBytes + x] = (byte)(x >= x0 && x < x0 + side && y >= y0 && y < y0 + side ? cls + 1 : 0);
+            System.Runtime.InteropServices.Marshal.Copy(rows, 0, mask.GetPixels(), rows.Length);
+            Save(mask, Path.Combine(masks, $"img{i:D3}.png"));
+        }
+        return (images, labels, masks);
+    }
+
+    static void Save(SKBitmap bitmap, string path)
+    {
+        using var image = SKImage.FromBitmap(bitmap);
+        using var data = image.Encode(SKEncodedImageFormat.Png, 100);
+        File.WriteAllBytes(path, data.ToArray());
+    }
+}
