@@ -35,6 +35,9 @@ public static class Program
         yield return ExportOnnxCommand.Create();
         yield return BenchFeaturizeCommand.Create();
         yield return LinearEvalCommand.Create();
+        yield return FinetuneCommand.Create();
+        yield return LinearProbeCommand.Create();
+        yield return EvalCommand.Create();
     }
 }
 
