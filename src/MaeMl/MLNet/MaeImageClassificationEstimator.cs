@@ -77,7 +77,8 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
         Directory.CreateDirectory(work);
         LastWorkingDirectory = work;
         var trainDir = Path.Combine(work, "train");
-        var counts = WriteImages(keyed, trainDir, classNames.Count, "training");
+        var written = new List<(string Path, uint Key)>();
+        var counts = WriteImages(keyed, trainDir, classNames.Count, "training", written);
         var empty = Enumerable.Range(0, classNames.Count).Where(c => counts[c] == 0).Select(c => classNames[c]).ToList();
         if (counts.Count(n => n > 0) < 2)
             throw new ArgumentException($"Image classification needs images of at least two labels; the data has {counts.Count(n => n > 0)} ({string.Join(", ", classNames.Where((_, c) => counts[c] > 0))})");
@@ -91,7 +92,7 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
             if (valKeyed.Schema[options.LabelColumnName].Type is not KeyDataViewType valType || valType.Count != labelType.Count)
                 throw new ArgumentException($"The validation set's label column '{options.LabelColumnName}' must have the training labels' key type ({labelType})");
             valDir = Path.Combine(work, "val");
-            var valCounts = WriteImages(valKeyed, valDir, classNames.Count, "validation");
+            var valCounts = WriteImages(valKeyed, valDir, classNames.Count, "validation", null);
             for (int c = 0; c < classNames.Count; c++) Directory.CreateDirectory(Path.Combine(valDir, FolderName(c)));
             if (valCounts.Sum() == 0) valDir = null;
         }
@@ -107,10 +108,31 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
         }
         Log($"exported encoder + head to {onnx}; fitting the ML.NET scoring stage");
 
-        var chain = new EstimatorChain<ITransformer>();
-        if (labelMapper is not null) chain = chain.Append<ITransformer>(ml.Transforms.Conversion.MapValueToKey(options.LabelColumnName));
-        var fitted = Scoring(chain, size, onnx).Fit(input);
-        return fitted;
+        // the scoring stage is fitted on the images that were readable (ML.NET's own loaders would stop at a bad one), keyed as trained
+        var scoring = Scoring(new EstimatorChain<ITransformer>(), size, onnx).Fit(CleanView(written, classNames));
+        return labelMapper is null ? scoring : new TransformerChain<ITransformer>(labelMapper, scoring);
+    }
+
+    sealed class FitRow
+    {
+        public string Path { get; set; } = "";
+        public uint Label { get; set; }
+    }
+
+    const string PathColumn = "MaeImageClassification.Path";
+
+    /// <summary>The written images (<see cref="Microsoft.ML.Data.MLImage"/> column) and their labels as keys with the class names as key values.</summary>
+    IDataView CleanView(List<(string Path, uint Key)> rows, IReadOnlyList<string> classNames)
+    {
+        var definition = SchemaDefinition.Create(typeof(FitRow));
+        definition[nameof(FitRow.Path)].ColumnName = PathColumn;
+        var label = definition[nameof(FitRow.Label)];
+        label.ColumnName = options.LabelColumnName;
+        label.ColumnType = new KeyDataViewType(typeof(uint), classNames.Count);
+        label.AddAnnotation("KeyValues", new VBuffer<ReadOnlyMemory<char>>(classNames.Count, classNames.Select(n => n.AsMemory()).ToArray()),
+            new VectorDataViewType(TextDataViewType.Instance, classNames.Count));
+        var view = ml.Data.LoadFromEnumerable(rows.Select(r => new FitRow { Path = r.Path, Label = r.Key }), definition);
+        return ml.Transforms.LoadImages(options.ImageColumnName, null, PathColumn).Fit(view).Transform(view);
     }
 
     EstimatorChain<ITransformer> Scoring(EstimatorChain<ITransformer> chain, int size, string? onnx)
@@ -180,7 +202,7 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
 
     /// <summary>Writes each row's image as PNG to dir/cNNNNN/ (NNNNN = key - 1); rows whose image cannot be read or whose label is
     /// missing are logged and skipped. Returns the images per class.</summary>
-    int[] WriteImages(IDataView data, string dir, int numClasses, string what)
+    int[] WriteImages(IDataView data, string dir, int numClasses, string what, List<(string Path, uint Key)>? written)
     {
         var counts = new int[numClasses];
         for (int c = 0; c < numClasses; c++) Directory.CreateDirectory(Path.Combine(dir, FolderName(c)));
@@ -209,6 +231,7 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
                 var path = Path.Combine(dir, FolderName((int)key - 1), $"row{row:D8}.png");
                 SavePng(image, path);
                 counts[key - 1]++;
+                written?.Add((path, key));
             }
             catch (Exception e) when (e is InvalidOperationException or IOException or ArgumentException or FormatException)
             {
