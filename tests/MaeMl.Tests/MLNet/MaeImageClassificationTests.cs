@@ -109,4 +109,20 @@ public sealed class MaeImageClassificationTests(ITestOutputHelper output)
         var noImage = Assert.Throws<ArgumentOutOfRangeException>(() => Estimator().Fit(ml.Data.LoadFromEnumerable(rows)));
         Assert.Contains("image column 'Image'", noImage.Message);
     }
+
+    [Fact]
+    public void FrozenEncoderTrainsALinearProbeWithTheSameOutputs()
+    {
+        var (dir, rows, checkpoint) = Data(12, 2);
+        var ml = new MLContext(seed: 0);
+        var data = Load(ml, rows);
+        var model = ml.MulticlassClassification.Trainers.MaeImageClassification(new MaeImageClassificationOptions
+        {
+            StartCheckpoint = checkpoint, Epochs = 3, BatchSize = 4, FreezeEncoder = true, WorkingDirectory = Path.Combine(dir, "work"),
+        }).Fit(data);
+        var scored = model.Transform(data);
+        Assert.Equal(2UL, Assert.IsType<KeyDataViewType>(scored.Schema["PredictedLabel"].Type).Count);
+        Assert.Equal(12, scored.GetColumn<float[]>("Score").Count());
+        Assert.True(File.Exists(Path.Combine(dir, "work", "run", "checkpoint-linprobe.maeml")));
+    }
 }
