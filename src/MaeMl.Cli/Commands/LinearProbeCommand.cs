@@ -18,7 +18,7 @@ public static class LinearProbeCommand
         var batch = new Option<int>("--batch-size") { Description = "Head batch (official 16384; lr = blr x batch / 256)", DefaultValueFactory = _ => 256 };
         var blr = new Option<double>("--blr") { DefaultValueFactory = _ => 0.1 };
         var lr = new Option<double?>("--lr") { Description = "Absolute lr (overrides --blr)" };
-        var optimizer = new Option<LinearProbeOptimizer>("--optimizer") { Description = "Lars (official) or Sgd (momentum 0.9)", DefaultValueFactory = _ => LinearProbeOptimizer.Lars };
+        var optimizer = new Option<LinearProbeOptimizer>("--optimizer") { Description = "Sgd (momentum 0.9, default) or Lars (official; give it the official absolute lr, --lr 6.4, at small batches)", DefaultValueFactory = _ => LinearProbeOptimizer.Sgd };
         var noCache = new Option<bool>("--augment") { Description = "Recompute features every epoch from RandomResizedCrop + flip views (official; one encoder pass per image per epoch) instead of caching eval-transform features once" };
         var globalPool = new Option<bool>("--global-pool") { Description = "Mean-pooled features + fc_norm instead of the cls token (official linprobe: cls token)" };
         var evalCrop = new Option<double>("--eval-crop-pct") { Description = "Center-crop fraction for cached and validation features (1 = none, for 32x32 data)", DefaultValueFactory = _ => 224.0 / 256.0 };
@@ -27,7 +27,7 @@ public static class LinearProbeCommand
         var limit = new Option<int?>("--limit-per-class") { Description = "Use at most this many training images per class" };
         var valLimit = new Option<int?>("--val-limit-per-class") { Description = "Use at most this many validation images per class" };
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = default)", DefaultValueFactory = _ => 0 };
-        var command = new Command("linprobe", "Linear probe of a frozen MAE encoder: BatchNorm (no affine) + linear head trained with LARS (main_linprobe.py).")
+        var command = new Command("linprobe", "Linear probe of a frozen MAE encoder: BatchNorm (no affine) + linear head (main_linprobe.py; SGD or LARS).")
         { train, val, output, init, model, epochs, warmup, batch, blr, lr, optimizer, noCache, globalPool, evalCrop, featureBatch, seed, limit, valLimit, threads };
         command.SetAction(r =>
         {
