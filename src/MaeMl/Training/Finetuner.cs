@@ -130,9 +130,24 @@ public sealed class Finetuner
                 double lossValue;
                 using (var scope = NewDisposeScope())
                 {
-                    torch.manual_seed(Seeds.Mix(o.Seed, epoch, step, 0xD4));   // drop path
-                    var (images, targets) = mixup.Apply(batch.ImagesTensor(), batch.LabelsTensor(), new Random(Seeds.MixInt(o.Seed, epoch, step, 0x4D49)), out _);
-                    var loss = SoftTargetCrossEntropy.Loss(model.forward(images), targets);
+                    Tensor loss;
+                    for (int attempt = 1; ; attempt++)
+                    {
+                        // A LibTorch error in the forward pass (seen once on CPU: a garbage implicit Scalar, "Expected false to be true"
+                        // from Scalar::toFloat, which points at a TorchSharp temporary freed by its finalizer during the native call) is
+                        // retried: nothing has changed yet (drop path and mixup are re-seeded per step), so the retry computes the same step.
+                        try
+                        {
+                            torch.manual_seed(Seeds.Mix(o.Seed, epoch, step, 0xD4));   // drop path
+                            var (images, targets) = mixup.Apply(batch.ImagesTensor(), batch.LabelsTensor(), new Random(Seeds.MixInt(o.Seed, epoch, step, 0x4D49)), out _);
+                            loss = SoftTargetCrossEntropy.Loss(model.forward(images), targets);
+                            break;
+                        }
+                        catch (System.Runtime.InteropServices.ExternalException e) when (attempt < 3)
+                        {
+                            log($"warning: LibTorch error in the forward pass at epoch {epoch}, step {step}; retrying the step ({e.Message.Split('\n')[0].Trim()})");
+                        }
+                    }
                     lossValue = loss.item<float>();
                     if (!double.IsFinite(lossValue))
                         throw new NonFiniteLossException($"Loss is {lossValue} at epoch {epoch}, step {step}; stopping. The last good checkpoint, if any, is {lastPath}. Try a lower --blr or more warmup.");
