@@ -8,7 +8,13 @@ using Xunit;
 
 namespace MaeMl.Tests.Training;
 
+/// <summary>Runs alone: drop path draws from torch's global generator, which tests running in parallel would also draw from,
+/// and the resume test compares losses bit for bit.</summary>
+[CollectionDefinition("TorchGlobalRng", DisableParallelization = true)]
+public sealed class TorchGlobalRngCollection;
+
 /// <summary>Fine-tuning and linear probing end to end on tiny generated class folders and a tiny model.</summary>
+[Collection("TorchGlobalRng")]
 public class FinetunerTests
 {
     static readonly MaeConfig Tiny = new() { ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2 };
