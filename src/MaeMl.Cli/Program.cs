@@ -3,12 +3,12 @@ using MaeMl.Cli.Commands;
 
 namespace MaeMl.Cli;
 
-/// <summary><c>maeml</c>: pretrain, inspect, convert and export Masked Autoencoders from the command line.</summary>
+/// <summary><c>maeml</c>: pretrain, fine-tune, evaluate, inspect, convert and export Masked Autoencoders from the command line.</summary>
 public static class Program
 {
     public static int Main(string[] args)
     {
-        var root = new RootCommand("maeml: Masked Autoencoders (MAE) for .NET - pretrain, look at, convert and export ViT encoders.");
+        var root = new RootCommand("maeml: Masked Autoencoders (MAE) for .NET - pretrain, fine-tune, evaluate, look at, convert and export ViT encoders.");
         foreach (var command in Commands()) root.Subcommands.Add(command);
         try
         {
@@ -40,6 +40,9 @@ public static class Program
         yield return DetectTrainCommand.Create();
         yield return DetectEvalCommand.Create();
         yield return DenseCheckCommand.Create();
+        yield return FinetuneCommand.Create();
+        yield return LinearProbeCommand.Create();
+        yield return EvalCommand.Create();
     }
 }
 

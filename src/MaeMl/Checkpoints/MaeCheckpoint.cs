@@ -34,6 +34,12 @@ public static class MaeCheckpoint
             ["training"] = training?.DeepClone() ?? new JsonObject(),
             ["has_optimizer"] = optimizer is not null,
         };
+        Write(path, header, model, optimizer);
+    }
+
+    /// <summary>Writes the file layout (magic, JSON header, model section, optimizer section) atomically; shared by <see cref="ClassifierCheckpoint"/>.</summary>
+    internal static void Write(string path, JsonObject header, nn.Module model, OptimizerHelper? optimizer)
+    {
         AtomicFile.Write(path, stream =>
         {
             using var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
@@ -111,6 +117,20 @@ public static class MaeCheckpoint
 
     static Header ReadHeader(BinaryReader reader, string path)
     {
+        var node = ReadHeaderJson(reader, path);
+        if (node["format"]?.GetValue<string>() == ClassifierCheckpoint.FormatName)
+            throw new InvalidDataException($"'{path}' is a fine-tuned classifier checkpoint, not a MAE: load it with ClassifierCheckpoint or MaeModelFile.LoadClassifier");
+        try
+        {
+            var config = node["config"].Deserialize<MaeConfig>() ?? throw new InvalidDataException($"'{path}': no model configuration");
+            return new Header(config, node["training"]?.AsObject() ?? new JsonObject(), node["has_optimizer"]?.GetValue<bool>() ?? false);
+        }
+        catch (JsonException e) { throw new InvalidDataException($"Checkpoint '{path}' has a corrupt header: {e.Message}"); }
+    }
+
+    /// <summary>Checks the magic and version and returns the JSON header.</summary>
+    internal static JsonObject ReadHeaderJson(BinaryReader reader, string path)
+    {
         try
         {
             var magic = reader.ReadBytes(Magic.Length);
@@ -119,15 +139,29 @@ public static class MaeCheckpoint
             var version = reader.ReadByte();
             if (version > FormatVersion) throw new InvalidDataException($"'{path}' was written by a newer MaeMl (format {version}); this one reads format {FormatVersion}");
             var json = reader.ReadBytes(reader.ReadInt32());
-            var node = JsonNode.Parse(json)!.AsObject();
-            var config = node["config"].Deserialize<MaeConfig>() ?? throw new InvalidDataException($"'{path}': no model configuration");
-            return new Header(config, node["training"]?.AsObject() ?? new JsonObject(), node["has_optimizer"]?.GetValue<bool>() ?? false);
+            return JsonNode.Parse(json)!.AsObject();
         }
         catch (EndOfStreamException) { throw new InvalidDataException($"Checkpoint '{path}' is truncated (header)"); }
         catch (JsonException e) { throw new InvalidDataException($"Checkpoint '{path}' has a corrupt header: {e.Message}"); }
     }
 
-    static void ReadModel(BinaryReader reader, string path, MaskedAutoencoderViT model)
+    /// <summary>Reads the model section into <paramref name="model"/> (strict), then the optimizer section into <paramref name="optimizer"/> when both exist.</summary>
+    internal static void ReadSections(BinaryReader reader, string path, nn.Module model, OptimizerHelper? optimizer)
+    {
+        ReadModel(reader, path, model);
+        long optLength = reader.ReadInt64();
+        if (optimizer is not null && optLength > 0)
+        {
+            var bytes = reader.ReadBytes(checked((int)optLength));
+            if (bytes.Length != optLength) throw new InvalidDataException($"Checkpoint '{path}' is truncated (optimizer state)");
+            using var ms = new BinaryReader(new MemoryStream(bytes));
+            optimizer.load_state_dict(ms);
+        }
+    }
+
+    internal static BinaryReader OpenFile(string path) => Open(path);
+
+    static void ReadModel(BinaryReader reader, string path, nn.Module model)
     {
         try
         {

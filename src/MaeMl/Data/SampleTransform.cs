@@ -30,4 +30,20 @@ public static class SampleTransforms
         using var crop = ImageTransforms.ResizeCenterCrop(image, size, cropPct);
         ImageTransforms.ToNormalizedChw(crop, chw);
     };
+
+    /// <summary><c>main_finetune.py</c>'s training transform (timm <c>create_transform</c>): RandomResizedCrop(size, scale=(minScale, 1), bicubic),
+    /// RandomHorizontalFlip, RandAugment (null: none), Normalize(ImageNet), RandomErasing (null: none).</summary>
+    public static SampleTransform Finetune(int size, double minScale = 0.08, RandAugment? randAugment = null, RandomErasing? erasing = null) => (image, rng, chw) =>
+    {
+        var box = ImageTransforms.RandomResizedCropBox(image.Width, image.Height, rng, minScale, 1.0);
+        using var crop = ImageTransforms.CropResize(image, box, size, size);
+        bool flip = rng.NextDouble() < 0.5;
+        if (randAugment is null) ImageTransforms.ToNormalizedChw(crop, chw, flip);
+        else
+        {
+            using var augmented = randAugment.Apply(crop, rng);
+            ImageTransforms.ToNormalizedChw(augmented, chw, flip);
+        }
+        erasing?.Apply(chw, 3, size, size, rng);
+    };
 }

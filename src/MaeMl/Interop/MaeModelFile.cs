@@ -55,6 +55,14 @@ public static class MaeModelFile
         Dictionary<string, Tensor> raw;
         switch (format)
         {
+            case ModelFileFormat.MaeMl when ClassifierCheckpoint.IsClassifierCheckpoint(path):
+            {
+                var (classifier, header) = ClassifierCheckpoint.Load(path);
+                using (classifier) raw = classifier.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone(), StringComparer.Ordinal);
+                fileConfig = header.Config.Encoder;
+                notes.Add($"format: MaeMl classifier checkpoint ({header.Config.NumClasses} classes; configuration from its header)");
+                break;
+            }
             case ModelFileFormat.MaeMl:
             {
                 fileConfig = MaeCheckpoint.ReadHeader(path).Config;

@@ -22,6 +22,12 @@ public static class EncoderOnnxNames
     /// <summary>Input when the graph was exported without preprocessing: [N, C, H, W] already normalised.</summary>
     public const string NormalizedPixels = "mae_normalized_pixels";
 
+    /// <summary>Output of a classifier export: head logits [N, classes].</summary>
+    public const string Logits = "mae_logits";
+
+    /// <summary>Output of a classifier export: softmax of the logits [N, classes].</summary>
+    public const string Probabilities = "mae_probabilities";
+
     /// <summary>Output name of a pooling.</summary>
     public static string Output(EncoderPooling pooling) => pooling switch
     {

@@ -26,12 +26,22 @@ public static class VitEncoderOnnxExporter
         return onnx;
     }
 
-    /// <summary>Exports the encoder of a fine-tuned ViT (its head is left out) to <paramref name="path"/>.</summary>
+    /// <summary>Exports the encoder of a fine-tuned ViT to <paramref name="path"/>; the head is left out unless
+    /// <see cref="VitEncoderOnnxOptions.IncludeHead"/> is set (see <see cref="ExportClassifier"/>).</summary>
     public static ModelProto Export(VisionTransformer model, string path, VitEncoderOnnxOptions? options = null)
     {
         var onnx = Build(model.state_dict(), model.Config.Encoder, options);
         Save(onnx, path);
         return onnx;
+    }
+
+    /// <summary>Exports a fine-tuned classifier, encoder and head, to <paramref name="path"/>: outputs <see cref="EncoderOnnxNames.Logits"/>,
+    /// <see cref="EncoderOnnxNames.Probabilities"/> and the pooled features the head reads.</summary>
+    public static ModelProto ExportClassifier(VisionTransformer model, string path, VitEncoderOnnxOptions? options = null)
+    {
+        if (model.Head is null) throw new ArgumentException("The classifier has no head (NumClasses is 0): export it with Export");
+        var pooling = model.Config.GlobalPool ? EncoderPooling.Mean : EncoderPooling.Cls;
+        return Export(model, path, (options ?? new VitEncoderOnnxOptions()) with { IncludeHead = true, Poolings = [pooling] });
     }
 
     /// <summary>Writes an ONNX model to a file atomically.</summary>
@@ -45,7 +55,9 @@ public static class VitEncoderOnnxExporter
         options ??= new VitEncoderOnnxOptions();
         if (options.Opset < 17) throw new ArgumentException($"Opset {options.Opset} is too old: the encoder needs opset 17 or newer (LayerNormalization)");
         if (options.Poolings.Count == 0) throw new ArgumentException("Choose at least one pooling to export");
-        var poolings = options.Poolings.Distinct().ToArray();
+        bool hasFcNorm = stateDict.ContainsKey("fc_norm.weight");
+        var headPooling = hasFcNorm ? EncoderPooling.Mean : EncoderPooling.Cls;
+        var poolings = options.Poolings.Concat(options.IncludeHead ? [headPooling] : []).Distinct().ToArray();
         int c = config.InChans, s = config.ImageSize, p = config.PatchSize, d = config.EmbedDim, l = config.NumPatches, heads = config.NumHeads;
         int hd = d / heads, hidden = (int)(d * config.MlpRatio);
         var eps = (float)config.LayerNormEps;
@@ -123,11 +135,11 @@ public static class VitEncoderOnnxExporter
         }
 
         // ---- final norm and poolings
-        bool hasFcNorm = w.Has("fc_norm.weight");
         bool needNorm = poolings.Any(pl => pl != EncoderPooling.Mean) || !hasFcNorm;
         if (needNorm && !w.Has("norm.weight"))
             throw new ArgumentException($"The weights have no final 'norm' (a global-pool fine-tuned ViT has 'fc_norm' instead): export them with pooling {EncoderPooling.Mean} only");
         var normed = needNorm ? LayerNorm(g, w, x, "norm", d, eps) : null;
+        var pooled = new Dictionary<EncoderPooling, string>();
         foreach (var pooling in poolings)
         {
             string output;
@@ -153,7 +165,18 @@ public static class VitEncoderOnnxExporter
                     break;
                 default: throw new ArgumentOutOfRangeException(nameof(options), pooling, "Unknown pooling");
             }
+            pooled[pooling] = output;
             g.Output(output, EncoderOnnxNames.Output(pooling), dims);
+        }
+        int classes = 0;
+        if (options.IncludeHead)
+        {
+            if (!stateDict.TryGetValue("head.weight", out var headWeight) || headWeight.ndim != 2)
+                throw new ArgumentException("The weights have no classification head 'head.weight' [classes, D]: export a fine-tuned classifier, or leave IncludeHead off");
+            classes = (int)headWeight.shape[0];
+            var logits = Linear(g, w, pooled[headPooling], "head", d, classes);
+            g.Output(logits, EncoderOnnxNames.Logits, "batch", classes);
+            g.Output(g.Node("Softmax", [logits], "head_softmax", Attr("axis", -1L)), EncoderOnnxNames.Probabilities, "batch", classes);
         }
 
         var metadata = new Dictionary<string, string>
@@ -168,6 +191,11 @@ public static class VitEncoderOnnxExporter
                 ? $"(x/255 - mean)/std; mean {string.Join(",", options.Mean)}; std {string.Join(",", options.Std)}" : "none",
             ["maeml.mean_pooling"] = hasFcNorm ? "fc_norm(mean(patch tokens))" : "mean(norm(patch tokens))",
         };
+        if (options.IncludeHead)
+        {
+            metadata["maeml.num_classes"] = classes.ToString();
+            metadata["maeml.head_pooling"] = headPooling.ToString().ToLowerInvariant();
+        }
         return g.ToModel(options.Opset, metadata,
             $"MAE ViT encoder {d}x{config.Depth} ({heads} heads), image {s}, patch {p}; outputs: {string.Join(", ", poolings.Select(EncoderOnnxNames.Output))}");
     }

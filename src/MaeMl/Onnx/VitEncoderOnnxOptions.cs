@@ -22,4 +22,10 @@ public sealed record VitEncoderOnnxOptions
 
     /// <summary>ONNX opset of the graph (17 or newer: LayerNormalization is an ONNX op from 17 on).</summary>
     public int Opset { get; init; } = 17;
+
+    /// <summary>Also output the classification head of a fine-tuned <see cref="Model.VisionTransformer"/> (weights <c>head.weight</c>,
+    /// <c>head.bias</c>): <see cref="EncoderOnnxNames.Logits"/> and <see cref="EncoderOnnxNames.Probabilities"/> (softmax), both [batch, classes],
+    /// computed from the classifier's own pooling (fc_norm of the patch mean with global pooling, else the normed cls token), which is added
+    /// to <see cref="Poolings"/> when missing. Default false (encoder only).</summary>
+    public bool IncludeHead { get; init; }
 }

@@ -1,0 +1,44 @@
+using MaeMl.Training;
+using Microsoft.ML;
+
+namespace MaeMl.MLNet;
+
+/// <summary>Settings of the ML.NET image classification trainer built on MAE fine-tuning
+/// (<see cref="MaeImageClassificationCatalog.MaeImageClassification(MulticlassClassificationCatalog.MulticlassClassificationTrainers, MaeImageClassificationOptions)"/>).</summary>
+public sealed class MaeImageClassificationOptions
+{
+    /// <summary>Label column: a key (from <c>MapValueToKey</c>, as ML.NET trainers take it) or any type <c>MapValueToKey</c> accepts
+    /// (then the trainer maps it to a key itself). Default <c>Label</c>.</summary>
+    public string LabelColumnName { get; set; } = "Label";
+
+    /// <summary>Image column (<see cref="Microsoft.ML.Data.MLImage"/>, e.g. from <c>LoadImages</c>). Default <c>Image</c>.</summary>
+    public string ImageColumnName { get; set; } = "Image";
+
+    /// <summary>Starting weights: a MaeMl pretraining or classifier checkpoint, an official MAE .pth, or safetensors. Null trains
+    /// <see cref="Architecture"/> from scratch.</summary>
+    public string? StartCheckpoint { get; set; }
+
+    /// <summary>A <see cref="Model.MaePresets"/> name: the architecture from scratch, or the heads for a checkpoint that cannot tell them.</summary>
+    public string? Architecture { get; set; }
+
+    public int Epochs { get; set; } = 10;
+    public int BatchSize { get; set; } = 32;
+    /// <summary>Base lr (lr = blr x batch / 256). Fine-tuning default 1e-3; with <see cref="FreezeEncoder"/> the linear probe's 0.1 is used unless set.</summary>
+    public double? BaseLearningRate { get; set; }
+    /// <summary>Layer-wise lr decay of fine-tuning. Default 0.75.</summary>
+    public double LayerDecay { get; set; } = 0.75;
+    /// <summary>Train only a linear head on the frozen encoder (<see cref="LinearProbe"/>) instead of fine-tuning everything.</summary>
+    public bool FreezeEncoder { get; set; }
+    /// <summary>Rows (same columns) evaluated after every epoch; the metrics are logged and kept in <see cref="WorkingDirectory"/>.</summary>
+    public IDataView? ValidationSet { get; set; }
+    public int Seed { get; set; }
+    /// <summary>Further changes to the fine-tuning recipe (augmentation, mixup, drop path, warmup ...), applied last.</summary>
+    public Func<FinetuneOptions, FinetuneOptions>? Recipe { get; set; }
+    /// <summary>Folder for the images handed to TorchSharp, checkpoints, logs and the ONNX model. The ONNX file must stay while the
+    /// fitted transformer is used or saved (ML.NET reads it then); the default is a new folder under the temp path.</summary>
+    public string? WorkingDirectory { get; set; }
+    /// <summary>Torch threads (0: library default).</summary>
+    public int Threads { get; set; }
+    /// <summary>Receives progress lines; null for silence.</summary>
+    public Action<string>? Log { get; set; }
+}

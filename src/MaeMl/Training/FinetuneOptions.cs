@@ -1,0 +1,90 @@
+using MaeMl.Data;
+using MaeMl.Model;
+
+namespace MaeMl.Training;
+
+/// <summary>
+/// Settings of a fine-tuning run, named as the official <c>main_finetune.py</c>. The defaults are the paper's ViT-B
+/// ImageNet recipe except the batch (64 x accum 16 = 1024); <see cref="SmallImages"/> adapts them to 32x32 data such as CIFAR-10.
+/// </summary>
+public sealed record FinetuneOptions
+{
+    /// <summary>Training images in class folders (<c>root/&lt;class&gt;/*.jpg</c>).</summary>
+    public required string TrainDir { get; init; }
+    /// <summary>Validation images in the same class folders, evaluated after every epoch; null for none.</summary>
+    public string? ValDir { get; init; }
+    /// <summary>Where checkpoints, metrics.jsonl, curves and the evaluation go.</summary>
+    public required string OutputDir { get; init; }
+    /// <summary>Starting weights: anything <see cref="Interop.MaeModelFile.LoadClassifier(string, Interop.MaeLoadOptions?)"/> reads (a .maeml
+    /// pretraining or classifier checkpoint, official .pth, safetensors); null to train from scratch with <see cref="Model"/>.</summary>
+    public string? Init { get; init; }
+    /// <summary>Architecture for training from scratch; with <see cref="Init"/> it supplies the heads when the file cannot (e.g. a preset's).</summary>
+    public MaeConfig? Model { get; init; }
+    /// <summary>Global average pooling + <c>fc_norm</c> (MAE's fine-tuning default) instead of the cls token.</summary>
+    public bool GlobalPool { get; init; } = true;
+    public int Epochs { get; init; } = 100;
+    public double WarmupEpochs { get; init; } = 5;
+    public int BatchSize { get; init; } = 64;
+    /// <summary>Gradient accumulation: effective batch = BatchSize x AccumIter.</summary>
+    public int AccumIter { get; init; } = 16;
+    /// <summary>lr = blr x effective batch / 256 (paper: 5e-4 for ViT-B, 1e-3 for L/H).</summary>
+    public double BaseLr { get; init; } = 5e-4;
+    public double? Lr { get; init; }
+    public double MinLr { get; init; } = 1e-6;
+    public double WeightDecay { get; init; } = 0.05;
+    /// <summary>Layer-wise lr decay (paper: 0.65 ViT-B, 0.75 ViT-L/H); 1 disables it.</summary>
+    public double LayerDecay { get; init; } = 0.65;
+    /// <summary>Stochastic depth of the last block (linearly increasing over blocks).</summary>
+    public double DropPath { get; init; } = 0.1;
+    /// <summary>Gradient-norm clipping; null (the official default) for none.</summary>
+    public double? ClipGrad { get; init; }
+    public MixupOptions Mixup { get; init; } = new();
+    /// <summary>RandAugment policy; null for none. Default rand-m9-mstd0.5-inc1.</summary>
+    public RandAugment? RandAugment { get; init; } = new();
+    /// <summary>RandomErasing probability ('pixel' mode, one box); 0 for none.</summary>
+    public double RandomErasingProb { get; init; } = 0.25;
+    /// <summary>RandomResizedCrop minimum area fraction.</summary>
+    public double MinCropScale { get; init; } = 0.08;
+    /// <summary>Evaluation crop: resize the shorter side to size / pct, center crop (0.875 as ImageNet; 1 for images already at the model size).</summary>
+    public double EvalCropPct { get; init; } = 224.0 / 256.0;
+    public int Seed { get; init; }
+    /// <summary>Use at most this many images per class (evenly spaced), for quick runs.</summary>
+    public int? LimitPerClass { get; init; }
+    public int? ValLimitPerClass { get; init; }
+    public int Prefetch { get; init; } = 4;
+    public double CheckpointMinutes { get; init; } = 5;
+    public TimeSpan? TimeLimit { get; init; }
+    /// <summary>Checkpoint to continue from, or "auto" for OutputDir/checkpoint-last.maeml when it exists.</summary>
+    public string? Resume { get; init; }
+    /// <summary>Torch intra-op threads (0: library default).</summary>
+    public int Threads { get; init; }
+
+    public int EffectiveBatchSize => BatchSize * AccumIter;
+    public double PeakLr => Lr ?? LearningRateSchedule.ScaledLr(BaseLr, EffectiveBatchSize);
+
+    /// <summary>The paper's ViT-B/16 ImageNet recipe (100 epochs, blr 5e-4, layer decay 0.65, drop path 0.1, batch 1024).</summary>
+    public static FinetuneOptions PaperVitBase(string trainDir, string outputDir) => new() { TrainDir = trainDir, OutputDir = outputDir };
+
+    /// <summary>The recipe adapted to 32x32 images (CIFAR-10, patch-4 presets): 100 epochs, batch 128 (no accumulation), blr 1e-3,
+    /// layer decay 0.75, drop path 0.1, warmup 5, evaluation without crop; mixup, cutmix, RandAugment and erasing as the paper.</summary>
+    public static FinetuneOptions SmallImages(string trainDir, string outputDir) => new()
+    {
+        TrainDir = trainDir, OutputDir = outputDir, BatchSize = 128, AccumIter = 1, BaseLr = 1e-3, LayerDecay = 0.75, EvalCropPct = 1.0,
+    };
+
+    public FinetuneOptions Validate()
+    {
+        if (Init is null && Model is null) throw new ArgumentException("Give starting weights (Init) or an architecture to train from scratch (Model)");
+        Model?.Validate();
+        if (Epochs <= 0) throw new ArgumentException($"epochs must be positive, got {Epochs}");
+        if (WarmupEpochs < 0) throw new ArgumentException($"warmup epochs must be >= 0, got {WarmupEpochs}");
+        if (BatchSize <= 0 || AccumIter <= 0) throw new ArgumentException($"batch size ({BatchSize}) and accum iter ({AccumIter}) must be positive");
+        if (PeakLr <= 0) throw new ArgumentException($"learning rate must be positive, got {PeakLr}");
+        if (LayerDecay <= 0 || LayerDecay > 1) throw new ArgumentException($"layer decay must be in (0, 1], got {LayerDecay}");
+        if (DropPath < 0 || DropPath >= 1) throw new ArgumentException($"drop path must be in [0, 1), got {DropPath}");
+        if (MinCropScale <= 0 || MinCropScale > 1) throw new ArgumentException($"min crop scale must be in (0, 1], got {MinCropScale}");
+        if (EvalCropPct <= 0 || EvalCropPct > 1) throw new ArgumentException($"eval crop pct must be in (0, 1], got {EvalCropPct}");
+        if (Mixup.LabelSmoothing < 0 || Mixup.LabelSmoothing >= 1) throw new ArgumentException($"label smoothing must be in [0, 1), got {Mixup.LabelSmoothing}");
+        return this;
+    }
+}

@@ -1,0 +1,55 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace MaeMl.Training;
+
+/// <summary>
+/// LARS as the official <c>util/lars.py</c> (used by <c>main_linprobe.py</c>): for tensors with more than one dimension the
+/// update <c>g + wd p</c> is scaled by the trust ratio <c>eta ||p|| / ||g + wd p||</c> (1 when either norm is 0); biases and
+/// norms get plain SGD; then heavy-ball momentum <c>mu = m mu + g</c>, <c>p -= lr mu</c>.
+/// </summary>
+public sealed class Lars(IEnumerable<Parameter> parameters, double lr, double weightDecay = 0, double momentum = 0.9, double trustCoefficient = 0.001) : IDisposable
+{
+    readonly List<Parameter> parameters = parameters.ToList();
+    readonly Dictionary<Parameter, Tensor> buffers = new();
+
+    public double LearningRate { get; set; } = lr;
+
+    public void Step()
+    {
+        using var _ = no_grad();
+        foreach (var p in parameters)
+        {
+            if (p.grad is not { } grad) continue;
+            using var scope = NewDisposeScope();
+            var dp = grad;
+            if (p.ndim > 1)
+            {
+                dp = dp.add(p, alpha: weightDecay);
+                var paramNorm = p.norm().item<float>();
+                var updateNorm = dp.norm().item<float>();
+                double q = paramNorm > 0 && updateNorm > 0 ? trustCoefficient * paramNorm / updateNorm : 1.0;
+                dp = dp.mul(q);
+            }
+            if (!buffers.TryGetValue(p, out var mu))
+            {
+                mu = zeros_like(p).DetachFromDisposeScope();
+                buffers[p] = mu;
+            }
+            mu.mul_(momentum).add_(dp);
+            p.add_(mu, alpha: -LearningRate);
+        }
+    }
+
+    public void ZeroGrad()
+    {
+        foreach (var p in parameters) p.grad?.zero_();
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in buffers.Values) t.Dispose();
+        buffers.Clear();
+    }
+}

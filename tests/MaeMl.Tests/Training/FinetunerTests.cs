@@ -1,0 +1,147 @@
+using MaeMl.Checkpoints;
+using MaeMl.Data;
+using MaeMl.Evaluation;
+using MaeMl.Interop;
+using MaeMl.Model;
+using MaeMl.Training;
+using Xunit;
+
+namespace MaeMl.Tests.Training;
+
+/// <summary>Runs alone: drop path draws from torch's global generator, which tests running in parallel would also draw from,
+/// and the resume test compares losses bit for bit.</summary>
+[CollectionDefinition("TorchGlobalRng", DisableParallelization = true)]
+public sealed class TorchGlobalRngCollection;
+
+/// <summary>Fine-tuning and linear probing end to end on tiny generated class folders and a tiny model.</summary>
+[Collection("TorchGlobalRng")]
+public class FinetunerTests
+{
+    static readonly MaeConfig Tiny = new() { ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2 };
+
+    /// <summary>train/ and val/ folders of 3 classes, and a MAE checkpoint of the tiny config.</summary>
+    static (string Train, string Val, string Pretrained) Data(int trainPerClass = 8)
+    {
+        var root = TestImages.TempDir("ft");
+        var train = Path.Combine(root, "train");
+        var val = Path.Combine(root, "val");
+        TestImages.Write(train, 3 * trainPerClass, size: 20, classes: 3, seed: 1);
+        TestImages.Write(val, 9, size: 16, classes: 3, seed: 2, format: SkiaSharp.SKEncodedImageFormat.Jpeg);
+        TorchSharp.torch.manual_seed(3);
+        using var mae = new MaskedAutoencoderViT(Tiny);
+        var pretrained = Path.Combine(root, "pretrain.maeml");
+        MaeCheckpoint.Save(pretrained, mae);
+        return (train, val, pretrained);
+    }
+
+    static FinetuneOptions Options(string train, string val, string output, string? init) => FinetuneOptions.SmallImages(train, output) with
+    {
+        ValDir = val, Init = init, Model = init is null ? Tiny : null, Epochs = 2, WarmupEpochs = 0.5, BatchSize = 6, Seed = 5, Prefetch = 2,
+    };
+
+    static List<double> Losses(string output) => MetricsLog.ReadLoss(Path.Combine(output, "metrics.jsonl")).Select(x => x.Loss).ToList();
+
+    [Fact]
+    public void FinetunesFromAMaeCheckpointAndWritesEverything()
+    {
+        var (train, val, pretrained) = Data();
+        var output = TestImages.TempDir("ft-out");
+        var result = new Finetuner(Options(train, val, output, pretrained), new ConsoleProgress(TextWriter.Null), _ => { }).Run();
+        Assert.Equal(2, result.EpochsDone);
+        Assert.Equal(8, result.OptimizerSteps);
+        Assert.Equal(new[] { "class0", "class1", "class2" }, result.ClassNames);
+        Assert.NotNull(result.Validation);
+        Assert.Equal(9, result.Validation!.Count);
+        foreach (var file in new[] { "checkpoint-last.maeml", "checkpoint-best.maeml", "metrics.jsonl", "loss-curve.png", "accuracy-curve.png", "eval.json", "run.json" })
+            Assert.True(File.Exists(Path.Combine(output, file)), file);
+
+        var header = ClassifierCheckpoint.ReadHeader(result.CheckpointPath);
+        Assert.Equal(3, header.Config.NumClasses);
+        Assert.True(header.Config.GlobalPool);
+        Assert.Equal(result.ClassNames, header.ClassNames);
+        Assert.True(header.HasOptimizer);
+        // the classifier checkpoint is a model file like any other, and a MAE loader refuses it with a clear message
+        using var loaded = MaeModelFile.LoadClassifier(result.CheckpointPath);
+        Assert.Equal(3, loaded.Config.NumClasses);
+        var error = Assert.Throws<InvalidDataException>(() => MaeCheckpoint.LoadModel(result.CheckpointPath));
+        Assert.Contains("classifier", error.Message);
+        // evaluating the saved model reproduces the last validation
+        var folder = ImageFolder.Labelled(val, classes: header.ClassNames);
+        var loader = new PrefetchingBatchLoader(folder.Samples, SampleTransforms.ResizeCenterCrop(16, 1.0), 16, 4, shuffle: false, dropLast: false, seed: 0);
+        var metrics = ClassifierEvaluation.Evaluate(loaded, loader, header.ClassNames);
+        Assert.Equal(result.Validation.Top1, metrics.Top1, 12);
+        Assert.Equal(result.Validation.MeanLoss, metrics.MeanLoss, 4);
+    }
+
+    [Fact]
+    public void ResumedRunReproducesTheUninterruptedOne()
+    {
+        var (train, val, _) = Data(trainPerClass: 6);
+        var straight = TestImages.TempDir("ft-straight");
+        new Finetuner(Options(train, val, straight, null), new ConsoleProgress(TextWriter.Null), _ => { }).Run();
+        var chunked = TestImages.TempDir("ft-chunked");
+        var first = new Finetuner(Options(train, val, chunked, null) with { TimeLimit = TimeSpan.Zero }, new ConsoleProgress(TextWriter.Null), _ => { }).Run();
+        Assert.True(first.StoppedByTimeLimit);
+        var resumed = new Finetuner(Options(train, val, chunked, null) with { Resume = "auto" }, new ConsoleProgress(TextWriter.Null), _ => { }).Run();
+        Assert.Equal(2, resumed.EpochsDone);
+        var a = Losses(straight);
+        var b = Losses(chunked);
+        Assert.Equal(a.Count, b.Count);
+        for (int i = 0; i < a.Count; i++) Assert.Equal(a[i], b[i], 5);
+    }
+
+    [Fact]
+    public void BadFoldersGiveClearErrorsAndUnreadableImagesAreSkipped()
+    {
+        var (train, val, pretrained) = Data(trainPerClass: 4);
+        var single = TestImages.TempDir("ft-single");
+        TestImages.Write(Path.Combine(single, "only"), 6, size: 16);
+        var e = Assert.Throws<ArgumentException>(() => new Finetuner(Options(single, val, TestImages.TempDir("o"), pretrained) with { ValDir = null }, new ConsoleProgress(TextWriter.Null), _ => { }).Run());
+        Assert.Contains("single class", e.Message);
+
+        Directory.CreateDirectory(Path.Combine(train, "empty"));
+        var empty = Assert.Throws<InvalidDataException>(() => new Finetuner(Options(train, val, TestImages.TempDir("o"), pretrained), new ConsoleProgress(TextWriter.Null), _ => { }).Run());
+        Assert.Contains("contains no images", empty.Message);
+        Directory.Delete(Path.Combine(train, "empty"));
+
+        File.WriteAllText(Path.Combine(train, "class1", "broken.png"), "not an image");
+        var logged = new List<string>();
+        var result = new Finetuner(Options(train, val, TestImages.TempDir("o"), pretrained) with { Epochs = 1 }, new ConsoleProgress(TextWriter.Null), logged.Add).Run();
+        Assert.Single(result.SkippedImages);
+        Assert.Contains(logged, l => l.Contains("broken.png"));
+        Assert.Throws<ArgumentException>(() => new Finetuner(Options(train, val, "o", null) with { Model = null }));
+    }
+
+    [Fact]
+    public void LinearProbeTrainsAHeadOnFrozenFeaturesAndFoldsBatchNorm()
+    {
+        var (train, val, pretrained) = Data();
+        foreach (var cache in new[] { true, false })
+        {
+            var output = TestImages.TempDir("lp-out");
+            var options = new LinearProbeOptions
+            {
+                TrainDir = train, ValDir = val, OutputDir = output, Init = pretrained, Epochs = 4, WarmupEpochs = 1, BatchSize = 8,
+                EvalCropPct = 1.0, CacheFeatures = cache, Optimizer = cache ? LinearProbeOptimizer.Lars : LinearProbeOptimizer.Sgd,
+            };
+            using var before = MaeModelFile.LoadClassifier(pretrained, new MaeLoadOptions { NumClasses = 3, GlobalPool = false });
+            var result = new LinearProbe(options, new ConsoleProgress(TextWriter.Null), _ => { }).Run();
+            Assert.NotNull(result.Validation);
+            var (model, header) = ClassifierCheckpoint.Load(result.CheckpointPath);
+            using (model)
+            {
+                Assert.False(header.Config.GlobalPool);
+                // the encoder is unchanged
+                var original = before.state_dict();
+                foreach (var (name, t) in model.state_dict())
+                    if (!name.StartsWith("head.")) Assert.True(t.eq(original[name]).all().item<bool>(), name);
+                // the folded head reproduces BatchNorm + linear: same validation accuracy from the images
+                var folder = ImageFolder.Labelled(val, classes: header.ClassNames);
+                var loader = new PrefetchingBatchLoader(folder.Samples, SampleTransforms.ResizeCenterCrop(16, 1.0), 16, 4, shuffle: false, dropLast: false, seed: 0);
+                var metrics = ClassifierEvaluation.Evaluate(model, loader, header.ClassNames);
+                Assert.Equal(result.Validation!.Top1, metrics.Top1, 12);
+                Assert.Equal(result.Validation.MeanLoss, metrics.MeanLoss, 3);
+            }
+        }
+    }
+}
