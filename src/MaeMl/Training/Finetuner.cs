@@ -90,8 +90,7 @@ public sealed class Finetuner
             $"RandAugment {(o.RandAugment is null ? "off" : $"n{o.RandAugment.NumOps} m{o.RandAugment.Magnitude}")}, erasing {o.RandomErasingProb}, torch threads {torch.get_num_threads()}");
 
         using var metrics = new MetricsLog(Path.Combine(o.OutputDir, "metrics.jsonl"), resume is null ? null : (long)startEpoch * stepsPerEpoch + startStep);
-        var wall = Stopwatch.StartNew();
-        var sinceCheckpoint = Stopwatch.StartNew();
+        StepBookkeeping? book = null;
         double lastEpochLoss = double.NaN;
         bool stoppedByTime = false;
         int epochsDone = startEpoch;
@@ -107,8 +106,11 @@ public sealed class Finetuner
         void Save(int epoch, int stepInEpoch, string path)
         {
             ClassifierCheckpoint.Save(path, model, classes, State(epoch, stepInEpoch), optimizer);
-            sinceCheckpoint.Restart();
+            book?.CheckpointWritten();
         }
+        book = new StepBookkeeping(metrics, progress, log, o.Epochs, o.BatchSize, o.AccumIter, stepsPerEpoch, usableSteps,
+            o.TimeLimit, o.CheckpointMinutes, (epoch, next) => Save(epoch, next, lastPath));
+        var wall = book.Wall;
 
         model.train();
         for (int epoch = startEpoch; epoch < o.Epochs && !stoppedByTime; epoch++)
@@ -162,27 +164,11 @@ public sealed class Finetuner
                 }
                 lossSum += lossValue; lossCount++;
                 epochImages += batch.Count;
-                double ips = epochImages / Math.Max(1e-9, epochWatch.Elapsed.TotalSeconds);
-                double lrNow = optimizer.ParamGroups.Last().LearningRate;
-                metrics.Write(new JsonObject
+                if (book.AfterStep(epoch, step, lossValue, lossSum / lossCount, optimizer.ParamGroups.Last().LearningRate, epochImages, epochWatch.Elapsed))
                 {
-                    ["type"] = "step", ["iter"] = (long)epoch * stepsPerEpoch + step, ["epoch"] = epoch, ["step"] = step,
-                    ["epoch_f"] = epoch + (double)(step + 1) / stepsPerEpoch, ["loss"] = lossValue, ["lr"] = lrNow,
-                    ["images_per_s"] = Math.Round(ips, 1), ["elapsed_s"] = Math.Round(wall.Elapsed.TotalSeconds, 2),
-                });
-                long remainingSteps = (long)(o.Epochs - epoch - 1) * usableSteps + (usableSteps - step - 1);
-                progress.Report(epoch, o.Epochs, step + 1, usableSteps, lossSum / lossCount, lrNow, ips,
-                    TimeSpan.FromSeconds(remainingSteps * o.BatchSize / Math.Max(1e-9, ips)));
-
-                bool boundary = (step + 1) % o.AccumIter == 0 && step + 1 < usableSteps;
-                if (boundary && o.TimeLimit is TimeSpan limit && wall.Elapsed >= limit)
-                {
-                    Save(epoch, step + 1, lastPath);
-                    log($"time limit {limit} reached at epoch {epoch}, step {step + 1}: saved {lastPath}; continue with --resume");
                     stoppedByTime = true;
                     break;
                 }
-                if (boundary && sinceCheckpoint.Elapsed.TotalMinutes >= o.CheckpointMinutes) Save(epoch, step + 1, lastPath);
                 cancel.ThrowIfCancellationRequested();
             }
             if (stoppedByTime) break;

@@ -94,8 +94,7 @@ public sealed class Pretrainer
             $"lr {o.PeakLr:E3} (blr {o.BaseLr:E2}), {precision}, torch threads {torch.get_num_threads()}");
 
         using var metrics = new MetricsLog(Path.Combine(o.OutputDir, "metrics.jsonl"), resume is null ? null : (long)startEpoch * stepsPerEpoch + startStep);
-        var wall = Stopwatch.StartNew();
-        var sinceCheckpoint = Stopwatch.StartNew();
+        StepBookkeeping? book = null;
         long imagesSeen = 0;
         double lastEpochLoss = double.NaN;
         bool stoppedByTime = false;
@@ -110,8 +109,11 @@ public sealed class Pretrainer
         void Save(int epoch, int stepInEpoch, string path)
         {
             MaeCheckpoint.Save(path, model, State(epoch, stepInEpoch), optimizer);
-            sinceCheckpoint.Restart();
+            book?.CheckpointWritten();
         }
+        book = new StepBookkeeping(metrics, progress, log, o.Epochs, o.BatchSize, o.AccumIter, stepsPerEpoch, usableSteps,
+            o.TimeLimit, o.CheckpointMinutes, (epoch, next) => Save(epoch, next, lastPath));
+        var wall = book.Wall;
 
         for (int epoch = startEpoch; epoch < o.Epochs && !stoppedByTime; epoch++)
         {
@@ -151,27 +153,11 @@ public sealed class Pretrainer
                 }
                 lossSum += lossValue; lossCount++;
                 imagesSeen += batch.Count; epochImages += batch.Count;
-                double ips = epochImages / Math.Max(1e-9, epochWatch.Elapsed.TotalSeconds);
-                double lrNow = optimizer.ParamGroups.First().LearningRate;
-                long iter = (long)epoch * stepsPerEpoch + step;
-                metrics.Write(new JsonObject
+                if (book.AfterStep(epoch, step, lossValue, lossSum / lossCount, optimizer.ParamGroups.First().LearningRate, epochImages, epochWatch.Elapsed))
                 {
-                    ["type"] = "step", ["iter"] = iter, ["epoch"] = epoch, ["step"] = step, ["epoch_f"] = epoch + (double)(step + 1) / stepsPerEpoch,
-                    ["loss"] = lossValue, ["lr"] = lrNow, ["images_per_s"] = Math.Round(ips, 1), ["elapsed_s"] = Math.Round(wall.Elapsed.TotalSeconds, 2),
-                });
-                long remainingSteps = (long)(o.Epochs - epoch - 1) * usableSteps + (usableSteps - step - 1);
-                progress.Report(epoch, o.Epochs, step + 1, usableSteps, lossSum / lossCount, lrNow, ips,
-                    TimeSpan.FromSeconds(remainingSteps * o.BatchSize / Math.Max(1e-9, ips)));
-
-                bool boundary = (step + 1) % o.AccumIter == 0 && step + 1 < usableSteps;
-                if (boundary && o.TimeLimit is TimeSpan limit && wall.Elapsed >= limit)
-                {
-                    Save(epoch, step + 1, lastPath);
-                    log($"time limit {limit} reached at epoch {epoch}, step {step + 1}: saved {lastPath}; continue with --resume");
                     stoppedByTime = true;
                     break;
                 }
-                if (boundary && sinceCheckpoint.Elapsed.TotalMinutes >= o.CheckpointMinutes) Save(epoch, step + 1, lastPath);
                 cancel.ThrowIfCancellationRequested();
             }
             if (stoppedByTime) break;
