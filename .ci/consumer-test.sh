@@ -7,6 +7,7 @@ feed="$repo/artifacts/packages"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 dotnet pack "$repo/src/MaeMl" -c Release -o "$feed" -p:Version="$version" --nologo -v q
+dotnet pack "$repo/src/MaeMl.Cli" -c Release -o "$feed" -p:Version="$version" --nologo -v q
 cd "$work"
 dotnet new console -n Consumer -o Consumer --framework net10.0 >/dev/null
 cd Consumer
@@ -25,3 +26,9 @@ dotnet add package MaeMl --version "$version" >/dev/null
 dotnet add package Microsoft.ML.OnnxRuntime --version 1.31.0 >/dev/null
 cp "$repo/.ci/consumer/Program.cs" Program.cs
 dotnet run -c Release
+
+# the `maeml` tool, installed from the same feed
+dotnet tool install MaeMl.Cli --version "$version" --tool-path "$work/tools" --add-source "$feed" >/dev/null
+"$work/tools/maeml" info
+"$work/tools/maeml" inspect "$repo/pretrained/cifar10-vit-tiny.pth" > "$work/inspect.txt"
+head -3 "$work/inspect.txt"
