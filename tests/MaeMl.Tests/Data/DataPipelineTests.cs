@@ -128,6 +128,18 @@ public class DataPipelineTests
     }
 
     [Fact]
+    public void BatchTensorsHoldThePixelsAndLabels()
+    {
+        var pixels = Enumerable.Range(0, 2 * 3 * 2 * 2 + 5).Select(i => (float)i).ToArray(); // longer than Count images
+        var batch = new ImageBatch(0, pixels, new[] { 4, 7, 9 }, Count: 2, Channels: 3, Size: 2);
+        using var images = batch.ImagesTensor();
+        Assert.Equal(new long[] { 2, 3, 2, 2 }, images.shape);
+        Assert.Equal(pixels[..24], images.data<float>().ToArray());
+        using var labels = batch.LabelsTensor();
+        Assert.Equal(new long[] { 4, 7 }, labels.data<long>().ToArray());
+    }
+
+    [Fact]
     public void LabelledFoldersMapClassesInNameOrder()
     {
         var dir = TestImages.TempDir("labelled");
