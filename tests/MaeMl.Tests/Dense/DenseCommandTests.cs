@@ -10,16 +10,7 @@ public sealed class DenseCommandTests : IDisposable
     readonly string dir = TestImages.TempDir("dense-cli");
     public void Dispose() => Directory.Delete(dir, true);
 
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var (stdout, stderr) = (Console.Out, Console.Error);
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        Console.SetOut(o);
-        Console.SetError(e);
-        try { return (Program.Main(args), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(stdout); Console.SetError(stderr); }
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run(args);
 
     static readonly string[] Tiny = ["--model", "mae_vit_tiny_patch4_img32", "--image-size", "32", "--epochs", "1", "--batch-size", "4", "--pyramid-channels", "8", "--threads", "1"];
 

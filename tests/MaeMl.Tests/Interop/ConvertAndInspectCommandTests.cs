@@ -15,16 +15,7 @@ public sealed class InteropCliConsoleCollection;
 [Collection("InteropCliConsole")]
 public class ConvertAndInspectCommandTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var (stdout, stderr) = (Console.Out, Console.Error);
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        Console.SetOut(o);
-        Console.SetError(e);
-        try { return (Program.Main(args), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(stdout); Console.SetError(stderr); }
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run(args);
 
     [Fact]
     public void ConvertsOfficialPthToSafetensorsToMaeMlAndBackBitExactly()
