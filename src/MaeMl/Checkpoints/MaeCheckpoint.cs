@@ -95,15 +95,7 @@ public static class MaeCheckpoint
         var header = ReadHeader(reader, path);
         if (header.Config with { DropPath = model.Config.DropPath } != model.Config with { DropPath = model.Config.DropPath })
             throw new InvalidDataException($"Checkpoint '{path}' holds a different architecture ({Describe(header.Config)}) than the model ({Describe(model.Config)})");
-        ReadModel(reader, path, model);
-        long optLength = reader.ReadInt64();
-        if (optimizer is not null && optLength > 0)
-        {
-            var bytes = reader.ReadBytes(checked((int)optLength));
-            if (bytes.Length != optLength) throw new InvalidDataException($"Checkpoint '{path}' is truncated (optimizer state)");
-            using var ms = new BinaryReader(new MemoryStream(bytes));
-            optimizer.load_state_dict(ms);
-        }
+        ReadSections(reader, path, model, optimizer);
         return header;
     }
 

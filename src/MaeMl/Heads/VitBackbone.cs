@@ -31,8 +31,7 @@ public sealed class VitBackbone : nn.Module<Tensor, Tensor>
         patch_embed = new PatchEmbed(c.ImageSize, c.PatchSize, c.InChans, c.EmbedDim);
         cls_token = new Parameter(zeros(1, 1, c.EmbedDim));
         pos_embed = new Parameter(zeros(1, c.NumPatches + 1, c.EmbedDim));
-        blocks = nn.ModuleList(Enumerable.Range(0, c.Depth)
-            .Select(i => new Block(c.EmbedDim, c.NumHeads, c.MlpRatio, c.LayerNormEps, c.Depth == 1 ? c.DropPath : c.DropPath * i / (c.Depth - 1))).ToArray());
+        blocks = VitInit.EncoderBlocks(c);
         norm = nn.LayerNorm(c.EmbedDim, c.LayerNormEps);
         RegisterComponents();
         // same initialisation as the MAE encoder (a "from scratch" baseline starts where pretraining starts)
@@ -40,11 +39,7 @@ public sealed class VitBackbone : nn.Module<Tensor, Tensor>
         pos_embed.copy_(tensor(PositionEmbedding.SinCos2D(c.EmbedDim, c.GridSize, clsToken: true)).unsqueeze(0));
         using (var w = patch_embed.Proj.weight!.view(c.EmbedDim, -1)) nn.init.xavier_uniform_(w);
         nn.init.normal_(cls_token, std: 0.02);
-        foreach (var module in modules())
-        {
-            if (module is Linear linear) { nn.init.xavier_uniform_(linear.weight!); if (linear.bias is not null) nn.init.zeros_(linear.bias); }
-            else if (module is LayerNorm ln) { nn.init.ones_(ln.weight!); nn.init.zeros_(ln.bias!); }
-        }
+        VitInit.XavierLinearsUnitNorms(this);
     }
 
     /// <summary>Channels of the feature map (the embedding width).</summary>

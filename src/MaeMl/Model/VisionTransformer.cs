@@ -43,8 +43,7 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
         patch_embed = new PatchEmbed(c.ImageSize, c.PatchSize, c.InChans, c.EmbedDim);
         cls_token = new Parameter(zeros(1, 1, c.EmbedDim));
         pos_embed = new Parameter(zeros(1, c.NumPatches + 1, c.EmbedDim));
-        blocks = nn.ModuleList(Enumerable.Range(0, c.Depth)
-            .Select(i => new Block(c.EmbedDim, c.NumHeads, c.MlpRatio, c.LayerNormEps, c.Depth == 1 ? c.DropPath : c.DropPath * i / (c.Depth - 1))).ToArray());
+        blocks = VitInit.EncoderBlocks(c);
         if (config.GlobalPool) fc_norm = nn.LayerNorm(c.EmbedDim, c.LayerNormEps);
         else norm = nn.LayerNorm(c.EmbedDim, c.LayerNormEps);
         if (config.NumClasses > 0) head = nn.Linear(c.EmbedDim, config.NumClasses);
@@ -52,7 +51,7 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
         InitializeWeights();
     }
 
-    /// <summary>timm-style init: trunc-normal(0.02) linears and tokens, sin-cos position table, head trunc-normal(2e-5) as MAE fine-tuning.</summary>
+    /// <summary>The MAE encoder's init (sin-cos position table, xavier-uniform linears and patch projection, N(0, 0.02) cls token, LayerNorm 1/0), head trunc-normal(2e-5) as MAE fine-tuning.</summary>
     public void InitializeWeights()
     {
         using var _ = no_grad();
@@ -60,15 +59,7 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
         pos_embed.copy_(tensor(PositionEmbedding.SinCos2D(c.EmbedDim, c.GridSize, clsToken: true)).unsqueeze(0));
         using (var w = patch_embed.Proj.weight!.view(c.EmbedDim, -1)) nn.init.xavier_uniform_(w);
         nn.init.normal_(cls_token, std: 0.02);
-        foreach (var module in modules())
-        {
-            if (module is Linear linear)
-            {
-                nn.init.xavier_uniform_(linear.weight!);
-                if (linear.bias is not null) nn.init.zeros_(linear.bias);
-            }
-            else if (module is LayerNorm ln) { nn.init.ones_(ln.weight!); nn.init.zeros_(ln.bias!); }
-        }
+        VitInit.XavierLinearsUnitNorms(this);
         if (head is not null)
         {
             nn.init.trunc_normal_(head.weight!, std: 2e-5);
