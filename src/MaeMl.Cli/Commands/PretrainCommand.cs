@@ -19,6 +19,13 @@ public static class PretrainCommand
         var lr = new Option<double?>("--lr") { Description = "Absolute lr (overrides --blr)" };
         var minLr = new Option<double>("--min-lr") { DefaultValueFactory = _ => 0.0 };
         var wd = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.05 };
+        var depth = new Option<int?>("--depth") { Description = "Override the preset's encoder depth" };
+        var embedDim = new Option<int?>("--embed-dim") { Description = "Override the preset's encoder width" };
+        var heads = new Option<int?>("--num-heads") { Description = "Override the preset's encoder heads" };
+        var decDepth = new Option<int?>("--decoder-depth") { Description = "Override the preset's decoder depth" };
+        var decDim = new Option<int?>("--decoder-embed-dim") { Description = "Override the preset's decoder width" };
+        var decHeads = new Option<int?>("--decoder-num-heads") { Description = "Override the preset's decoder heads" };
+        var patch = new Option<int?>("--patch-size") { Description = "Override the preset's patch size" };
         var maskRatio = new Option<double?>("--mask-ratio") { Description = "Fraction of patches removed (default 0.75)" };
         var noNormPix = new Option<bool>("--no-norm-pix-loss") { Description = "Regress raw (ImageNet-normalised) pixels instead of per-patch normalised ones" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
@@ -31,10 +38,17 @@ public static class PretrainCommand
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = default)", DefaultValueFactory = _ => 0 };
         var prefetch = new Option<int>("--prefetch") { Description = "Batches decoded ahead", DefaultValueFactory = _ => 6 };
         var command = new Command("pretrain", "MAE pretraining on a folder of images (main_pretrain.py).")
-        { data, output, model, epochs, warmup, batch, accum, blr, lr, minLr, wd, maskRatio, noNormPix, seed, limit, resume, timeLimit, ckptMinutes, saveEvery, precision, threads, prefetch };
+        { data, output, model, depth, embedDim, heads, decDepth, decDim, decHeads, patch, epochs, warmup, batch, accum, blr, lr, minLr, wd, maskRatio, noNormPix, seed, limit, resume, timeLimit, ckptMinutes, saveEvery, precision, threads, prefetch };
         command.SetAction(r =>
         {
             var config = CliParsing.Preset(r.GetValue(model)!);
+            if (r.GetValue(depth) is int d) config = config with { Depth = d };
+            if (r.GetValue(embedDim) is int ed) config = config with { EmbedDim = ed };
+            if (r.GetValue(heads) is int h) config = config with { NumHeads = h };
+            if (r.GetValue(decDepth) is int dd) config = config with { DecoderDepth = dd };
+            if (r.GetValue(decDim) is int ddim) config = config with { DecoderEmbedDim = ddim };
+            if (r.GetValue(decHeads) is int dh) config = config with { DecoderNumHeads = dh };
+            if (r.GetValue(patch) is int ps) config = config with { PatchSize = ps };
             if (r.GetValue(maskRatio) is double m) config = config with { MaskRatio = m };
             if (r.GetValue(noNormPix)) config = config with { NormPixLoss = false };
             var options = new PretrainOptions
