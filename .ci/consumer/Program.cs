@@ -54,6 +54,13 @@ var a = model.Transform(data).GetColumn<VBuffer<float>>("Features").SelectMany(v
 var b = reloaded.Transform(data).GetColumn<VBuffer<float>>("Features").SelectMany(v => v.DenseValues()).ToArray();
 Console.WriteLine($"ML.NET featurizer: {a.Length / rows.Count} features per image, max |fitted - reloaded| = {a.Zip(b, (x, y) => Math.Abs(x - y)).Max():E2}");
 if (a.Length != b.Length || a.Zip(b).Any(p => p.First != p.Second)) throw new Exception("the reloaded pipeline predicts differently");
+// the README's GPU line with the CPU-only native package: must fall back to the CPU, not throw EntryPointNotFoundException
+var onGpu = ml.Transforms.LoadImages("Image", imageFolder: null, inputColumnName: "ImagePath")
+    .Append(ml.Transforms.ApplyMaeEncoder("Features", "Image", onnx, gpuDeviceId: 0, fallbackToCpu: true)).Fit(data);
+var c = onGpu.Transform(data).GetColumn<VBuffer<float>>("Features").SelectMany(v => v.DenseValues()).ToArray();
+if (c.Length != a.Length || a.Zip(c).Any(p => p.First != p.Second)) throw new Exception("gpuDeviceId: 0 with fallback gave other features");
+using (var encoder = MaeEncoder.Open(onnx, EncoderPooling.Cls, gpuDeviceId: 0, fallbackToCpu: true))
+    Console.WriteLine($"gpuDeviceId 0 with the CPU ONNX Runtime: fell back to {encoder.ExecutionProvider}");
 using (var shipped = MaeMl.Pretrained.MaePretrained.Load("cifar10-vit-tiny"))
 {
     using var x = torch.randn(2, 3, 32, 32);

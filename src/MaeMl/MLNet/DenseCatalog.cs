@@ -36,7 +36,7 @@ public static class DenseCatalog
                 ImagePixelExtractingEstimator.ColorsOrder.ARGB, interleavePixelColors: false, offsetImage: 0f, scaleImage: 1f, outputAsFloatArray: true))
             .Append(catalog.ApplyOnnxModel(new OnnxOptions
             {
-                ModelFile = modelFile, InputColumns = [SegmentationOnnxNames.Pixels], OutputColumns = outputs, GpuDeviceId = gpuDeviceId, FallbackToCpu = fallbackToCpu,
+                ModelFile = modelFile, InputColumns = [SegmentationOnnxNames.Pixels], OutputColumns = outputs, GpuDeviceId = OnnxDevice.Resolve(gpuDeviceId, fallbackToCpu), FallbackToCpu = fallbackToCpu,
             }))
             .Append(catalog.CopyColumns(outputColumnName, SegmentationOnnxNames.ClassMap));
         var drop = new List<string> { ResizedImageColumn, SegmentationOnnxNames.Pixels, SegmentationOnnxNames.ClassMap };

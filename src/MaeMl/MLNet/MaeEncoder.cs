@@ -55,7 +55,7 @@ public sealed class MaeEncoder : IDisposable
             throw new ArgumentException($"The encoder model '{modelFile}' was exported without preprocessing; MaeEncoder feeds 0..255 pixels", nameof(modelFile));
         SessionOptions? options = null;
         string provider = "CPU";
-        if (gpuDeviceId is int device)
+        if (OnnxDevice.Resolve(gpuDeviceId, fallbackToCpu) is int device)
         {
             try
             {

@@ -113,7 +113,7 @@ public sealed class MaeEncoderEstimator : IEstimator<ITransformer>
             ModelFile = options.ModelFile,
             InputColumns = [Model.InputName],
             OutputColumns = [onnxOutput],
-            GpuDeviceId = options.GpuDeviceId,
+            GpuDeviceId = OnnxDevice.Resolve(options.GpuDeviceId, options.FallbackToCpu),
             FallbackToCpu = options.FallbackToCpu,
         }));
         if (onnxOutput != options.OutputColumnName)

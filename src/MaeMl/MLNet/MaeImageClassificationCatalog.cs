@@ -29,6 +29,7 @@ public static class MaeImageClassificationCatalog
         MaeImageClassificationOptions options)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        return new MaeImageClassificationEstimator(options);
+        ArgumentNullException.ThrowIfNull(options);
+        return new MaeImageClassificationEstimator(options, MLNetHost.FromCatalog(catalog, nameof(MaeImageClassification), options.Logger));
     }
 }

@@ -4,51 +4,81 @@ using MaeMl.Onnx;
 using MaeMl.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using Microsoft.ML.Trainers;
 using Microsoft.ML.Transforms.Image;
 using Microsoft.ML.Transforms.Onnx;
+using System.Reflection;
+using Google.Protobuf;
 using SkiaSharp;
 
 namespace MaeMl.MLNet;
 
 /// <summary>
 /// An ML.NET multiclass trainer for images that fine-tunes a MAE ViT with TorchSharp (<see cref="Finetuner"/>, or
-/// <see cref="LinearProbe"/> with a frozen encoder). <see cref="Fit"/> writes the rows' images to a working folder, trains,
-/// exports encoder + head to ONNX (<see cref="VitEncoderOnnxExporter.ExportClassifier"/>) and returns a chain of ML.NET's own
-/// transformers, so <c>mlContext.Model.Save</c>/<c>Load</c> work without MaeMl: <c>ResizeImages</c> (centre crop) and
-/// <c>ExtractPixels</c> (RGB planes, 0..255), <c>ApplyOnnxModel</c> (the fine-tuned logits), then a <c>LbfgsMaximumEntropy</c>
-/// stage fitted on those logits, which yields the <c>Score</c> (class probabilities) and <c>PredictedLabel</c> (key) columns of ML.NET
-/// classifiers: ONNX outputs always become vector columns in ML.NET and no built-in transformer turns an arg-max vector into a key
-/// scalar, so this small softmax layer over the logits (a calibration of the fine-tuned head) is what provides them.
-/// Temporary columns are dropped. A label that is not a key is mapped with <c>MapValueToKey</c> first (part of the chain).
+/// <see cref="LinearProbe"/> with a frozen encoder). <see cref="Fit"/> hands the rows' images to TorchSharp, trains, exports encoder +
+/// head to ONNX and returns a chain of ML.NET's own transformers, so <c>mlContext.Model.Save</c>/<c>Load</c> work without MaeMl:
+/// <c>ResizeImages</c> (centre crop) and <c>ExtractPixels</c> (RGB planes, 0..255), <c>ApplyOnnxModel</c> (the model bytes are held
+/// by the transformer), whose graph ends in the fine-tuned head's softmax (<c>mae_score</c>, copied to <c>Score</c>) and arg-max
+/// (<c>mae_class_index</c>, an int64 scalar), then <c>MapValue</c> from that index to the class name with
+/// <c>treatValuesAsKeyType</c>, which makes <c>PredictedLabel</c> a key of the label's type (class i is key i + 1, key values
+/// the class names). So <c>Score</c> is exactly the softmax of the fine-tuned logits and <c>PredictedLabel</c> their arg-max; no
+/// second classifier is fitted. Temporary columns are dropped. A label that is not a key is mapped with <c>MapValueToKey</c>
+/// first (part of the chain). Seed, log and cancellation come from the <see cref="MLContext"/> the catalog belongs to.
 /// </summary>
 public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
 {
     const string ResizedColumn = "MaeImageClassification.ResizedImage";
     readonly MaeImageClassificationOptions options;
+    readonly MLNetHost host;
     readonly MLContext ml;
+    readonly string? startCheckpoint;
+    readonly int seed;
 
-    internal MaeImageClassificationEstimator(MaeImageClassificationOptions options)
+    internal MaeImageClassificationEstimator(MaeImageClassificationOptions options, MLNetHost host)
     {
         ArgumentNullException.ThrowIfNull(options);
         if (string.IsNullOrWhiteSpace(options.LabelColumnName)) throw new ArgumentException("The label column name is empty", nameof(options));
         if (string.IsNullOrWhiteSpace(options.ImageColumnName)) throw new ArgumentException("The image column name is empty", nameof(options));
         if (options.StartCheckpoint is null && options.Architecture is null)
             throw new ArgumentException("Give a start checkpoint (MAE-pretrained weights) or an architecture preset to train from scratch", nameof(options));
-        if (options.StartCheckpoint is not null && !File.Exists(options.StartCheckpoint))
-            throw new FileNotFoundException($"The start checkpoint '{options.StartCheckpoint}' does not exist", options.StartCheckpoint);
+        startCheckpoint = options.StartCheckpoint is null ? null : ResolveModelFile(options.StartCheckpoint);
         if (options.Architecture is not null) MaePresets.Get(options.Architecture);
         if (options.Epochs <= 0 || options.BatchSize <= 0) throw new ArgumentException($"Epochs ({options.Epochs}) and batch size ({options.BatchSize}) must be positive", nameof(options));
         this.options = options;
-        ml = new MLContext(options.Seed);
+        this.host = host;
+        seed = options.Seed ?? host.NextSeed();
+        ml = host.NewContext(seed);
     }
 
-    /// <summary>The working folder of the last <see cref="Fit"/> (images, checkpoints, metrics, <c>classifier.onnx</c>).</summary>
+    /// <summary>A model file path, or the weights of a shipped model by name (as <see cref="Pretrained.MaePretrained"/> finds them).</summary>
+    static string ResolveModelFile(string nameOrPath)
+    {
+        if (File.Exists(nameOrPath)) return nameOrPath;
+        if (Pretrained.MaePretrained.Available.Any(m => string.Equals(m.Name, nameOrPath, StringComparison.OrdinalIgnoreCase)))
+            return Pretrained.MaePretrained.WeightsPath(nameOrPath);
+        throw new FileNotFoundException($"The start checkpoint '{nameOrPath}' is neither a file nor a shipped model " +
+                                        $"({string.Join(", ", Pretrained.MaePretrained.Available.Select(m => m.Name))})", nameOrPath);
+    }
+
+    /// <summary>The working folder of the last <see cref="Fit"/> (images, checkpoints, metrics, <c>classifier.onnx</c>) when
+    /// <see cref="MaeImageClassificationOptions.WorkingDirectory"/> was set; null when a temporary folder was used (deleted by <c>Fit</c>).</summary>
     public string? LastWorkingDirectory { get; private set; }
+
+    /// <summary>The fine-tuned TorchSharp classifier file of the last <see cref="Fit"/> (a <see cref="ClassifierCheckpoint"/>, loadable
+    /// by <c>maeml eval</c>) when <see cref="MaeImageClassificationOptions.WorkingDirectory"/> was set; otherwise null.</summary>
+    public string? LastModelFile { get; private set; }
 
     /// <summary>Validation metrics of the fine-tuned TorchSharp model after the last epoch of the last <see cref="Fit"/>, when a validation set was given.</summary>
     public Evaluation.ClassificationMetrics? LastValidationMetrics { get; private set; }
 
-    void Log(string message) => options.Log?.Invoke(message);
+#pragma warning disable CS0618 // the obsolete string callback is still honoured for one release
+    void Log(string message)
+    {
+        host.Log(message);
+        options.Log?.Invoke(message);
+    }
+#pragma warning restore CS0618
 
     bool LabelIsKey(DataViewSchema schema)
     {
@@ -75,106 +105,130 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
 
         var work = options.WorkingDirectory ?? Path.Combine(Path.GetTempPath(), $"maeml-imgcls-{Guid.NewGuid():N}");
         Directory.CreateDirectory(work);
-        LastWorkingDirectory = work;
-        var trainDir = Path.Combine(work, "train");
-        var written = new List<(string Path, uint Key)>();
-        var counts = WriteImages(keyed, trainDir, classNames.Count, "training", written);
-        var empty = Enumerable.Range(0, classNames.Count).Where(c => counts[c] == 0).Select(c => classNames[c]).ToList();
-        if (counts.Count(n => n > 0) < 2)
-            throw new ArgumentException($"Image classification needs images of at least two labels; the data has {counts.Count(n => n > 0)} ({string.Join(", ", classNames.Where((_, c) => counts[c] > 0))})");
-        if (empty.Count > 0)
-            throw new ArgumentException($"No images for label(s) {string.Join(", ", empty.Select(e => $"'{e}'"))}: every label of the key type needs training images");
-        string? valDir = null;
-        if (options.ValidationSet is { } validation)
+        LastWorkingDirectory = options.WorkingDirectory is null ? null : work;
+        LastModelFile = null;
+        try
         {
-            CheckImage(validation.Schema);
-            var valKeyed = labelMapper?.Transform(validation) ?? validation;
-            if (valKeyed.Schema[options.LabelColumnName].Type is not KeyDataViewType valType || valType.Count != labelType.Count)
-                throw new ArgumentException($"The validation set's label column '{options.LabelColumnName}' must have the training labels' key type ({labelType})");
-            valDir = Path.Combine(work, "val");
-            var valCounts = WriteImages(valKeyed, valDir, classNames.Count, "validation", null);
-            for (int c = 0; c < classNames.Count; c++) Directory.CreateDirectory(Path.Combine(valDir, FolderName(c)));
-            if (valCounts.Sum() == 0) valDir = null;
-        }
+            var trainDir = Path.Combine(work, "train");
+            var counts = WriteImages(keyed, trainDir, classNames.Count, "training");
+            var empty = Enumerable.Range(0, classNames.Count).Where(c => counts[c] == 0).Select(c => classNames[c]).ToList();
+            if (counts.Count(n => n > 0) < 2)
+                throw new ArgumentException($"Image classification needs images of at least two labels; the data has {counts.Count(n => n > 0)} ({string.Join(", ", classNames.Where((_, c) => counts[c] > 0))})");
+            if (empty.Count > 0)
+                throw new ArgumentException($"No images for label(s) {string.Join(", ", empty.Select(e => $"'{e}'"))}: every label of the key type needs training images");
+            string? valDir = null;
+            if (options.ValidationSet is { } validation)
+            {
+                CheckImage(validation.Schema);
+                var valKeyed = labelMapper?.Transform(validation) ?? validation;
+                if (valKeyed.Schema[options.LabelColumnName].Type is not KeyDataViewType valType || valType.Count != labelType.Count)
+                    throw new ArgumentException($"The validation set's label column '{options.LabelColumnName}' must have the training labels' key type ({labelType})");
+                valDir = Path.Combine(work, "val");
+                var valCounts = WriteImages(valKeyed, valDir, classNames.Count, "validation");
+                if (valCounts.Sum() == 0) valDir = null;
+            }
 
-        var classifierPath = Train(trainDir, valDir, Path.Combine(work, "run"), classNames.Count);
-        var onnx = Path.Combine(work, "classifier.onnx");
-        int size;
-        var (model, _) = ClassifierCheckpoint.Load(classifierPath);
-        using (model)
+            var classifierPath = Train(trainDir, valDir, Path.Combine(work, "run"), classNames.Count);
+            byte[] onnx;
+            int size;
+            var (model, _) = ClassifierCheckpoint.Load(classifierPath);
+            using (model)
+            {
+                var pooling = model.Config.GlobalPool ? EncoderPooling.Mean : EncoderPooling.Cls;
+                var graph = VitEncoderOnnxExporter.Build(model.state_dict(), model.Config.Encoder, new VitEncoderOnnxOptions { IncludeHead = true, Poolings = [pooling] });
+                onnx = graph.ToByteArray();
+                if (options.WorkingDirectory is not null) VitEncoderOnnxExporter.Save(graph, Path.Combine(work, "classifier.onnx"));
+                size = model.Config.Encoder.ImageSize;
+                onnxOutputs = graph.Graph.Output.Select(o => o.Name).ToArray();
+            }
+            if (options.WorkingDirectory is not null) LastModelFile = classifierPath;
+            Log("exported encoder + head to ONNX; Score and PredictedLabel are the softmax and arg-max of its logits");
+            var scoring = Scoring(size, onnx, keyed, classNames);
+            return labelMapper is null ? scoring : new TransformerChain<ITransformer>(labelMapper, scoring);
+        }
+        finally
         {
-            VitEncoderOnnxExporter.ExportClassifier(model, onnx);
-            size = model.Config.Encoder.ImageSize;
+            if (options.WorkingDirectory is null)
+                try { Directory.Delete(work, recursive: true); }
+                catch (IOException e) { Log($"warning: could not delete the temporary folder {work}: {e.Message}"); }
+                catch (UnauthorizedAccessException e) { Log($"warning: could not delete the temporary folder {work}: {e.Message}"); }
         }
-        Log($"exported encoder + head to {onnx}; fitting the ML.NET scoring stage");
-
-        // the scoring stage is fitted on the images that were readable (ML.NET's own loaders would stop at a bad one), keyed as trained
-        var scoring = Scoring(new EstimatorChain<ITransformer>(), size, onnx).Fit(CleanView(written, classNames));
-        return labelMapper is null ? scoring : new TransformerChain<ITransformer>(labelMapper, scoring);
     }
 
-    sealed class FitRow
-    {
-        public string Path { get; set; } = "";
-        public uint Label { get; set; }
-    }
+    string[] onnxOutputs = [];
 
-    const string PathColumn = "MaeImageClassification.Path";
-
-    /// <summary>The written images (<see cref="Microsoft.ML.Data.MLImage"/> column) and their labels as keys with the class names as key values.</summary>
-    IDataView CleanView(List<(string Path, uint Key)> rows, IReadOnlyList<string> classNames)
-    {
-        var definition = SchemaDefinition.Create(typeof(FitRow));
-        definition[nameof(FitRow.Path)].ColumnName = PathColumn;
-        var label = definition[nameof(FitRow.Label)];
-        label.ColumnName = options.LabelColumnName;
-        label.ColumnType = new KeyDataViewType(typeof(uint), classNames.Count);
-        label.AddAnnotation("KeyValues", new VBuffer<ReadOnlyMemory<char>>(classNames.Count, classNames.Select(n => n.AsMemory()).ToArray()),
-            new VectorDataViewType(TextDataViewType.Instance, classNames.Count));
-        var view = ml.Data.LoadFromEnumerable(rows.Select(r => new FitRow { Path = r.Path, Label = r.Key }), definition);
-        return ml.Transforms.LoadImages(options.ImageColumnName, null, PathColumn).Fit(view).Transform(view);
-    }
-
-    EstimatorChain<ITransformer> Scoring(EstimatorChain<ITransformer> chain, int size, string? onnx)
+    /// <summary>The scoring chain: resize + pixels, the ONNX classifier (from its bytes, held by the transformer), then ML.NET's multiclass
+    /// scorer over the logits with identity weights and zero bias (<see cref="SoftmaxArgMax"/>), dropping the temporary columns.</summary>
+    TransformerChain<ITransformer> Scoring(int size, byte[] onnx, IDataView keyed, IReadOnlyList<string> classNames)
     {
         var t = ml.Transforms;
-        chain = chain
-            .Append<ITransformer>(t.ResizeImages(ResizedColumn, size, size, options.ImageColumnName, ImageResizingEstimator.ResizingKind.IsoCrop, ImageResizingEstimator.Anchor.Center))
-            .Append<ITransformer>(t.ExtractPixels(EncoderOnnxNames.Pixels, ResizedColumn, ImagePixelExtractingEstimator.ColorBits.Rgb,
-                ImagePixelExtractingEstimator.ColorsOrder.ARGB, interleavePixelColors: false, offsetImage: 0f, scaleImage: 1f, outputAsFloatArray: true));
-        string features = EncoderOnnxNames.Pixels;
-        if (onnx is not null)
-        {
-            chain = chain.Append<ITransformer>(t.ApplyOnnxModel(new OnnxOptions { ModelFile = onnx, InputColumns = [EncoderOnnxNames.Pixels], OutputColumns = [EncoderOnnxNames.Logits] }));
-            features = EncoderOnnxNames.Logits;
-        }
-        chain = chain.Append<ITransformer>(ml.MulticlassClassification.Trainers.LbfgsMaximumEntropy(options.LabelColumnName, features));
-        return chain.Append<ITransformer>(t.DropColumns(onnx is null ? [ResizedColumn, EncoderOnnxNames.Pixels] : [ResizedColumn, EncoderOnnxNames.Pixels, EncoderOnnxNames.Logits]));
+        var device = OnnxDevice.Resolve(options.GpuDeviceId, options.FallbackToCpu, m => Log(m));
+        var features = Preprocessing(new EstimatorChain<ITransformer>(), size)
+            .Append<ITransformer>(t.ApplyOnnxModel(new MemoryStream(onnx, writable: false), device, options.FallbackToCpu))
+            .Fit(keyed);
+        var predictor = SoftmaxArgMax(features.GetOutputSchema(keyed.Schema), classNames);
+        var temporary = onnxOutputs.Append(ResizedColumn).Append(EncoderOnnxNames.Pixels).ToArray();
+        var scored = predictor.Transform(features.Transform(keyed));
+        return features.Append(predictor).Append<ITransformer>(t.DropColumns(temporary).Fit(scored));
     }
+
+    EstimatorChain<ITransformer> Preprocessing(EstimatorChain<ITransformer> chain, int size) => chain
+        .Append<ITransformer>(ml.Transforms.ResizeImages(ResizedColumn, size, size, options.ImageColumnName, ImageResizingEstimator.ResizingKind.IsoCrop, ImageResizingEstimator.Anchor.Center))
+        .Append<ITransformer>(ml.Transforms.ExtractPixels(EncoderOnnxNames.Pixels, ResizedColumn, ImagePixelExtractingEstimator.ColorBits.Rgb,
+            ImagePixelExtractingEstimator.ColorsOrder.ARGB, interleavePixelColors: false, offsetImage: 0f, scaleImage: 1f, outputAsFloatArray: true));
+
+    /// <summary>
+    /// ML.NET's own multiclass prediction transformer over the fine-tuned logits, with a <see cref="MaximumEntropyModelParameters"/> of
+    /// identity weights and zero bias: its <c>Score</c> is softmax(logits) and its <c>PredictedLabel</c> the arg-max as a key of the label's
+    /// type (key values = class names). Nothing is fitted: ML.NET has no public constructor for fixed model parameters and no built-in
+    /// transform from an ONNX arg-max to a scalar key (ONNX outputs always become vectors; its scalar outputs are not supported), so the
+    /// internal constructors are called (ML.NET 5.0.1, checked by the tests). Save/Load use ML.NET's own serialisation of these types.
+    /// </summary>
+    ITransformer SoftmaxArgMax(DataViewSchema schema, IReadOnlyList<string> classNames)
+    {
+        int c = classNames.Count;
+        var logits = schema[EncoderOnnxNames.Logits];
+        if (logits.Type is not VectorDataViewType { Size: var n } || n != c)
+            throw new InvalidOperationException($"The exported classifier gives {logits.Type} logits for {c} classes");
+        var weights = Enumerable.Range(0, c).Select(k => { var row = new float[c]; row[k] = 1f; return new VBuffer<float>(c, row); }).ToArray();
+        const BindingFlags internalCtor = BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public;
+        var parametersCtor = typeof(MaximumEntropyModelParameters).GetConstructor(internalCtor, null,
+            [typeof(IHostEnvironment), typeof(VBuffer<float>[]), typeof(float[]), typeof(int), typeof(int), typeof(string[]), typeof(ModelStatisticsBase)], null)
+            ?? throw new NotSupportedException($"ML.NET {typeof(MLContext).Assembly.GetName().Version}: MaximumEntropyModelParameters has no (env, weights, bias, ...) constructor");
+        var parameters = (MaximumEntropyModelParameters)parametersCtor.Invoke([ml, weights, new float[c], c, c, classNames.ToArray(), null]);
+        var transformerCtor = typeof(MulticlassPredictionTransformer<MaximumEntropyModelParameters>).GetConstructor(internalCtor, null,
+            [typeof(IHostEnvironment), typeof(MaximumEntropyModelParameters), typeof(DataViewSchema), typeof(string), typeof(string), typeof(string), typeof(string)], null)
+            ?? throw new NotSupportedException($"ML.NET {typeof(MLContext).Assembly.GetName().Version}: MulticlassPredictionTransformer has no (env, model, schema, ...) constructor");
+        return (ITransformer)transformerCtor.Invoke([ml, parameters, schema, EncoderOnnxNames.Logits, options.LabelColumnName, ScoreColumn, PredictedLabelColumn]);
+    }
+
+    const string ScoreColumn = "Score";
+    const string PredictedLabelColumn = "PredictedLabel";
 
     string Train(string trainDir, string? valDir, string runDir, int numClasses)
     {
         var architecture = options.Architecture is null ? null : MaePresets.Get(options.Architecture);
-        var progress = new ConsoleProgress(options.Log is null ? TextWriter.Null : new LogWriter(options.Log), TimeSpan.FromSeconds(30));
+        var progress = new ConsoleProgress(new LogWriter(Log), TimeSpan.FromSeconds(30));
+        using var cancel = host.Watch(options.CancellationToken);
         if (options.FreezeEncoder)
         {
             var probe = new LinearProbe(new LinearProbeOptions
             {
-                TrainDir = trainDir, ValDir = valDir, OutputDir = runDir, Init = options.StartCheckpoint, Model = architecture, Epochs = options.Epochs,
+                TrainDir = trainDir, ValDir = valDir, OutputDir = runDir, Init = startCheckpoint, Model = architecture, Epochs = options.Epochs,
                 WarmupEpochs = Math.Min(10, options.Epochs / 10.0), BatchSize = Math.Max(2, options.BatchSize), BaseLr = options.BaseLearningRate ?? 0.1,
-                EvalCropPct = 1.0, Seed = options.Seed, Threads = options.Threads, Prefetch = 2,
-            }, progress, Log).Run();
+                EvalCropPct = 1.0, Seed = seed, Threads = options.Threads, Prefetch = 2,
+            }, progress, Log).Run(cancel.Token);
             LastValidationMetrics = probe.Validation;
             return probe.CheckpointPath;
         }
         var o = FinetuneOptions.SmallImages(trainDir, runDir) with
         {
-            ValDir = valDir, Init = options.StartCheckpoint, Model = architecture, Epochs = options.Epochs, WarmupEpochs = Math.Min(5, options.Epochs / 10.0),
+            ValDir = valDir, Init = startCheckpoint, Model = architecture, Epochs = options.Epochs, WarmupEpochs = Math.Min(5, options.Epochs / 10.0),
             BatchSize = options.BatchSize, BaseLr = options.BaseLearningRate ?? 1e-3, LayerDecay = options.LayerDecay, EvalCropPct = 1.0,
-            Seed = options.Seed, Threads = options.Threads, Prefetch = 2,
+            Seed = seed, Threads = options.Threads, Prefetch = 2,
         };
         if (options.Recipe is not null) o = options.Recipe(o);
-        var result = new Finetuner(o, progress, Log).Run();
+        var result = new Finetuner(o, progress, Log).Run(cancel.Token);
         LastValidationMetrics = result.Validation;
         return result.CheckpointPath;
     }
@@ -193,7 +247,7 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
             {
                 label.GetKeyValues(ref values);
                 var dense = values.DenseValues().Select(v => v.ToString()).ToList();
-                if (dense.Count == count) names = dense;
+                if (dense.Count == count && dense.Distinct().Count() == count) names = dense;   // PredictedLabel maps index -> name: names must be unique
             }
             catch (InvalidOperationException) { }   // key values of another type: keep the indices
         }
@@ -202,7 +256,7 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
 
     /// <summary>Writes each row's image as PNG to dir/cNNNNN/ (NNNNN = key - 1); rows whose image cannot be read or whose label is
     /// missing are logged and skipped. Returns the images per class.</summary>
-    int[] WriteImages(IDataView data, string dir, int numClasses, string what, List<(string Path, uint Key)>? written)
+    int[] WriteImages(IDataView data, string dir, int numClasses, string what)
     {
         var counts = new int[numClasses];
         for (int c = 0; c < numClasses; c++) Directory.CreateDirectory(Path.Combine(dir, FolderName(c)));
@@ -231,7 +285,6 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
                 var path = Path.Combine(dir, FolderName((int)key - 1), $"row{row:D8}.png");
                 SavePng(image, path);
                 counts[key - 1]++;
-                written?.Add((path, key));
             }
             catch (Exception e) when (e is InvalidOperationException or IOException or ArgumentException or FormatException)
             {
@@ -272,8 +325,12 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
         var label = Find(options.LabelColumnName) ?? throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Could not find label column '{options.LabelColumnName}'");
         var chain = new EstimatorChain<ITransformer>();
         if (!label.IsKey) chain = chain.Append<ITransformer>(ml.Transforms.Conversion.MapValueToKey(options.LabelColumnName));
-        // the ONNX stage changes only the feature vector's size: the shape of the output columns is that of the chain without it
-        return Scoring(chain, 8, onnx: null).GetOutputSchema(inputSchema);
+        // Score is a float vector and PredictedLabel a key of the label's type: stand-in columns of those kinds give the shape
+        return Preprocessing(chain, 8)
+            .Append<ITransformer>(ml.Transforms.CopyColumns(ScoreColumn, EncoderOnnxNames.Pixels))
+            .Append<ITransformer>(ml.Transforms.CopyColumns(PredictedLabelColumn, options.LabelColumnName))
+            .Append<ITransformer>(ml.Transforms.DropColumns(ResizedColumn, EncoderOnnxNames.Pixels))
+            .GetOutputSchema(inputSchema);
     }
 
     sealed class LogWriter(Action<string> log) : TextWriter

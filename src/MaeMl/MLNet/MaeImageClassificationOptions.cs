@@ -1,4 +1,5 @@
 using MaeMl.Training;
+using Microsoft.Extensions.Logging;
 using Microsoft.ML;
 
 namespace MaeMl.MLNet;
@@ -14,8 +15,9 @@ public sealed class MaeImageClassificationOptions
     /// <summary>Image column (<see cref="Microsoft.ML.Data.MLImage"/>, e.g. from <c>LoadImages</c>). Default <c>Image</c>.</summary>
     public string ImageColumnName { get; set; } = "Image";
 
-    /// <summary>Starting weights: a MaeMl pretraining or classifier checkpoint, an official MAE .pth, or safetensors. Null trains
-    /// <see cref="Architecture"/> from scratch.</summary>
+    /// <summary>Starting weights: a MaeMl pretraining or classifier checkpoint, an official MAE .pth, or safetensors, or the name of a
+    /// model MaeMl ships (e.g. <c>cifar10-vit-tiny</c>, found as <see cref="Pretrained.MaePretrained.Load(string, Interop.MaeLoadOptions?)"/>
+    /// finds it). Null trains <see cref="Architecture"/> from scratch.</summary>
     public string? StartCheckpoint { get; set; }
 
     /// <summary>A <see cref="Model.MaePresets"/> name: the architecture from scratch, or the heads for a checkpoint that cannot tell them.</summary>
@@ -31,14 +33,27 @@ public sealed class MaeImageClassificationOptions
     public bool FreezeEncoder { get; set; }
     /// <summary>Rows (same columns) evaluated after every epoch; the metrics are logged and kept in <see cref="WorkingDirectory"/>.</summary>
     public IDataView? ValidationSet { get; set; }
-    public int Seed { get; set; }
+    /// <summary>Seed of initialisation, data order and augmentation. Null (default): drawn from the <see cref="MLContext"/> the trainer
+    /// was created from, so <c>new MLContext(seed: 1)</c> makes the run reproducible.</summary>
+    public int? Seed { get; set; }
     /// <summary>Further changes to the fine-tuning recipe (augmentation, mixup, drop path, warmup ...), applied last.</summary>
     public Func<FinetuneOptions, FinetuneOptions>? Recipe { get; set; }
-    /// <summary>Folder for the images handed to TorchSharp, checkpoints, logs and the ONNX model. The ONNX file must stay while the
-    /// fitted transformer is used or saved (ML.NET reads it then); the default is a new folder under the temp path.</summary>
+    /// <summary>Folder for the images handed to TorchSharp, checkpoints, metrics and the exported ONNX model, kept after <c>Fit</c>.
+    /// Null (default): a new folder under the temp path, deleted when <c>Fit</c> returns (the fitted transformer holds the ONNX
+    /// model in memory, so nothing of it is needed afterwards).</summary>
     public string? WorkingDirectory { get; set; }
     /// <summary>Torch threads (0: library default).</summary>
     public int Threads { get; set; }
-    /// <summary>Receives progress lines; null for silence.</summary>
+    /// <summary>CUDA device for scoring with ONNX Runtime (needs the <c>Microsoft.ML.OnnxRuntime.Gpu</c> native package), or null for
+    /// the CPU. Training runs in TorchSharp on the CPU.</summary>
+    public int? GpuDeviceId { get; set; }
+    /// <summary>Score on the CPU when the GPU cannot be used (also when the CPU-only ONNX Runtime package is referenced). Default true.</summary>
+    public bool FallbackToCpu { get; set; } = true;
+    /// <summary>Progress lines also go here (they always go to <c>MLContext.Log</c>). Null: only the context's log.</summary>
+    public ILogger? Logger { get; set; }
+    /// <summary>Stops training early (as <c>MLContext.CancelExecution()</c> does): <c>Fit</c> throws <see cref="OperationCanceledException"/>.</summary>
+    public CancellationToken CancellationToken { get; set; }
+    /// <summary>Receives progress lines (superseded by <see cref="Logger"/> and <c>MLContext.Log</c>; kept for one release).</summary>
+    [Obsolete("Use Logger (Microsoft.Extensions.Logging) or MLContext.Log")]
     public Action<string>? Log { get; set; }
 }

@@ -1,8 +1,12 @@
 using MaeMl.Checkpoints;
+using MaeMl.Data;
 using MaeMl.MLNet;
 using MaeMl.Model;
+using Microsoft.Extensions.Logging;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
+using TorchSharp;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -47,9 +51,10 @@ public sealed class MaeImageClassificationTests(ITestOutputHelper output)
         var train = Load(ml, rows.Take(18));
         var test = Load(ml, rows.Skip(18));
         var logs = new List<string>();
+        ml.Log += (_, e) => { if (e.Message.Contains("MaeImageClassification")) logs.Add(e.Message); };
         var estimator = ml.MulticlassClassification.Trainers.MaeImageClassification(new MaeImageClassificationOptions
         {
-            StartCheckpoint = checkpoint, Epochs = 2, BatchSize = 6, ValidationSet = test, WorkingDirectory = Path.Combine(dir, "work"), Log = logs.Add,
+            StartCheckpoint = checkpoint, Epochs = 2, BatchSize = 6, ValidationSet = test, WorkingDirectory = Path.Combine(dir, "work"),
         });
         var shapeOf = typeof(SchemaShape).GetMethod("Create", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic, [typeof(DataViewSchema)])!;
         var outputShape = estimator.GetOutputSchema((SchemaShape)shapeOf.Invoke(null, [train.Schema])!);
@@ -86,7 +91,7 @@ public sealed class MaeImageClassificationTests(ITestOutputHelper output)
         var (dir, rows, checkpoint) = Data(8, 1);
         var ml = new MLContext(seed: 0);
         MaeImageClassificationEstimator Estimator(List<string>? log = null) => ml.MulticlassClassification.Trainers.MaeImageClassification(
-            new MaeImageClassificationOptions { StartCheckpoint = checkpoint, Epochs = 1, BatchSize = 4, WorkingDirectory = TestImages.TempDir("work"), Log = log is null ? null : log.Add });
+            new MaeImageClassificationOptions { StartCheckpoint = checkpoint, Epochs = 1, BatchSize = 4, WorkingDirectory = TestImages.TempDir("work"), Logger = log is null ? null : new ListLogger(log) });
         var single = Assert.Throws<ArgumentException>(() => Estimator().Fit(Load(ml, rows)));
         Assert.Contains("at least two labels", single.Message);
 
@@ -124,5 +129,125 @@ public sealed class MaeImageClassificationTests(ITestOutputHelper output)
         Assert.Equal(2UL, Assert.IsType<KeyDataViewType>(scored.Schema["PredictedLabel"].Type).Count);
         Assert.Equal(12, scored.GetColumn<float[]>("Score").Count());
         Assert.True(File.Exists(Path.Combine(dir, "work", "run", "checkpoint-linprobe.maeml")));
+    }
+
+    /// <summary>PredictedLabel is the fine-tuned head's arg-max and Score its softmax, row by row against the TorchSharp model on the
+    /// same pixels, before and after Save/Load; the key values are the class names of the label.</summary>
+    [Fact]
+    public void PredictionsAreTheFineTunedModelsArgMaxAndSoftmaxRowByRow()
+    {
+        var (dir, rows, checkpoint) = Data(40, 4);
+        var ml = new MLContext(seed: 0);
+        var train = Load(ml, rows.Where((_, i) => i % 5 != 0));
+        var test = Load(ml, rows.Where((_, i) => i % 5 == 0));
+        var estimator = ml.MulticlassClassification.Trainers.MaeImageClassification(new MaeImageClassificationOptions
+        {
+            StartCheckpoint = checkpoint, Epochs = 3, BatchSize = 6, WorkingDirectory = Path.Combine(dir, "work"),
+        });
+        var model = estimator.Fit(train);
+        Assert.NotNull(estimator.LastModelFile);
+
+        // the TorchSharp model on the pixels ML.NET's own preprocessing gives (centre crop, RGB planes 0..255)
+        var (vit, _) = ClassifierCheckpoint.Load(estimator.LastModelFile!);
+        using var _vit = vit;
+        vit.eval();
+        int s = vit.Config.Encoder.ImageSize;
+        var pixels = ml.Transforms.ResizeImages("r", s, s, "Image", ImageResizingEstimator.ResizingKind.IsoCrop, ImageResizingEstimator.Anchor.Center)
+            .Append(ml.Transforms.ExtractPixels("p", "r", ImagePixelExtractingEstimator.ColorBits.Rgb, ImagePixelExtractingEstimator.ColorsOrder.ARGB,
+                interleavePixelColors: false, offsetImage: 0f, scaleImage: 1f, outputAsFloatArray: true))
+            .Fit(test).Transform(test).GetColumn<float[]>("p").ToList();
+        float[][] expectedScores;
+        long[] expectedIndex;
+        using (torch.no_grad())
+        using (var scope = torch.NewDisposeScope())
+        {
+            var x = torch.tensor(pixels.SelectMany(p => p).ToArray()).view(pixels.Count, 3, s, s) / 255f;
+            x = (x - torch.tensor(ImageNetNormalization.Mean).view(1, 3, 1, 1)) / torch.tensor(ImageNetNormalization.Std).view(1, 3, 1, 1);
+            var logits = vit.forward(x);
+            expectedIndex = logits.argmax(1).data<long>().ToArray();
+            var probs = torch.softmax(logits, 1);
+            expectedScores = Enumerable.Range(0, pixels.Count).Select(i => probs[i].data<float>().ToArray()).ToArray();
+        }
+        var classNames = rows.Select(r => r.Label).Distinct().ToList();   // MapValueToKey's order: first occurrence in the training rows
+        var trainOrder = rows.Where((_, i) => i % 5 != 0).Select(r => r.Label).Distinct().ToList();
+
+        void Check(ITransformer transformer, string what)
+        {
+            var scored = transformer.Transform(test);
+            var keys = scored.GetColumn<uint>("PredictedLabel").ToList();
+            var scores = scored.GetColumn<float[]>("Score").ToList();
+            var names = ml.Transforms.Conversion.MapKeyToValue("PredictedName", "PredictedLabel").Fit(scored).Transform(scored).GetColumn<string>("PredictedName").ToList();
+            Assert.Equal(pixels.Count, keys.Count);
+            int agree = 0;
+            for (int i = 0; i < keys.Count; i++)
+            {
+                Assert.Equal(expectedIndex[i] + 1, keys[i]);
+                Assert.Equal(trainOrder[(int)expectedIndex[i]], names[i]);
+                for (int c = 0; c < expectedScores[i].Length; c++) Assert.Equal(expectedScores[i][c], scores[i][c], 5);
+                agree++;
+            }
+            var metrics = ml.MulticlassClassification.Evaluate(scored);
+            output.WriteLine($"{what}: PredictedLabel = TorchSharp arg-max on {agree}/{keys.Count} rows; accuracy {metrics.MicroAccuracy:P1}");
+        }
+        Check(model, "fitted");
+        var zip = Path.Combine(dir, "model.zip");
+        ml.Model.Save(model, train.Schema, zip);
+        Check(new MLContext().Model.Load(zip, out _), "reloaded");
+        Assert.Equal(4, classNames.Count);
+    }
+
+    /// <summary>The trainer uses the catalog's MLContext: its log receives the progress, its seed makes runs repeat, and cancelling it
+    /// (or the option's token) stops Fit; without a working folder nothing is left in the temp folder.</summary>
+    [Fact]
+    public void UsesTheCatalogsContextAndLeavesNoTemporaryFiles()
+    {
+        var (_, rows, checkpoint) = Data(12, 2);
+        var before = Directory.GetDirectories(Path.GetTempPath(), "maeml-imgcls-*").ToHashSet();
+        float[] Run(int seed, List<string> log)
+        {
+            var ml = new MLContext(seed);
+            ml.Log += (_, e) => { if (e.Message.Contains("MaeImageClassification")) log.Add(e.Message); };
+            var data = Load(ml, rows);
+            var model = ml.MulticlassClassification.Trainers.MaeImageClassification(new MaeImageClassificationOptions { StartCheckpoint = checkpoint, Epochs = 1, BatchSize = 4 }).Fit(data);
+            return model.Transform(data).GetColumn<float[]>("Score").SelectMany(v => v).ToArray();
+        }
+        var log = new List<string>();
+        var a = Run(3, log);
+        var b = Run(3, []);
+        Assert.Contains(log, l => l.Contains("training images written"));
+        Assert.Equal(a, b);
+        Assert.DoesNotContain(Directory.GetDirectories(Path.GetTempPath(), "maeml-imgcls-*"), d => !before.Contains(d));
+
+        // cancellation through the context (what ML.NET's own components use) and through the option's token
+        var ml = new MLContext(0);
+        var cancel = typeof(MLContext).GetMethod("CancelExecution", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic)!;
+        cancel.Invoke(ml, null);
+        var data = Load(ml, rows);
+        Assert.ThrowsAny<OperationCanceledException>(() => ml.MulticlassClassification.Trainers.MaeImageClassification(
+            new MaeImageClassificationOptions { StartCheckpoint = checkpoint, Epochs = 50, BatchSize = 4 }).Fit(data));
+        using var source = new CancellationTokenSource();
+        source.Cancel();
+        var ml2 = new MLContext(0);
+        Assert.ThrowsAny<OperationCanceledException>(() => ml2.MulticlassClassification.Trainers.MaeImageClassification(
+            new MaeImageClassificationOptions { StartCheckpoint = checkpoint, Epochs = 50, BatchSize = 4, CancellationToken = source.Token }).Fit(Load(ml2, rows)));
+        Assert.DoesNotContain(Directory.GetDirectories(Path.GetTempPath(), "maeml-imgcls-*"), d => !before.Contains(d));
+    }
+
+    /// <summary>StartCheckpoint takes the name of a shipped model, as MaePretrained.Load does.</summary>
+    [Fact]
+    public void StartCheckpointAcceptsAShippedModelName()
+    {
+        var ml = new MLContext(0);
+        var estimator = ml.MulticlassClassification.Trainers.MaeImageClassification("Label", "Image", "cifar10-vit-tiny", epochs: 1);
+        Assert.NotNull(estimator);
+        var e = Assert.Throws<FileNotFoundException>(() => ml.MulticlassClassification.Trainers.MaeImageClassification("Label", "Image", "no-such-model"));
+        Assert.Contains("cifar10-vit-tiny", e.Message);
+    }
+
+    sealed class ListLogger(List<string> lines) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(LogLevel logLevel) => true;
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) => lines.Add(formatter(state, exception));
     }
 }
