@@ -31,7 +31,7 @@ public static class PretrainCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
         var limit = new Option<int?>("--limit") { Description = "Use at most this many images" };
         var resume = new Option<string?>("--resume") { Description = "Checkpoint to continue from, or 'auto' (OUT/checkpoint-last.maeml if present)" };
-        var timeLimit = new Option<string?>("--time-limit") { Description = "Stop cleanly after this long (e.g. 60s, 20m); resume later" };
+        var timeLimit = new Option<string?>("--time-limit") { Description = "Stop cleanly (with a checkpoint) after this long, e.g. 60s, 20m. The lr schedule is kept, not shortened: --resume auto finishes it" };
         var ckptMinutes = new Option<double>("--checkpoint-minutes") { Description = "Mid-epoch checkpoint interval", DefaultValueFactory = _ => 5 };
         var saveEvery = new Option<int>("--save-every") { Description = "Also keep checkpoint-epochN every N epochs", DefaultValueFactory = _ => 0 };
         var precision = new Option<TrainingPrecision>("--precision") { Description = "Float32, BFloat16 (float32 master weights) or Auto (BFloat16 where the CPU has AVX512-BF16/AMX)", DefaultValueFactory = _ => TrainingPrecision.Auto };
@@ -71,7 +71,7 @@ public static class PretrainCommand
             var result = new Pretrainer(options).Run();
             Console.WriteLine($"done: {result.EpochsDone} epoch(s), {result.OptimizerSteps} optimizer steps, last epoch loss {result.LastEpochLoss:F4}, " +
                               $"{result.ImagesPerSecond:F0} img/s overall; checkpoint {result.CheckpointPath}" +
-                              (result.StoppedByTimeLimit ? " (stopped by the time limit: continue with --resume auto)" : ""));
+                              (result.StoppedByTimeLimit ? $" (stopped by the time limit after {result.EpochsDone} of {options.Epochs} epochs, mid-schedule: --resume auto finishes the same schedule)" : ""));
             return 0;
         }
         catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or NonFiniteLossException)

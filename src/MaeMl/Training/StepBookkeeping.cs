@@ -36,7 +36,10 @@ public sealed class StepBookkeeping(MetricsLog metrics, ConsoleProgress progress
         if (boundary && timeLimit is TimeSpan limit && Wall.Elapsed >= limit)
         {
             saveLast(epoch, step + 1);
-            log($"time limit {limit} reached at epoch {epoch}, step {step + 1}: saved checkpoint-last; continue with --resume");
+            double done = epoch + (double)(step + 1) / usableSteps;
+            log($"time limit {limit} reached at epoch {epoch}, step {step + 1} ({done:F2} of the schedule's {epochs} epochs, lr {lr:E2}): " +
+                "saved checkpoint-last. The schedule is not shortened: the cosine is unfinished, and --resume auto continues the same " +
+                $"schedule to its end ({epochs - done:F2} epochs left)");
             return true;
         }
         if (boundary && sinceCheckpoint.Elapsed.TotalMinutes >= checkpointMinutes) saveLast(epoch, step + 1);
