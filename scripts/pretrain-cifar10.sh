@@ -25,7 +25,10 @@ if [ ! -f "$RUN/checkpoint-last.maeml" ] && [ -f "$KEEP/cifar10-mae-tiny-100ep.c
   cp "$KEEP/cifar10-mae-tiny-100ep.metrics.jsonl" "$RUN/metrics.jsonl"
 fi
 [ -x "$M" ] || dotnet build src/MaeMl.Cli -c Release -v q
+# run from a private copy of the binaries: a rebuild rewrites the DLLs of the build folder in place under a running process
+BIN=runs/.bin-pretrain-cifar10
+mkdir -p "$BIN" && cp -r "$(dirname "$M")/." "$BIN/"
 export OMP_WAIT_POLICY=PASSIVE
-exec "$M" pretrain --data "$D" --out "$RUN" --model mae_vit_tiny_patch4_img32 \
+exec "$BIN/$(basename "$M")" pretrain --data "$D" --out "$RUN" --model mae_vit_tiny_patch4_img32 \
   --epochs 100 --warmup-epochs 5 --batch-size 128 --blr 1.5e-3 --weight-decay 0.05 \
   --precision Float32 --threads 2 --checkpoint-minutes 5 --resume auto --time-limit "${1:-150m}"

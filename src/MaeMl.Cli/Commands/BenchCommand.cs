@@ -99,7 +99,7 @@ public static class BenchCommand
     {
         torch.manual_seed(0);
         using var model = new MaskedAutoencoderViT(config);
-        using var optimizer = torch.optim.AdamW(ParameterGroups.AdamWGroups(model, 1e-4, 0.05), 1e-4, 0.9, 0.95);
+        using var optimizer = new MaeMl.Training.AdamW(ParameterGroups.AdamWGroups(model, 1e-4, 0.05), 1e-4, 0.9, 0.95);
         using var mixed = precision == TrainingPrecision.BFloat16 ? new BFloat16MasterWeights(model) : null;
         var compute = mixed?.Work ?? model;
         using var imgs = randn(batch, config.InChans, config.ImageSize, config.ImageSize);

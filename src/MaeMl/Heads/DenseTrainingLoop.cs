@@ -24,7 +24,7 @@ public static class DenseTrainingLoop
     {
         torch.manual_seed(o.Seed);
         var rng = new Random(o.Seed);
-        var groups = new List<AdamW.ParamGroup>();
+        var groups = new List<TorchSharp.Modules.AdamW.ParamGroup>();
         var scales = new List<double>();
         foreach (bool backbone in new[] { true, false })
         {
@@ -41,7 +41,7 @@ public static class DenseTrainingLoop
             if (noDecay.Count > 0) { groups.Add(new(noDecay, o.Lr * scale, 0.9, 0.999, 1e-8, 0.0, false, false)); scales.Add(scale); }
             if (decay.Count > 0) { groups.Add(new(decay, o.Lr * scale, 0.9, 0.999, 1e-8, o.WeightDecay, false, false)); scales.Add(scale); }
         }
-        using var optimizer = torch.optim.AdamW(groups, o.Lr);
+        using var optimizer = new Training.AdamW(groups, o.Lr);
         var schedule = new LearningRateSchedule(o.Lr, 0, o.WarmupEpochs, o.Epochs);
         int steps = Math.Max(1, count / o.BatchSize);   // drop the last partial batch
         var watch = Stopwatch.StartNew();

@@ -54,7 +54,7 @@ public sealed class VitBackbone : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var x = patch_embed.forward(imgs);                                     // [N, L, D]
         var cls = cls_token.expand(x.shape[0], -1, -1);
-        x = cat(new[] { cls, x }, 1) + pos_embed;                              // [N, 1+L, D]
+        x = cat(new[] { cls, x }, 1).add(pos_embed, Scalars.One);              // [N, 1+L, D]
         foreach (var blk in blocks) x = blk.forward(x);
         x = norm.forward(x)[.., 1..];                                          // [N, L, D]
         int g = Config.GridSize;

@@ -26,8 +26,8 @@ public sealed class Block : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = x + DropPath.Apply(attn.forward(norm1.forward(x)), dropPath, training);
-        var y = h + DropPath.Apply(mlp.forward(norm2.forward(h)), dropPath, training);
+        var h = x.add(DropPath.Apply(attn.forward(norm1.forward(x)), dropPath, training), Scalars.One);
+        var y = h.add(DropPath.Apply(mlp.forward(norm2.forward(h)), dropPath, training), Scalars.One);
         return y.MoveToOuterDisposeScope();
     }
 }

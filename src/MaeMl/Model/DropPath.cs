@@ -13,8 +13,9 @@ public static class DropPath
         var shape = new long[x.ndim];
         shape[0] = x.shape[0];
         for (int i = 1; i < shape.Length; i++) shape[i] = 1;
-        using var mask = torch.empty(shape, x.dtype, x.device).bernoulli_(keep);
-        using var scaled = x.div(keep);
+        using var mask = torch.empty(shape, x.dtype, x.device).bernoulli_(keep);   // a double argument, not a Scalar
+        using var keepScalar = keep.ToScalar();
+        using var scaled = x.div(keepScalar);
         return scaled.mul(mask);
     }
 }

@@ -123,9 +123,9 @@ public sealed class MaskedAutoencoderViT : nn.Module<Tensor, MaeOutput>
     {
         using var scope = NewDisposeScope();
         var x = patch_embed.forward(imgs);                                   // [N, L, D]
-        x = x + pos_embed[.., 1..];
+        x = x.add(pos_embed[.., 1..], Scalars.One);
         var (kept, mask, idsRestore) = RandomMasking(x, maskRatio, noise, generator);
-        var cls = (cls_token + pos_embed[.., ..1]).expand(kept.shape[0], -1, -1);
+        var cls = cls_token.add(pos_embed[.., ..1], Scalars.One).expand(kept.shape[0], -1, -1);
         x = cat(new[] { cls, kept }, 1);                                     // [N, 1+len_keep, D]
         foreach (var blk in blocks) x = blk.forward(x);
         x = norm.forward(x);
@@ -136,8 +136,8 @@ public sealed class MaskedAutoencoderViT : nn.Module<Tensor, MaeOutput>
     public Tensor ForwardFeatures(Tensor imgs)
     {
         using var scope = NewDisposeScope();
-        var x = patch_embed.forward(imgs) + pos_embed[.., 1..];
-        var cls = (cls_token + pos_embed[.., ..1]).expand(x.shape[0], -1, -1);
+        var x = patch_embed.forward(imgs).add(pos_embed[.., 1..], Scalars.One);
+        var cls = cls_token.add(pos_embed[.., ..1], Scalars.One).expand(x.shape[0], -1, -1);
         x = cat(new[] { cls, x }, 1);
         foreach (var blk in blocks) x = blk.forward(x);
         return norm.forward(x).MoveToOuterDisposeScope();
@@ -152,7 +152,7 @@ public sealed class MaskedAutoencoderViT : nn.Module<Tensor, MaeOutput>
         var maskTokens = mask_token.expand(n, l + 1 - x.shape[1], dd);
         var tokens = cat(new[] { x[.., 1..], maskTokens }, 1);               // [N, L, Dd], no cls
         tokens = gather(tokens, 1, idsRestore.unsqueeze(-1).expand(n, l, dd)); // unshuffle
-        x = cat(new[] { x[.., ..1], tokens }, 1) + decoder_pos_embed;        // [N, 1+L, Dd]
+        x = cat(new[] { x[.., ..1], tokens }, 1).add(decoder_pos_embed, Scalars.One); // [N, 1+L, Dd]
         foreach (var blk in decoder_blocks) x = blk.forward(x);
         x = decoder_pred.forward(decoder_norm.forward(x));
         return x[.., 1..].MoveToOuterDisposeScope();                         // drop cls
@@ -164,7 +164,7 @@ public sealed class MaskedAutoencoderViT : nn.Module<Tensor, MaeOutput>
     {
         using var scope = NewDisposeScope();
         var target = PatchTarget(imgs);
-        var perPatch = (pred - target).square().mean(new long[] { -1 });   // [N, L]
+        var perPatch = pred.sub(target).square().mean(new long[] { -1 });   // [N, L]
         return ((perPatch * mask).sum() / mask.sum()).MoveToOuterDisposeScope();
     }
 
@@ -176,7 +176,7 @@ public sealed class MaskedAutoencoderViT : nn.Module<Tensor, MaeOutput>
         if (Config.NormPixLoss)
         {
             var (variance, mean) = var_mean(target, new long[] { -1 }, unbiased: true, keepdim: true);
-            target = (target - mean) / (variance + 1e-6).sqrt();
+            target = target.sub(mean).div(variance.add(Scalars.NormPixEps).sqrt());
         }
         return target.MoveToOuterDisposeScope();
     }
@@ -212,10 +212,11 @@ public sealed class MaskedAutoencoderViT : nn.Module<Tensor, MaeOutput>
         var tokens = patch_embed.forward(input);                                         // [N, L, D]
         long n = tokens.shape[0], l = tokens.shape[1];
         var (_, mask, idsRestore) = RandomMasking(tokens, maskRatio ?? Config.MaskRatio, noise);
-        var x = tokens * (1 - mask.to_type(dtype)).unsqueeze(-1) + pos_embed[.., 1..];  // mask token = 0 at removed positions
-        x = cat(new[] { (cls_token + pos_embed[.., ..1]).expand(n, -1, -1), x }, 1);  // [N, 1+L, D]
+        var keep = ones_like(mask, dtype: dtype).sub_(mask.to_type(dtype));
+        var x = tokens.mul(keep.unsqueeze(-1)).add(pos_embed[.., 1..], Scalars.One);  // mask token = 0 at removed positions
+        x = cat(new[] { cls_token.add(pos_embed[.., ..1], Scalars.One).expand(n, -1, -1), x }, 1);  // [N, 1+L, D]
         foreach (var blk in blocks) x = blk.forward(x);
-        x = decoder_embed.forward(norm.forward(x)) + decoder_pos_embed;                  // [N, 1+L, Dd]
+        x = decoder_embed.forward(norm.forward(x)).add(decoder_pos_embed, Scalars.One); // [N, 1+L, Dd]
         foreach (var blk in decoder_blocks) x = blk.forward(x);
         var pred = decoder_pred.forward(decoder_norm.forward(x))[.., 1..].to_type(ScalarType.Float32);
         var mask32 = mask.to_type(ScalarType.Float32);

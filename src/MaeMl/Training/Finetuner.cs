@@ -60,7 +60,7 @@ public sealed class Finetuner
         if (usableSteps == 0) throw new ArgumentException($"{train.Samples.Count} images give {stepsPerEpoch} batches per epoch, fewer than accum_iter {o.AccumIter}");
 
         var (groups, lrScales) = LayerDecay.AdamWGroups(model, o.PeakLr, o.WeightDecay, o.LayerDecay);
-        using var optimizer = torch.optim.AdamW(groups, o.PeakLr, 0.9, 0.999);
+        using var optimizer = new AdamW(groups, o.PeakLr, 0.9, 0.999);
         var schedule = new LearningRateSchedule(o.PeakLr, o.MinLr, o.WarmupEpochs, o.Epochs);
         var mixup = new Mixup(o.Mixup, classes.Count);
 
@@ -153,7 +153,8 @@ public sealed class Finetuner
                     lossValue = loss.item<float>();
                     if (!double.IsFinite(lossValue))
                         throw new NonFiniteLossException($"Loss is {lossValue} at epoch {epoch}, step {step}; stopping. The last good checkpoint, if any, is {lastPath}. Try a lower --blr or more warmup.");
-                    (loss / o.AccumIter).backward();
+                    if (o.AccumIter == 1) loss.backward();
+                    else using (var accum = o.AccumIter.ToScalar()) loss.div(accum).backward();
                     if ((step + 1) % o.AccumIter == 0)
                     {
                         if (o.ClipGrad is double clip) nn.utils.clip_grad_norm_(model.parameters(), clip);

@@ -6,7 +6,6 @@ using MaeMl.Data;
 using MaeMl.Model;
 using MaeMl.Visualization;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace MaeMl.Training;
@@ -67,7 +66,7 @@ public sealed class Pretrainer
         torch.manual_seed(o.Seed);
         using var model = new MaskedAutoencoderViT(o.Model);
         var groups = ParameterGroups.AdamWGroups(model, o.PeakLr, o.WeightDecay);
-        using var optimizer = torch.optim.AdamW(groups, o.PeakLr, 0.9, 0.95);
+        using var optimizer = new AdamW(groups, o.PeakLr, 0.9, 0.95);   // MaeMl's: no temporary Scalars, TorchSharp's state format
         var precision = CpuFeatures.Resolve(o.Precision);
         using var mixed = precision == TrainingPrecision.BFloat16 ? new BFloat16MasterWeights(model) : null;
         var compute = mixed?.Work ?? model;
@@ -142,7 +141,8 @@ public sealed class Pretrainer
                     if (!double.IsFinite(lossValue))
                         throw new NonFiniteLossException($"Loss is {lossValue} at epoch {epoch}, step {step} (lr {optimizer.ParamGroups.First().LearningRate:E3}); " +
                             $"stopping. The last good checkpoint, if any, is {lastPath}. Try a lower --blr, more warmup, or --precision float32.");
-                    (output.Loss / o.AccumIter).backward();
+                    if (o.AccumIter == 1) output.Loss.backward();
+                    else using (var accum = o.AccumIter.ToScalar()) output.Loss.div(accum).backward();
                     mixed?.PushGradients();
                     if ((step + 1) % o.AccumIter == 0)
                     {
