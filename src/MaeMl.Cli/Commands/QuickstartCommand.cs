@@ -27,7 +27,7 @@ public static class QuickstartCommand
             {
                 DataDir = train, OutputDir = outDir, Model = MaePresets.MaeVitTinyPatch4Img32Dec128d2b,
                 Epochs = 60, WarmupEpochs = 5, BatchSize = 32, Lr = 1e-3, MinLr = 1e-5, Seed = 0,
-                TimeLimit = TimeSpan.FromSeconds(r.GetValue(seconds)), Precision = TrainingPrecision.BFloat16,
+                TimeLimit = TimeSpan.FromSeconds(r.GetValue(seconds)), Precision = TrainingPrecision.Auto,
             };
             PretrainCommand.Run(options);
             var grid = Path.Combine(outDir, "reconstruction.png");

@@ -37,8 +37,9 @@ public sealed record PretrainOptions
     public TimeSpan? TimeLimit { get; init; }
     /// <summary>Checkpoint to continue from, or "auto" for OutputDir/checkpoint-last.maeml when it exists.</summary>
     public string? Resume { get; init; }
-    /// <summary>Compute precision: float32, or bfloat16 with float32 master weights (needs AVX512-BF16/AMX for speed).</summary>
-    public TrainingPrecision Precision { get; init; } = TrainingPrecision.Float32;
+    /// <summary>Compute precision: float32, bfloat16 with float32 master weights, or <see cref="TrainingPrecision.Auto"/> (default): the
+    /// faster of the two for this architecture on this machine, measured (<see cref="PrecisionProbe"/>).</summary>
+    public TrainingPrecision Precision { get; init; } = TrainingPrecision.Auto;
     /// <summary>Torch intra-op threads (0: library default).</summary>
     public int Threads { get; init; }
 
@@ -64,7 +65,8 @@ public enum TrainingPrecision
     Float32,
     /// <summary>bfloat16 forward/backward on a working copy, float32 master weights, optimizer and loss.</summary>
     BFloat16,
-    /// <summary><see cref="BFloat16"/> where the CPU computes bfloat16 natively (AVX512-BF16 or AMX), else <see cref="Float32"/>.</summary>
+    /// <summary>The faster of <see cref="Float32"/> and <see cref="BFloat16"/> for the model on this machine, measured by
+    /// <see cref="PrecisionProbe"/> (bfloat16 is only tried where the CPU has AVX512-BF16 or AMX).</summary>
     Auto,
 }
 
@@ -86,7 +88,4 @@ public static class CpuFeatures
     /// <summary>True when the CPU has AVX512-BF16 or AMX-BF16 instructions (read from /proc/cpuinfo on Linux).</summary>
     public static bool HasNativeBFloat16 => bf16.Value;
 
-    /// <summary>Resolves <see cref="TrainingPrecision.Auto"/>.</summary>
-    public static TrainingPrecision Resolve(TrainingPrecision precision) =>
-        precision == TrainingPrecision.Auto ? (HasNativeBFloat16 ? TrainingPrecision.BFloat16 : TrainingPrecision.Float32) : precision;
 }

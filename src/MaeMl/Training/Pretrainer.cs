@@ -67,7 +67,7 @@ public sealed class Pretrainer
         using var model = new MaskedAutoencoderViT(o.Model);
         var groups = ParameterGroups.AdamWGroups(model, o.PeakLr, o.WeightDecay);
         using var optimizer = new AdamW(groups, o.PeakLr, 0.9, 0.95);   // MaeMl's: no temporary Scalars, TorchSharp's state format
-        var precision = CpuFeatures.Resolve(o.Precision);
+        var precision = PrecisionProbe.Resolve(o.Precision, o.Model, o.BatchSize, log);
         using var mixed = precision == TrainingPrecision.BFloat16 ? new BFloat16MasterWeights(model) : null;
         var compute = mixed?.Work ?? model;
         var schedule = new LearningRateSchedule(o.PeakLr, o.MinLr, o.WarmupEpochs, o.Epochs);

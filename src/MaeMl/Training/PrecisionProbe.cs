@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using MaeMl.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MaeMl.Training;
+
+/// <summary>
+/// Resolves <see cref="TrainingPrecision.Auto"/> by measurement: a CPU feature flag does not mean speed (AVX512-BF16 without
+/// AMX computes bfloat16 GEMMs at about half the float32 rate). Times a few MAE training steps (forward, backward, AdamW) of
+/// the run's own architecture in float32 and in bfloat16 and picks the faster; bfloat16 is only tried where the CPU has
+/// AVX512-BF16 or AMX. The choice is cached per CPU model, thread count and architecture in
+/// <c>$XDG_CACHE_HOME/maeml/precision.json</c> (or <c>~/.cache</c>), so later runs decide without measuring.
+/// </summary>
+public static class PrecisionProbe
+{
+    /// <summary>Images per second of full MAE training steps (forward, backward, <see cref="AdamW"/>) on random images.</summary>
+    public static double StepImagesPerSecond(MaeConfig config, int batch, bool fullSequence, TrainingPrecision precision, int warmup, int steps)
+    {
+        if (precision == TrainingPrecision.Auto) throw new ArgumentException("Measure Float32 or BFloat16, not Auto");
+        torch.manual_seed(0);
+        using var model = new MaskedAutoencoderViT(config);
+        using var optimizer = new AdamW(ParameterGroups.AdamWGroups(model, 1e-4, 0.05), 1e-4, 0.9, 0.95);
+        using var mixed = precision == TrainingPrecision.BFloat16 ? new BFloat16MasterWeights(model) : null;
+        var compute = mixed?.Work ?? model;
+        using var imgs = randn(batch, config.InChans, config.ImageSize, config.ImageSize);
+        var sw = new Stopwatch();
+        for (int i = 0; i < warmup + steps; i++)
+        {
+            if (i == warmup) sw.Start();
+            using var scope = NewDisposeScope();
+            mixed?.PullWeights();
+            var noise = rand(batch, config.NumPatches);
+            var output = fullSequence ? compute.ForwardFullSequenceBaseline(imgs, noise) : compute.Forward(imgs, noise);
+            output.Loss.backward();
+            mixed?.PushGradients();
+            optimizer.step();
+            optimizer.zero_grad();
+        }
+        return batch * steps / sw.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>The faster of float32 and bfloat16 for MAE pretraining of <paramref name="config"/> here (see the class summary).</summary>
+    public static TrainingPrecision Choose(MaeConfig config, int batchSize, Action<string>? log = null)
+    {
+        if (!CpuFeatures.HasNativeBFloat16) return TrainingPrecision.Float32;
+        int batch = Math.Clamp(batchSize, 1, 16);
+        var key = $"{CpuModel()}|threads {torch.get_num_threads()}|{config.ImageSize}/{config.PatchSize} {config.EmbedDim}x{config.Depth} dec {config.DecoderEmbedDim}x{config.DecoderDepth} mlp {config.MlpRatio} mask {config.MaskRatio}|batch {batch}";
+        var cache = ReadCache();
+        if (cache[key] is JsonObject hit && Enum.TryParse<TrainingPrecision>(hit["choice"]?.GetValue<string>(), out var cached))
+        {
+            log?.Invoke($"precision Auto: {cached} (measured earlier on this machine: float32 {hit["float32_img_s"]} img/s, bfloat16 {hit["bfloat16_img_s"]} img/s)");
+            return cached;
+        }
+        double fp32 = StepImagesPerSecond(config, batch, false, TrainingPrecision.Float32, warmup: 1, steps: 2);
+        double bf16 = StepImagesPerSecond(config, batch, false, TrainingPrecision.BFloat16, warmup: 1, steps: 2);
+        var choice = bf16 > 1.05 * fp32 ? TrainingPrecision.BFloat16 : TrainingPrecision.Float32;
+        log?.Invoke($"precision Auto: {choice} (measured now, batch {batch}: float32 {fp32:F1} img/s, bfloat16 {bf16:F1} img/s)");
+        cache[key] = new JsonObject { ["choice"] = choice.ToString(), ["float32_img_s"] = Math.Round(fp32, 1), ["bfloat16_img_s"] = Math.Round(bf16, 1), ["measured"] = DateTime.UtcNow.ToString("u") };
+        WriteCache(cache);
+        return choice;
+    }
+
+    /// <summary>Resolves <see cref="TrainingPrecision.Auto"/> (measuring if needed); other values are returned as they are.</summary>
+    public static TrainingPrecision Resolve(TrainingPrecision precision, MaeConfig config, int batchSize, Action<string>? log = null) =>
+        precision == TrainingPrecision.Auto ? Choose(config, batchSize, log) : precision;
+
+    static string CachePath()
+    {
+        var root = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        if (string.IsNullOrEmpty(root)) root = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        return Path.Combine(root, "maeml", "precision.json");
+    }
+
+    static JsonObject ReadCache()
+    {
+        try { return JsonNode.Parse(File.ReadAllText(CachePath())) as JsonObject ?? new JsonObject(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException) { return new JsonObject(); }
+    }
+
+    static void WriteCache(JsonObject cache)
+    {
+        try
+        {
+            var path = CachePath();
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            var tmp = $"{path}.{Environment.ProcessId}.tmp";
+            File.WriteAllText(tmp, cache.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }   // a cache only: measure again next time
+    }
+
+    static string CpuModel()
+    {
+        try
+        {
+            if (File.Exists("/proc/cpuinfo"))
+                return File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() ?? "unknown CPU";
+        }
+        catch (IOException) { }
+        return $"{System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture} CPU";
+    }
+}
