@@ -30,6 +30,8 @@ public static class PretrainCommand
         var noNormPix = new Option<bool>("--no-norm-pix-loss") { Description = "Regress raw (ImageNet-normalised) pixels instead of per-patch normalised ones" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
         var limit = new Option<int?>("--limit") { Description = "Use at most this many images" };
+        var init = new Option<string?>("--init") { Description = "Continued pretraining: start a new run (fresh schedule and optimizer) from any MAE file (official .pth, Hugging Face ViTMAE safetensors, .maeml); its architecture is used, --model only supplies attention heads" };
+        var imageSize = new Option<int?>("--image-size") { Description = "With --init: train at this image size (position tables interpolated); default the file's" };
         var resume = new Option<string?>("--resume") { Description = "Checkpoint to continue from, or 'auto' (OUT/checkpoint-last.maeml if present)" };
         var timeLimit = new Option<string?>("--time-limit") { Description = "Stop cleanly (with a checkpoint) after this long, e.g. 60s, 20m. The lr schedule is kept, not shortened: --resume auto finishes it" };
         var ckptMinutes = new Option<double>("--checkpoint-minutes") { Description = "Mid-epoch checkpoint interval", DefaultValueFactory = _ => 5 };
@@ -38,7 +40,7 @@ public static class PretrainCommand
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = default)", DefaultValueFactory = _ => 0 };
         var prefetch = new Option<int>("--prefetch") { Description = "Batches decoded ahead", DefaultValueFactory = _ => 6 };
         var command = new Command("pretrain", "MAE pretraining on a folder of images (main_pretrain.py).")
-        { data, output, model, depth, embedDim, heads, decDepth, decDim, decHeads, patch, epochs, warmup, batch, accum, blr, lr, minLr, wd, maskRatio, noNormPix, seed, limit, resume, timeLimit, ckptMinutes, saveEvery, precision, threads, prefetch };
+        { data, output, model, depth, embedDim, heads, decDepth, decDim, decHeads, patch, epochs, warmup, batch, accum, blr, lr, minLr, wd, maskRatio, noNormPix, seed, limit, resume, init, imageSize, timeLimit, ckptMinutes, saveEvery, precision, threads, prefetch };
         command.SetAction(r =>
         {
             var config = CliParsing.Preset(r.GetValue(model)!);
@@ -51,12 +53,17 @@ public static class PretrainCommand
             if (r.GetValue(patch) is int ps) config = config with { PatchSize = ps };
             if (r.GetValue(maskRatio) is double m) config = config with { MaskRatio = m };
             if (r.GetValue(noNormPix)) config = config with { NormPixLoss = false };
+            if (r.GetValue(imageSize) is int && r.GetValue(init) is null) throw new CliException("--image-size goes with --init (for a new run the preset sets the size)");
+            var initLoad = r.GetValue(init) is null ? null : new MaeMl.Interop.MaeLoadOptions
+            {
+                ImageSize = r.GetValue(imageSize), Preset = r.GetResult(model) is { Implicit: false } ? r.GetValue(model) : null,
+            };
             var options = new PretrainOptions
             {
                 DataDir = r.GetValue(data)!, OutputDir = r.GetValue(output)!, Model = config, Epochs = r.GetValue(epochs),
                 WarmupEpochs = r.GetValue(warmup), BatchSize = r.GetValue(batch), AccumIter = r.GetValue(accum), BaseLr = r.GetValue(blr),
                 Lr = r.GetValue(lr), MinLr = r.GetValue(minLr), WeightDecay = r.GetValue(wd), Seed = r.GetValue(seed), Limit = r.GetValue(limit),
-                Resume = r.GetValue(resume), TimeLimit = CliParsing.Duration(r.GetValue(timeLimit)), CheckpointMinutes = r.GetValue(ckptMinutes),
+                Resume = r.GetValue(resume), Init = r.GetValue(init), InitLoad = initLoad, TimeLimit = CliParsing.Duration(r.GetValue(timeLimit)), CheckpointMinutes = r.GetValue(ckptMinutes),
                 SaveEveryEpochs = r.GetValue(saveEvery), Precision = r.GetValue(precision), Threads = r.GetValue(threads), Prefetch = r.GetValue(prefetch),
             };
             return Run(options);

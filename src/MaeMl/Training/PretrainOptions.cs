@@ -37,6 +37,14 @@ public sealed record PretrainOptions
     public TimeSpan? TimeLimit { get; init; }
     /// <summary>Checkpoint to continue from, or "auto" for OutputDir/checkpoint-last.maeml when it exists.</summary>
     public string? Resume { get; init; }
+    /// <summary>Continued pretraining: start a new run from the weights of any MAE file (official <c>.pth</c> with its decoder, Hugging
+    /// Face ViTMAE safetensors, <c>.maeml</c>) with a fresh schedule and optimizer. The architecture comes from the file (heads and
+    /// loss settings through <see cref="InitLoad"/>), the image size from <see cref="InitLoad"/>'s <c>ImageSize</c> (position tables
+    /// interpolated) or the file's own; an encoder-only file gets a freshly initialised decoder. <see cref="Model"/> is ignored, except
+    /// its mask ratio and pixel normalisation. When <see cref="Resume"/> finds a checkpoint, that exact continuation wins.</summary>
+    public string? Init { get; init; }
+    /// <summary>How <see cref="Init"/> is read (heads, preset, image size); null: everything the file tells, decoder optional.</summary>
+    public Interop.MaeLoadOptions? InitLoad { get; init; }
     /// <summary>Compute precision: float32, bfloat16 with float32 master weights, or <see cref="TrainingPrecision.Auto"/> (default): the
     /// faster of the two for this architecture on this machine, measured (<see cref="PrecisionProbe"/>).</summary>
     public TrainingPrecision Precision { get; init; } = TrainingPrecision.Auto;

@@ -51,20 +51,57 @@ public sealed class Pretrainer
         }
     }
 
+    static string Describe(MaeConfig c) => $"img {c.ImageSize}, patch {c.PatchSize}, {c.EmbedDim}x{c.Depth} + decoder {c.DecoderEmbedDim}x{c.DecoderDepth}, mask {c.MaskRatio}";
+
+    /// <summary>The starting weights of a continued-pretraining run (see <see cref="PretrainOptions.Init"/>).</summary>
+    MaskedAutoencoderViT LoadInit(PretrainOptions o)
+    {
+        var load = (o.InitLoad ?? new Interop.MaeLoadOptions()) with { AllowMissingDecoder = true };
+        var mae = Interop.MaeModelFile.LoadMae(o.Init!, load, out var report);
+        foreach (var note in report.Notes) log($"  {note}");
+        var config = mae.Config with { MaskRatio = o.Model.MaskRatio, NormPixLoss = o.Model.NormPixLoss };
+        log($"continued pretraining from {o.Init}: img {config.ImageSize}, patch {config.PatchSize}, encoder {config.EmbedDim}x{config.Depth} " +
+            $"({config.NumHeads} heads), decoder {config.DecoderEmbedDim}x{config.DecoderDepth}; {report.Loaded.Count} tensors loaded" +
+            (report.Initialised.Count > 0 ? $", freshly initialised: {string.Join(", ", report.Initialised)}" : "") + "; new schedule and optimizer");
+        if (config == mae.Config) return mae;
+        var copy = new MaskedAutoencoderViT(config);
+        using (no_grad())
+        {
+            var source = mae.state_dict();
+            foreach (var (name, p) in copy.state_dict()) p.copy_(source[name]);
+        }
+        mae.Dispose();
+        return copy;
+    }
+
     public PretrainResult Run(CancellationToken cancel = default)
     {
         var o = options;
         if (o.Threads > 0) torch.set_num_threads(o.Threads);
         Directory.CreateDirectory(o.OutputDir);
+        torch.manual_seed(o.Seed);
+        string lastPath = Path.Combine(o.OutputDir, LastCheckpointName);
+        var resume = o.Resume == "auto" ? (File.Exists(lastPath) ? lastPath : null) : o.Resume;
+        using var initial = resume is null && o.Init is not null ? LoadInit(o) : null;
+        if (initial is not null) o = o with { Model = initial.Config };
+        if (resume is not null && MaeCheckpoint.ReadHeader(resume).Config is { } resumed && resumed != o.Model)
+        {
+            if (o.Init is null) throw new ArgumentException($"The checkpoint {resume} holds another architecture ({Describe(resumed)}) than this run's ({Describe(o.Model)})");
+            o = o with { Model = resumed };   // a continued-pretraining run resumes with the architecture it started from
+        }
+        using var model = new MaskedAutoencoderViT(o.Model);
+        if (initial is not null)
+        {
+            using var _ = no_grad();
+            var source = initial.state_dict();
+            foreach (var (name, p) in model.state_dict()) p.copy_(source[name]);
+        }
         var folder = ImageFolder.Unlabelled(o.DataDir, o.Limit);
         var loader = new PrefetchingBatchLoader(folder.Samples, SampleTransforms.Pretrain(o.Model.ImageSize, o.MinCropScale),
             o.Model.ImageSize, o.BatchSize, shuffle: true, dropLast: true, seed: o.Seed, prefetch: o.Prefetch, log: log);
         int stepsPerEpoch = loader.BatchesPerEpoch;
         int usableSteps = stepsPerEpoch - stepsPerEpoch % o.AccumIter;
         if (usableSteps == 0) throw new ArgumentException($"{folder.Samples.Count} images give {stepsPerEpoch} batches per epoch, fewer than accum_iter {o.AccumIter}");
-
-        torch.manual_seed(o.Seed);
-        using var model = new MaskedAutoencoderViT(o.Model);
         var groups = ParameterGroups.AdamWGroups(model, o.PeakLr, o.WeightDecay);
         using var optimizer = new AdamW(groups, o.PeakLr, 0.9, 0.95);   // MaeMl's: no temporary Scalars, TorchSharp's state format
         var precision = PrecisionProbe.Resolve(o.Precision, o.Model, o.BatchSize, log);
@@ -74,8 +111,7 @@ public sealed class Pretrainer
 
         int startEpoch = 0, startStep = 0;
         long optimizerSteps = 0;
-        string lastPath = Path.Combine(o.OutputDir, LastCheckpointName);
-        var resume = o.Resume == "auto" ? (File.Exists(lastPath) ? lastPath : null) : o.Resume;
+        if (resume is not null && o.Init is not null) log($"note: {resume} exists, so the run continues from it; --init {o.Init} only starts new runs");
         if (resume is not null)
         {
             var header = MaeCheckpoint.LoadInto(resume, model, optimizer);

@@ -76,10 +76,11 @@ public sealed class AdamWTests(ITestOutputHelper output)
             : new MaeMl.Training.AdamW(ParameterGroups.AdamWGroups(model, 1e-3, 0.05), 1e-3, 0.9, 0.95);
         using var stop = new CancellationTokenSource();
         long collections = 0;
-        var collector = Task.Run(() =>
+        var collector = new Thread(() =>
         {
             while (!stop.IsCancellationRequested) { GC.Collect(); GC.WaitForPendingFinalizers(); collections++; }
         });
+        collector.Start();
         try
         {
             int steps = 0;
@@ -101,7 +102,7 @@ public sealed class AdamWTests(ITestOutputHelper output)
         finally
         {
             stop.Cancel();
-            collector.Wait();
+            collector.Join();
         }
     }
 }

@@ -166,4 +166,42 @@ public class PretrainerTests
         Assert.DoesNotContain("pos_embed", decayNames.Concat(noDecayNames)); // fixed: not optimised at all
         Assert.Equal(model.parameters().Count(p => p.requires_grad), decay.Count + noDecay.Count);
     }
+
+    /// <summary>Continued pretraining from the official PyTorch checkpoint (with decoder) and from its encoder-only file, at twice the
+    /// file's image size: the weights start as the file's (position tables interpolated), schedule and optimizer start fresh,
+    /// and --resume auto continues that run with its own architecture.</summary>
+    [Theory]
+    [InlineData("checkpoint-full.pth", false)]
+    [InlineData("checkpoint-encoder.pth", true)]
+    public void ContinuedPretrainingStartsFromAnOfficialFileAtANewImageSize(string file, bool encoderOnly)
+    {
+        var data = TestImages.TempDir("data");
+        TestImages.Write(data, 16, size: 40);
+        var output = TestImages.TempDir("init");
+        var log = new List<string>();
+        var options = Options(data, output) with
+        {
+            Init = OfficialFixture.PathOf(file), InitLoad = new MaeMl.Interop.MaeLoadOptions { ImageSize = 32, Template = OfficialFixture.Config },
+            Model = MaePresets.MaeVitTinyPatch4Img32Dec128d2b, Epochs = 1, Lr = 1e-30, WeightDecay = 0, Precision = TrainingPrecision.Float32,
+        };
+        var result = new Pretrainer(options, new ConsoleProgress(TextWriter.Null), log.Add).Run();
+        Assert.Contains(log, l => l.Contains("continued pretraining from") && l.Contains("new schedule and optimizer"));
+        var header = MaeCheckpoint.ReadHeader(result.CheckpointPath);
+        Assert.Equal(32, header.Config.ImageSize);
+        Assert.Equal(OfficialFixture.Config.EmbedDim, header.Config.EmbedDim);
+        Assert.Equal(2, header.Training["optimizer_steps"]!.GetValue<long>());   // 16 images / batch 8, counted from zero
+        using var trained = MaeCheckpoint.LoadModel(result.CheckpointPath);
+        var official = OfficialFixture.StateDict();
+        var weights = trained.state_dict();
+        foreach (var name in new[] { "blocks.0.attn.qkv.weight", "patch_embed.proj.weight", "norm.weight" })
+            Assert.True(OfficialFixture.MaxAbsDiff(weights[name], official[name]) < 1e-6, $"{name} moved away from the official weights");
+        Assert.Equal(new long[] { 1, 65, 32 }, weights["pos_embed"].shape);
+        if (!encoderOnly) Assert.True(OfficialFixture.MaxAbsDiff(weights["decoder_pred.weight"], official["decoder_pred.weight"]) < 1e-6);
+        else Assert.Contains(log, l => l.Contains("freshly initialised") && l.Contains("decoder"));
+
+        // resuming the run keeps its architecture even though the options still name the tiny preset
+        var resumed = new Pretrainer(options with { Epochs = 2, Resume = "auto" }, new ConsoleProgress(TextWriter.Null), log.Add).Run();
+        Assert.Equal(2, resumed.EpochsDone);
+        Assert.Equal(32, MaeCheckpoint.ReadHeader(resumed.CheckpointPath).Config.EmbedDim);
+    }
 }
