@@ -24,8 +24,11 @@ XML
 dotnet add package MaeMl --version "$version" >/dev/null
 # the consumer chooses its ONNX Runtime: here the CPU one
 dotnet add package Microsoft.ML.OnnxRuntime --version 1.31.0 >/dev/null
+# Program.cs loads the shipped cifar10-vit-tiny weights: ask for them in the output folder (opt-in)
+sed -i 's|<PropertyGroup>|<PropertyGroup>\n    <MaeMlCopyPretrained>true</MaeMlCopyPretrained>|' Consumer.csproj
 cp "$repo/.ci/consumer/Program.cs" Program.cs
 dotnet run -c Release
+test -f bin/Release/net10.0/pretrained/cifar10-vit-tiny.maeml || { echo "MaeMlCopyPretrained=true did not copy the shipped weights"; exit 1; }
 
 # the `maeml` tool, installed from the same feed, must run its ONNX Runtime and TorchSharp commands on this machine
 dotnet tool install MaeMl.Cli --version "$version" --tool-path "$work/tools" --add-source "$feed" >/dev/null
