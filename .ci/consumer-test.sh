@@ -24,11 +24,30 @@ XML
 dotnet add package MaeMl --version "$version" >/dev/null
 # the consumer chooses its ONNX Runtime: here the CPU one
 dotnet add package Microsoft.ML.OnnxRuntime --version 1.31.0 >/dev/null
+# Program.cs loads the shipped cifar10-vit-tiny weights: ask for them in the output folder (opt-in)
+sed -i 's|<PropertyGroup>|<PropertyGroup>\n    <MaeMlCopyPretrained>true</MaeMlCopyPretrained>|' Consumer.csproj
 cp "$repo/.ci/consumer/Program.cs" Program.cs
 dotnet run -c Release
+test -f bin/Release/net10.0/pretrained/cifar10-vit-tiny.maeml || { echo "MaeMlCopyPretrained=true did not copy the shipped weights"; exit 1; }
 
-# the `maeml` tool, installed from the same feed
+# the `maeml` tool, installed from the same feed, must run its ONNX Runtime and TorchSharp commands on this machine
 dotnet tool install MaeMl.Cli --version "$version" --tool-path "$work/tools" --add-source "$feed" >/dev/null
-"$work/tools/maeml" info
-"$work/tools/maeml" inspect "$repo/pretrained/cifar10-vit-tiny.pth" > "$work/inspect.txt"
+maeml="$work/tools/maeml"
+tooldir="$work/tools/.store/maeml.cli/$version/maeml.cli/$version/tools/net10.0/linux-x64"
+test -f "$tooldir/libonnxruntime.so" || { echo "the tool package has no libonnxruntime.so"; exit 1; }
+if [ -e "$tooldir/libtorch_python.so" ] || [ -e "$tooldir/onnxruntime.dll" ]; then echo "the tool package carries unused native files"; exit 1; fi
+"$maeml" info > "$work/info.txt"
+head -3 "$work/info.txt"
+grep -q '^ONNX Runtime: 1\.' "$work/info.txt" || { echo "the tool's ONNX Runtime does not load"; exit 1; }
+"$maeml" inspect "$repo/pretrained/cifar10-vit-tiny.pth" > "$work/inspect.txt"
 head -3 "$work/inspect.txt"
+"$maeml" export-onnx --checkpoint "$repo/pretrained/cifar10-vit-tiny.maeml" --out "$work/encoder.onnx" --verify 2
+# ML.NET (LoadImages + ApplyMaeEncoder + LbfgsMaximumEntropy) inside the tool, on a few of the bundled images
+"$maeml" linear-eval --checkpoint "$repo/pretrained/cifar10-vit-tiny.maeml" --train "$repo/samples/data/cifar10-mini/train" \
+    --test "$repo/samples/data/cifar10-mini/test" --train-limit 100 --test-limit 50 --pooling mean
+# a short pretraining run (a small model, one epoch over 64 of the bundled images)
+"$maeml" pretrain --data "$repo/samples/data/cifar10-mini/train" --out "$work/pretrain" --limit 64 --epochs 1 --warmup-epochs 0 \
+    --batch-size 32 --depth 2 --embed-dim 64 --num-heads 2 --decoder-embed-dim 32 --decoder-depth 1 --decoder-num-heads 2 \
+    --precision Float32
+test -s "$work/pretrain/checkpoint-last.maeml" || { echo "the tool's pretrain wrote no checkpoint"; exit 1; }
+echo "maeml tool OK"

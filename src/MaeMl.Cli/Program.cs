@@ -20,6 +20,20 @@ public static class Program
             Console.Error.WriteLine($"maeml: {e.Message}");
             return 2;
         }
+        catch (Exception e) when (MissingNativeLibrary(e) is { } missing)
+        {
+            // a broken install (or an unsupported platform) rather than a bug: one line that says what to check
+            Console.Error.WriteLine($"maeml: a native library could not be loaded: {missing.Message}");
+            Console.Error.WriteLine($"maeml: the tool supports {string.Join(", ", InfoCommand.SupportedRuntimeIdentifiers)} (this is {System.Runtime.InteropServices.RuntimeInformation.RuntimeIdentifier}); 'maeml info' shows what loads");
+            return 3;
+        }
+    }
+
+    static DllNotFoundException? MissingNativeLibrary(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+            if (e is DllNotFoundException dll) return dll;
+        return null;
     }
 
     /// <summary>Every subcommand, one file each under Commands/.</summary>

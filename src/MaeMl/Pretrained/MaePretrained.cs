@@ -13,8 +13,10 @@ public sealed record PretrainedModel(string Name, string WeightsFile, string Enc
 
 /// <summary>
 /// Loads the models MaeMl ships (<c>MaePretrained.Load("cifar10-vit-tiny")</c>) or any MAE file by path. Shipped files are
-/// looked for in <c>$MAEML_PRETRAINED</c>, in a <c>pretrained/</c> folder next to the application (the NuGet package
-/// copies them there) and in <c>pretrained/</c> of the current folder or any parent (a clone of the repository).
+/// looked for in <c>$MAEML_PRETRAINED</c>, in a <c>pretrained/</c> folder next to the application (where a build with
+/// <c>&lt;MaeMlCopyPretrained&gt;true&lt;/MaeMlCopyPretrained&gt;</c> copies them), in <c>pretrained/</c> of the current folder or
+/// any parent (a clone of the repository), and in the MaeMl NuGet package's own folder when MaeMl.dll is loaded from there
+/// (a development machine, a notebook's <c>#r "nuget: MaeMl"</c>; not a deployed application).
 /// </summary>
 public static class MaePretrained
 {
@@ -55,10 +57,24 @@ public static class MaePretrained
         yield return Path.Combine(AppContext.BaseDirectory, "pretrained");
         for (var dir = new DirectoryInfo(Directory.GetCurrentDirectory()); dir is not null; dir = dir.Parent)
             yield return Path.Combine(dir.FullName, "pretrained");
+        if (PackageFolder() is { } package) yield return package;
+    }
+
+    /// <summary><c>&lt;package&gt;/pretrained</c> when this assembly was loaded from <c>&lt;package&gt;/lib/&lt;tfm&gt;/MaeMl.dll</c> (the NuGet cache).</summary>
+    static string? PackageFolder()
+    {
+        var location = typeof(MaePretrained).Assembly.Location;
+        if (string.IsNullOrEmpty(location)) return null;
+        var tfm = Directory.GetParent(location);
+        if (tfm?.Parent is not { Name: "lib" } lib || lib.Parent is not { } package) return null;
+        var folder = Path.Combine(package.FullName, "pretrained");
+        return Directory.Exists(folder) ? folder : null;
     }
 
     static string Locate(string file) =>
         SearchFolders().Select(d => Path.Combine(d, file)).FirstOrDefault(File.Exists)
         ?? throw new FileNotFoundException($"Shipped model file '{file}' was not found in: {string.Join("; ", SearchFolders().Distinct())}. " +
-                                           "Set MAEML_PRETRAINED to the folder that holds it.", file);
+                                           "Build the application with <MaeMlCopyPretrained>true</MaeMlCopyPretrained> (MSBuild property) to copy " +
+                                           "the shipped weights into its output folder, or set MAEML_PRETRAINED to the folder that holds them " +
+                                           "(the repository's pretrained/).", file);
 }
