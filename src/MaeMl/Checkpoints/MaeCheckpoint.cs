@@ -41,6 +41,9 @@ public static class MaeCheckpoint
     /// <summary>Writes the file layout (magic, JSON header, model section, optimizer section) atomically; shared by <see cref="ClassifierCheckpoint"/>.</summary>
     internal static void Write(string path, JsonObject header, nn.Module model, OptimizerHelper? optimizer)
     {
+        if (FiniteCheck.FirstNonFinite(model, optimizer) is { } bad)
+            throw new NonFiniteWeightsException($"'{path}' was not written: {bad} holds NaN or infinite values" +
+                (File.Exists(path) ? "; the existing file is left as it was" : ""));
         using var modelBytes = Section(w => model.save(w));
         using var optimizerBytes = optimizer is null ? new MemoryStream() : Section(w => optimizer.save_state_dict(w));
         header = header.DeepClone().AsObject();
@@ -72,7 +75,7 @@ public static class MaeCheckpoint
     /// <summary>True when the file starts with the MaeMl checkpoint magic.</summary>
     public static bool IsCheckpoint(string path)
     {
-        if (!File.Exists(path)) return false;
+        if (!File.Exists(path) || !FileKind.IsRegularFile(path)) return false;
         using var stream = File.OpenRead(path);
         var head = new byte[Magic.Length];
         return stream.Read(head) == head.Length && head.AsSpan().SequenceEqual(Magic);
@@ -113,6 +116,7 @@ public static class MaeCheckpoint
     static BinaryReader Open(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint '{path}' does not exist", path);
+        FileKind.RequireRegular(path, "Checkpoint");
         return new BinaryReader(File.OpenRead(path), Encoding.UTF8);
     }
 
