@@ -156,10 +156,12 @@ public static class MaeCheckpoint
             if (version > FormatVersion) throw new InvalidDataException($"'{path}' was written by a newer MaeMl (format {version}); this one reads format {FormatVersion}");
             int length = reader.ReadInt32();
             if (length < 0 || length > Remaining(reader)) throw new InvalidDataException($"Checkpoint '{path}' is truncated or corrupt (a header of {length} bytes)");
-            return JsonNode.Parse(reader.ReadBytes(length))?.AsObject() ?? throw new InvalidDataException($"Checkpoint '{path}' has an empty header");
+            // strict UTF-8 first: invalid bytes inside a JSON string would otherwise surface later, from whoever reads that value
+            var text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(reader.ReadBytes(length));
+            return JsonNode.Parse(text)?.AsObject() ?? throw new InvalidDataException($"Checkpoint '{path}' has an empty header");
         }
         catch (EndOfStreamException) { throw new InvalidDataException($"Checkpoint '{path}' is truncated (header)"); }
-        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentException)
         {
             throw new InvalidDataException($"Checkpoint '{path}' has a corrupt header: {e.Message}");
         }
