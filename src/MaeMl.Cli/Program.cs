@@ -10,22 +10,27 @@ public static class Program
     {
         var root = new RootCommand("maeml: Masked Autoencoders (MAE) for .NET - pretrain, fine-tune, evaluate, look at, convert and export ViT encoders.");
         foreach (var command in Commands()) root.Subcommands.Add(command);
+        // --verbose (anywhere) adds the stack trace to a failure's one line
+        bool verbose = args.Contains("--verbose");
+        if (verbose) args = args.Where(a => a != "--verbose").ToArray();
         try
         {
-            // CliException must reach the catch below (one line, exit code 2), not System.CommandLine's stack-trace printer
+            // every failure must reach the catch below (one line, exit code 2), not System.CommandLine's stack-trace printer
             return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
-        }
-        catch (CliException e)
-        {
-            Console.Error.WriteLine($"maeml: {e.Message}");
-            return 2;
         }
         catch (Exception e) when (MissingNativeLibrary(e) is { } missing)
         {
             // a broken install (or an unsupported platform) rather than a bug: one line that says what to check
             Console.Error.WriteLine($"maeml: a native library could not be loaded: {missing.Message}");
             Console.Error.WriteLine($"maeml: the tool supports {string.Join(", ", InfoCommand.SupportedRuntimeIdentifiers)} (this is {System.Runtime.InteropServices.RuntimeInformation.RuntimeIdentifier}); 'maeml info' shows what loads");
+            if (verbose) Console.Error.WriteLine(e);
             return 3;
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"maeml: {OneLine(e)}");
+            if (verbose) Console.Error.WriteLine(e);
+            return 2;
         }
     }
 
@@ -34,6 +39,21 @@ public static class Program
         for (; e is not null; e = e.InnerException)
             if (e is DllNotFoundException dll) return dll;
         return null;
+    }
+
+    /// <summary>The one error line: the message (which names the file) of the exception, or of the file error inside a
+    /// wrapper; exception types the user did not cause (a bug, native code) are named too.</summary>
+    public static string OneLine(Exception e)
+    {
+        while (e is AggregateException or System.Reflection.TargetInvocationException or TypeInitializationException && e.InnerException is not null)
+            e = e.InnerException!;
+        var message = e.Message.ReplaceLineEndings(" ").Trim();
+        return e switch
+        {
+            CliException or IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException => message,
+            OutOfMemoryException => $"out of memory ({message}); use a smaller model, batch or image size",
+            _ => $"{message} ({e.GetType().Name}; run with --verbose for details)",
+        };
     }
 
     /// <summary>Every subcommand, one file each under Commands/.</summary>

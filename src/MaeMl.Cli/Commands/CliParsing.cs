@@ -19,6 +19,10 @@ public static class CliParsing
         return TimeSpan.FromSeconds(Number(text));
     }
 
+    /// <summary>--max-image-megapixels as a pixel count.</summary>
+    public static long MaxPixels(double megapixels) =>
+        megapixels > 0 && megapixels <= 1e6 ? (long)(megapixels * 1e6) : throw new CliException($"--max-image-megapixels must be in (0, 1000000], got {megapixels}");
+
     /// <summary>A preset by name, with a message listing the known ones.</summary>
     public static MaeConfig Preset(string name)
     {

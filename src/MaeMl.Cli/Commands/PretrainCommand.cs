@@ -1,4 +1,5 @@
 using System.CommandLine;
+using MaeMl.Data;
 using MaeMl.Training;
 
 namespace MaeMl.Cli.Commands;
@@ -39,11 +40,13 @@ public static class PretrainCommand
         var precision = new Option<TrainingPrecision>("--precision") { Description = "Float32, BFloat16 (float32 master weights) or Auto: the faster of the two for this model here, measured once and cached", DefaultValueFactory = _ => Defaults.Precision };
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = default)", DefaultValueFactory = _ => 0 };
         var prefetch = new Option<int>("--prefetch") { Description = "Batches decoded ahead", DefaultValueFactory = _ => 6 };
+        var maxMegapixels = new Option<double>("--max-image-megapixels") { Description = "Skip (and log) images whose header declares more pixels than this", DefaultValueFactory = _ => ImageDecoder.MaxPixels / 1e6 };
         var command = new Command("pretrain", "MAE pretraining on a folder of images (main_pretrain.py).")
-        { data, output, model, depth, embedDim, heads, decDepth, decDim, decHeads, patch, epochs, warmup, batch, accum, blr, lr, minLr, wd, maskRatio, noNormPix, seed, limit, resume, init, imageSize, timeLimit, ckptMinutes, saveEvery, precision, threads, prefetch };
+        { data, output, model, depth, embedDim, heads, decDepth, decDim, decHeads, patch, epochs, warmup, batch, accum, blr, lr, minLr, wd, maskRatio, noNormPix, seed, limit, resume, init, imageSize, timeLimit, ckptMinutes, saveEvery, precision, threads, prefetch, maxMegapixels };
         command.SetAction(r =>
         {
             var config = CliParsing.Preset(r.GetValue(model)!);
+            ImageDecoder.MaxPixels = CliParsing.MaxPixels(r.GetValue(maxMegapixels));
             if (r.GetValue(depth) is int d) config = config with { Depth = d };
             if (r.GetValue(embedDim) is int ed) config = config with { EmbedDim = ed };
             if (r.GetValue(heads) is int h) config = config with { NumHeads = h };

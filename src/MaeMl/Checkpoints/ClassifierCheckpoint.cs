@@ -55,16 +55,17 @@ public static class ClassifierCheckpoint
     public static Header ReadHeader(string path)
     {
         using var reader = MaeCheckpoint.OpenFile(path);
-        return ReadHeader(reader, path);
+        return ReadHeader(reader, path, out _);
     }
 
     /// <summary>A new classifier of the stored configuration with the stored weights, and the header.</summary>
     public static (VisionTransformer Model, Header Header) Load(string path)
     {
         using var reader = MaeCheckpoint.OpenFile(path);
-        var header = ReadHeader(reader, path);
+        var header = ReadHeader(reader, path, out var json);
+        var weights = MaeCheckpoint.ReadModelSection(reader, path, json, header.Config.Encoder, withDecoder: false);
         var model = new VisionTransformer(header.Config);
-        try { MaeCheckpoint.ReadSections(reader, path, model, null); }
+        try { MaeCheckpoint.LoadWeights(weights, path, model); }
         catch { model.Dispose(); throw; }
         return (model, header);
     }
@@ -73,31 +74,32 @@ public static class ClassifierCheckpoint
     public static Header LoadInto(string path, VisionTransformer model, OptimizerHelper? optimizer = null)
     {
         using var reader = MaeCheckpoint.OpenFile(path);
-        var header = ReadHeader(reader, path);
+        var header = ReadHeader(reader, path, out var json);
         static VitClassifierConfig Plain(VitClassifierConfig c) => c with { Encoder = c.Encoder with { DropPath = 0 } };
         if (Plain(header.Config) != Plain(model.Config))
             throw new InvalidDataException($"Checkpoint '{path}' holds a different classifier ({Describe(header.Config)}) than the model ({Describe(model.Config)})");
-        MaeCheckpoint.ReadSections(reader, path, model, optimizer);
+        MaeCheckpoint.ReadSections(reader, path, json, model, optimizer);
         return header;
     }
 
     static string Describe(VitClassifierConfig c) =>
         $"img {c.Encoder.ImageSize}, patch {c.Encoder.PatchSize}, {c.Encoder.EmbedDim}x{c.Encoder.Depth}/{c.Encoder.NumHeads}h, {c.NumClasses} classes, {(c.GlobalPool ? "global pool" : "cls token")}";
 
-    static Header ReadHeader(BinaryReader reader, string path)
+    static Header ReadHeader(BinaryReader reader, string path, out JsonObject node)
     {
-        var node = MaeCheckpoint.ReadHeaderJson(reader, path);
+        node = MaeCheckpoint.ReadHeaderJson(reader, path);
         if (node["format"]?.GetValue<string>() != FormatName)
             throw new InvalidDataException($"'{path}' is a MAE pretraining checkpoint, not a classifier: fine-tune it first (maeml finetune --init {path})");
         try
         {
-            var encoder = node["config"].Deserialize<MaeConfig>() ?? throw new InvalidDataException($"'{path}': no model configuration");
+            var encoder = MaeCheckpoint.ValidConfig(node["config"].Deserialize<MaeConfig>(), path);
             var cls = node["classifier"]?.AsObject() ?? throw new InvalidDataException($"'{path}': no classifier settings");
             var config = new VitClassifierConfig(encoder, cls["num_classes"]!.GetValue<int>(), cls["global_pool"]!.GetValue<bool>());
+            if (config.NumClasses is <= 0 or > 1_000_000) throw new InvalidDataException($"Checkpoint '{path}' has a corrupt classifier header: {config.NumClasses} classes");
             var names = node["class_names"]?.AsArray().Select(n => n!.GetValue<string>()).ToList() ?? new List<string>();
             return new Header(config, names, node["training"]?.AsObject() ?? new JsonObject(), node["has_optimizer"]?.GetValue<bool>() ?? false);
         }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException or FormatException)
         {
             throw new InvalidDataException($"Checkpoint '{path}' has a corrupt classifier header: {e.Message}");
         }

@@ -12,7 +12,8 @@ namespace MaeMl.Checkpoints;
 /// MaeMl's own checkpoint file (<c>.maeml</c>): the model configuration, the training state (epoch, step, seed,
 /// anything the trainer records), the model weights (TorchSharp format, official state-dict names) and, optionally,
 /// the optimizer state. Written atomically. Layout: "MAEML" + version byte, int32 JSON length, JSON header,
-/// int64 length + model bytes, int64 length + optimizer bytes (0 when absent).
+/// int64 length + model bytes, int64 length + optimizer bytes (0 when absent). The header records the CRC-32 of both
+/// sections (<c>checksums</c>), verified on load; files written before checksums existed load without the check.
 /// For PyTorch interchange use the official .pth / safetensors formats (see the Interop folder).
 /// </summary>
 public static class MaeCheckpoint
@@ -40,6 +41,13 @@ public static class MaeCheckpoint
     /// <summary>Writes the file layout (magic, JSON header, model section, optimizer section) atomically; shared by <see cref="ClassifierCheckpoint"/>.</summary>
     internal static void Write(string path, JsonObject header, nn.Module model, OptimizerHelper? optimizer)
     {
+        if (FiniteCheck.FirstNonFinite(model, optimizer) is { } bad)
+            throw new NonFiniteWeightsException($"'{path}' was not written: {bad} holds NaN or infinite values" +
+                (File.Exists(path) ? "; the existing file is left as it was" : ""));
+        using var modelBytes = Section(w => model.save(w));
+        using var optimizerBytes = optimizer is null ? new MemoryStream() : Section(w => optimizer.save_state_dict(w));
+        header = header.DeepClone().AsObject();
+        header["checksums"] = new JsonObject { ["model_crc32"] = Crc(modelBytes), ["optimizer_crc32"] = Crc(optimizerBytes) };
         AtomicFile.Write(path, stream =>
         {
             using var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
@@ -48,25 +56,26 @@ public static class MaeCheckpoint
             var json = Encoding.UTF8.GetBytes(header.ToJsonString());
             writer.Write(json.Length);
             writer.Write(json);
-            WriteSection(writer, w => model.save(w));
-            if (optimizer is null) writer.Write(0L);
-            else WriteSection(writer, w => optimizer.save_state_dict(w));
+            writer.Write(modelBytes.Length);
+            writer.Write(modelBytes.GetBuffer(), 0, (int)modelBytes.Length);
+            writer.Write(optimizerBytes.Length);
+            writer.Write(optimizerBytes.GetBuffer(), 0, (int)optimizerBytes.Length);
         });
     }
 
-    static void WriteSection(BinaryWriter writer, Action<BinaryWriter> body)
+    static MemoryStream Section(Action<BinaryWriter> body)
     {
-        using var buffer = new MemoryStream();
+        var buffer = new MemoryStream();
         using (var inner = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true)) body(inner);
-        writer.Write(buffer.Length);
-        buffer.Position = 0;
-        buffer.CopyTo(writer.BaseStream);
+        return buffer;
     }
+
+    static uint Crc(MemoryStream section) => Crc32.Of(section.GetBuffer().AsSpan(0, (int)section.Length));
 
     /// <summary>True when the file starts with the MaeMl checkpoint magic.</summary>
     public static bool IsCheckpoint(string path)
     {
-        if (!File.Exists(path)) return false;
+        if (!File.Exists(path) || !FileKind.IsRegularFile(path)) return false;
         using var stream = File.OpenRead(path);
         var head = new byte[Magic.Length];
         return stream.Read(head) == head.Length && head.AsSpan().SequenceEqual(Magic);
@@ -75,16 +84,19 @@ public static class MaeCheckpoint
     public static Header ReadHeader(string path)
     {
         using var reader = Open(path);
-        return ReadHeader(reader, path);
+        return ReadHeader(reader, path, out _);
     }
 
-    /// <summary>A new model of the stored configuration with the stored weights.</summary>
+    /// <summary>A new model of the stored configuration with the stored weights. The model section is read and checked
+    /// (size, checksum, enough bytes for the declared architecture) before the model is built.</summary>
     public static MaskedAutoencoderViT LoadModel(string path)
     {
         using var reader = Open(path);
-        var header = ReadHeader(reader, path);
+        var header = ReadHeader(reader, path, out var json);
+        var weights = ReadModelSection(reader, path, json, header.Config, withDecoder: true);
         var model = new MaskedAutoencoderViT(header.Config);
-        ReadModel(reader, path, model);
+        try { LoadWeights(weights, path, model); }
+        catch { model.Dispose(); throw; }
         return model;
     }
 
@@ -92,32 +104,44 @@ public static class MaeCheckpoint
     public static Header LoadInto(string path, MaskedAutoencoderViT model, OptimizerHelper? optimizer = null)
     {
         using var reader = Open(path);
-        var header = ReadHeader(reader, path);
+        var header = ReadHeader(reader, path, out var json);
         if (header.Config with { DropPath = model.Config.DropPath } != model.Config with { DropPath = model.Config.DropPath })
             throw new InvalidDataException($"Checkpoint '{path}' holds a different architecture ({Describe(header.Config)}) than the model ({Describe(model.Config)})");
-        ReadSections(reader, path, model, optimizer);
+        ReadSections(reader, path, json, model, optimizer);
         return header;
     }
 
-    static string Describe(MaeConfig c) => $"img {c.ImageSize}, patch {c.PatchSize}, enc {c.EmbedDim}x{c.Depth}/{c.NumHeads}h, dec {c.DecoderEmbedDim}x{c.DecoderDepth}/{c.DecoderNumHeads}h";
+    internal static string Describe(MaeConfig c) => $"img {c.ImageSize}, patch {c.PatchSize}, enc {c.EmbedDim}x{c.Depth}/{c.NumHeads}h, dec {c.DecoderEmbedDim}x{c.DecoderDepth}/{c.DecoderNumHeads}h";
 
     static BinaryReader Open(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint '{path}' does not exist", path);
+        FileKind.RequireRegular(path, "Checkpoint");
         return new BinaryReader(File.OpenRead(path), Encoding.UTF8);
     }
 
-    static Header ReadHeader(BinaryReader reader, string path)
+    static Header ReadHeader(BinaryReader reader, string path, out JsonObject node)
     {
-        var node = ReadHeaderJson(reader, path);
+        node = ReadHeaderJson(reader, path);
         if (node["format"]?.GetValue<string>() == ClassifierCheckpoint.FormatName)
             throw new InvalidDataException($"'{path}' is a fine-tuned classifier checkpoint, not a MAE: load it with ClassifierCheckpoint or MaeModelFile.LoadClassifier");
         try
         {
-            var config = node["config"].Deserialize<MaeConfig>() ?? throw new InvalidDataException($"'{path}': no model configuration");
+            var config = ValidConfig(node["config"].Deserialize<MaeConfig>(), path);
             return new Header(config, node["training"]?.AsObject() ?? new JsonObject(), node["has_optimizer"]?.GetValue<bool>() ?? false);
         }
-        catch (JsonException e) { throw new InvalidDataException($"Checkpoint '{path}' has a corrupt header: {e.Message}"); }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"Checkpoint '{path}' has a corrupt header: {e.Message}");
+        }
+    }
+
+    /// <summary>The header's configuration, checked (an invalid one is a corrupt file, not a caller's mistake).</summary>
+    internal static MaeConfig ValidConfig(MaeConfig? config, string path)
+    {
+        if (config is null) throw new InvalidDataException($"'{path}': no model configuration");
+        try { return config.Validate(); }
+        catch (ArgumentException e) { throw new InvalidDataException($"Checkpoint '{path}' has a corrupt header: {e.Message}"); }
     }
 
     /// <summary>Checks the magic and version and returns the JSON header.</summary>
@@ -130,39 +154,111 @@ public static class MaeCheckpoint
                 throw new InvalidDataException($"'{path}' is not a MaeMl checkpoint (for PyTorch .pth or safetensors files use MaeModelFile.Load)");
             var version = reader.ReadByte();
             if (version > FormatVersion) throw new InvalidDataException($"'{path}' was written by a newer MaeMl (format {version}); this one reads format {FormatVersion}");
-            var json = reader.ReadBytes(reader.ReadInt32());
-            return JsonNode.Parse(json)!.AsObject();
+            int length = reader.ReadInt32();
+            if (length < 0 || length > Remaining(reader)) throw new InvalidDataException($"Checkpoint '{path}' is truncated or corrupt (a header of {length} bytes)");
+            // strict UTF-8 first: invalid bytes inside a JSON string would otherwise surface later, from whoever reads that value
+            var text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(reader.ReadBytes(length));
+            return JsonNode.Parse(text)?.AsObject() ?? throw new InvalidDataException($"Checkpoint '{path}' has an empty header");
         }
         catch (EndOfStreamException) { throw new InvalidDataException($"Checkpoint '{path}' is truncated (header)"); }
-        catch (JsonException e) { throw new InvalidDataException($"Checkpoint '{path}' has a corrupt header: {e.Message}"); }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentException)
+        {
+            throw new InvalidDataException($"Checkpoint '{path}' has a corrupt header: {e.Message}");
+        }
     }
 
-    /// <summary>Reads the model section into <paramref name="model"/> (strict), then the optimizer section into <paramref name="optimizer"/> when both exist.</summary>
-    internal static void ReadSections(BinaryReader reader, string path, nn.Module model, OptimizerHelper? optimizer)
+    static long Remaining(BinaryReader reader) => reader.BaseStream.Length - reader.BaseStream.Position;
+
+    /// <summary>One length-prefixed section: its length checked against the file before anything is allocated, its
+    /// CRC-32 against the header's <c>checksums</c> (when the file has them).</summary>
+    static byte[] ReadSection(BinaryReader reader, string path, JsonObject header, string what, string checksumKey)
     {
-        ReadModel(reader, path, model);
-        long optLength = reader.ReadInt64();
-        if (optimizer is not null && optLength > 0)
+        try
         {
-            var bytes = reader.ReadBytes(checked((int)optLength));
-            if (bytes.Length != optLength) throw new InvalidDataException($"Checkpoint '{path}' is truncated (optimizer state)");
-            using var ms = new BinaryReader(new MemoryStream(bytes));
+            long length = reader.ReadInt64();
+            if (length < 0) throw new InvalidDataException($"Checkpoint '{path}' is corrupt: its {what} section has length {length}");
+            if (length > Remaining(reader)) throw new InvalidDataException($"Checkpoint '{path}' is truncated ({what}: {length} bytes declared, {Remaining(reader)} left)");
+            if (length > Array.MaxLength) throw new InvalidDataException($"Checkpoint '{path}': its {what} section of {length} bytes is larger than MaeMl reads (2 GiB)");
+            var bytes = reader.ReadBytes((int)length);
+            if (bytes.Length != length) throw new InvalidDataException($"Checkpoint '{path}' is truncated ({what})");
+            JsonNode? expected;
+            try { expected = header["checksums"]?[checksumKey]; }
+            catch (InvalidOperationException) { expected = null; }
+            if (expected is not null)
+            {
+                uint stored;
+                try { stored = expected.GetValue<uint>(); }
+                catch (Exception e) when (e is InvalidOperationException or FormatException) { throw new InvalidDataException($"Checkpoint '{path}' has a corrupt header: checksum '{checksumKey}' is not a number"); }
+                if (Crc32.Of(bytes) != stored)
+                    throw new InvalidDataException($"Checkpoint '{path}' is corrupt: its {what} section does not match its checksum (CRC-32); the file was damaged after it was written");
+            }
+            return bytes;
+        }
+        catch (EndOfStreamException) { throw new InvalidDataException($"Checkpoint '{path}' is truncated ({what})"); }
+    }
+
+    /// <summary>The model section, refused when it is too small to hold the weights the header declares (a forged or
+    /// corrupt header must not make the reader build a model of any size).</summary>
+    internal static byte[] ReadModelSection(BinaryReader reader, string path, JsonObject header, MaeConfig config, bool withDecoder)
+    {
+        var bytes = ReadSection(reader, path, header, "model weights", "model_crc32");
+        double needed = MinimumWeightBytes(config, withDecoder);
+        if (bytes.Length < needed)
+            throw new InvalidDataException($"Checkpoint '{path}' is corrupt: its header declares {Describe(config)} (at least {needed / (1 << 20):F1} MiB of weights) " +
+                $"but its model section holds {bytes.Length} bytes; the model was not built");
+        return bytes;
+    }
+
+    /// <summary>A lower bound on the bytes of a model's weight matrices at 2 bytes each (half precision): what any model
+    /// section of that architecture must hold.</summary>
+    static double MinimumWeightBytes(MaeConfig c, bool withDecoder)
+    {
+        double elements = BlockWeights(c.Depth, c.EmbedDim, c.MlpRatio) + (double)c.EmbedDim * c.InChans * c.PatchSize * c.PatchSize;
+        if (withDecoder) elements += BlockWeights(c.DecoderDepth, c.DecoderEmbedDim, c.MlpRatio) + (double)c.EmbedDim * c.DecoderEmbedDim;
+        return 2 * elements;
+    }
+
+    /// <summary>The weight-matrix elements of <paramref name="depth"/> transformer blocks (qkv, proj, fc1, fc2), biases and norms left out.</summary>
+    internal static double BlockWeights(double depth, double dim, double mlpRatio) => depth * (4 * dim * dim + 2 * dim * Math.Floor(dim * mlpRatio));
+
+    /// <summary>Reads the model section into <paramref name="model"/> (strict), then the optimizer section into
+    /// <paramref name="optimizer"/> when both exist. A negative or inconsistent optimizer section is corruption, never a
+    /// silent fresh optimizer.</summary>
+    internal static void ReadSections(BinaryReader reader, string path, JsonObject header, nn.Module model, OptimizerHelper? optimizer)
+    {
+        LoadWeights(ReadSection(reader, path, header, "model weights", "model_crc32"), path, model);
+        var optimizerBytes = ReadSection(reader, path, header, "optimizer state", "optimizer_crc32");
+        bool declared;
+        try { declared = header["has_optimizer"]?.GetValue<bool>() ?? false; }
+        catch (InvalidOperationException) { throw new InvalidDataException($"Checkpoint '{path}' has a corrupt header: has_optimizer is not true or false"); }
+        if (declared && optimizerBytes.Length == 0)
+            throw new InvalidDataException($"Checkpoint '{path}' is corrupt: its header says it holds an optimizer state, but the optimizer section is empty");
+        if (optimizer is null || optimizerBytes.Length == 0) return;
+        try
+        {
+            using var ms = new BinaryReader(new MemoryStream(optimizerBytes));
             optimizer.load_state_dict(ms);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or EndOfStreamException or IOException or System.Runtime.InteropServices.ExternalException)
+        {
+            throw new InvalidDataException($"Checkpoint '{path}': its optimizer state does not fit this optimizer or is corrupt: {e.Message}", e);
         }
     }
 
     internal static BinaryReader OpenFile(string path) => Open(path);
 
-    static void ReadModel(BinaryReader reader, string path, nn.Module model)
+    internal static void LoadWeights(byte[] bytes, string path, nn.Module model)
     {
         try
         {
-            long length = reader.ReadInt64();
-            var bytes = reader.ReadBytes(checked((int)length));
-            if (bytes.Length != length) throw new InvalidDataException($"Checkpoint '{path}' is truncated (model weights)");
             using var ms = new BinaryReader(new MemoryStream(bytes));
             model.load(ms, strict: true);
         }
         catch (EndOfStreamException) { throw new InvalidDataException($"Checkpoint '{path}' is truncated (model weights)"); }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or System.Runtime.InteropServices.ExternalException)
+        {
+            if (e is InvalidDataException && e.Message.Contains(path)) throw;
+            throw new InvalidDataException($"Checkpoint '{path}': its model section does not match the architecture in its header or is corrupt: {e.Message}", e);
+        }
     }
 }

@@ -14,24 +14,39 @@ public sealed class ImageDecodeException(string path, string problem) : IOExcept
 /// </summary>
 public static class ImageDecoder
 {
-    /// <summary>Decodes to an unpremultiplied RGBA8888 bitmap (the caller disposes it).</summary>
-    public static SKBitmap DecodeBitmap(string path)
+    /// <summary>Images with more pixels than this are refused from their header, before any pixel memory is taken
+    /// (a 1 KB PNG can declare 100000 x 100000 pixels). Default 64 megapixels; the CLI's <c>--max-image-megapixels</c> sets it.</summary>
+    public static long MaxPixels { get; set; } = 64_000_000;
+
+    /// <summary>Decodes to an unpremultiplied RGBA8888 bitmap (the caller disposes it). <paramref name="maxPixels"/>
+    /// overrides <see cref="MaxPixels"/>.</summary>
+    public static SKBitmap DecodeBitmap(string path, long? maxPixels = null)
     {
         byte[] data;
+        // a pipe or device would block (or never end) when read: only regular files are opened
+        if (File.Exists(path) && !Checkpoints.FileKind.IsRegularFile(path)) throw new ImageDecodeException(path, "not a regular file (a pipe, socket or device)");
         try { data = File.ReadAllBytes(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new ImageDecodeException(path, e.Message); }
-        return DecodeBitmap(data, path);
+        return DecodeBitmap(data, path, maxPixels);
     }
 
-    public static SKBitmap DecodeBitmap(byte[] data, string nameForErrors)
+    public static SKBitmap DecodeBitmap(byte[] data, string nameForErrors, long? maxPixels = null)
     {
         if (data.Length == 0) throw new ImageDecodeException(nameForErrors, "the file is empty");
         using var skData = SKData.CreateCopy(data);
         using var codec = SKCodec.Create(skData) ?? throw new ImageDecodeException(nameForErrors, "unknown or corrupt image format");
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         if (info.Width <= 0 || info.Height <= 0) throw new ImageDecodeException(nameForErrors, $"invalid size {info.Width}x{info.Height}");
+        long limit = maxPixels ?? MaxPixels, pixels = (long)info.Width * info.Height;
+        if (pixels > limit)
+            throw new ImageDecodeException(nameForErrors, $"it declares {info.Width}x{info.Height} pixels ({pixels / 1e6:0.#} MP), above the pixel limit of {limit / 1e6:0.#} MP");
         // decode unpremultiplied into an opaque bitmap, then set alpha to 255: colours stay as stored (PIL's convert('RGB'))
         var bitmap = new SKBitmap(info.WithAlphaType(SKAlphaType.Opaque));
+        if (bitmap.GetPixels() == IntPtr.Zero)
+        {
+            bitmap.Dispose();
+            throw new ImageDecodeException(nameForErrors, $"not enough memory for {info.Width}x{info.Height} pixels");
+        }
         var result = codec.GetPixels(info, bitmap.GetPixels());
         if (result != SKCodecResult.Success && result != SKCodecResult.IncompleteInput)
         {
@@ -43,11 +58,11 @@ public static class ImageDecoder
             bitmap.Dispose();
             throw new ImageDecodeException(nameForErrors, "the file is truncated");
         }
-        var pixels = bitmap.GetPixelSpan();
+        var span = bitmap.GetPixelSpan();
         unsafe
         {
             byte* p = (byte*)bitmap.GetPixels();
-            for (int i = 3; i < pixels.Length; i += 4) p[i] = 255;
+            for (int i = 3; i < span.Length; i += 4) p[i] = 255;
         }
         return bitmap;
     }

@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace MaeMl.Data;
 
 /// <summary>One image file and, for labelled folders, its class index.</summary>
@@ -22,14 +24,14 @@ public sealed class ImageFolder
     ImageFolder(string root, IReadOnlyList<ImageSample> samples, IReadOnlyList<string> classes)
     { Root = root; Samples = samples; Classes = classes; }
 
-    /// <summary>Every image under <paramref name="root"/>, recursively, in ordinal path order; labels are 0.</summary>
-    public static ImageFolder Unlabelled(string root, int? limit = null)
+    /// <summary>Every image under <paramref name="root"/>, recursively, in ordinal path order; labels are 0. Each file is
+    /// taken once however many links lead to it, symbolic-link loops are followed once, files that are not regular
+    /// (pipes, devices) are left out, and so is the folder <paramref name="exclude"/> (a run's own output folder
+    /// inside its data folder).</summary>
+    public static ImageFolder Unlabelled(string root, int? limit = null, string? exclude = null)
     {
         CheckRoot(root);
-        var files = Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
-            .Where(f => Extensions.Contains(Path.GetExtension(f)))
-            .Order(StringComparer.Ordinal)
-            .ToList();
+        var files = ImageFiles(root, exclude);
         if (files.Count == 0)
             throw new InvalidDataException($"Image folder '{root}' contains no images (looked for {string.Join(", ", Extensions)} recursively)");
         if (limit is > 0) files = Subsample(files, limit.Value);
@@ -48,13 +50,56 @@ public sealed class ImageFolder
         {
             var dir = Path.Combine(root, classes[label]);
             if (!Directory.Exists(dir)) throw new InvalidDataException($"Class '{classes[label]}' has no folder in '{root}'");
-            var files = Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)
-                .Where(f => Extensions.Contains(Path.GetExtension(f))).Order(StringComparer.Ordinal).ToList();
+            var files = ImageFiles(dir, null);
             if (files.Count == 0) throw new InvalidDataException($"Class folder '{dir}' contains no images");
             if (limitPerClass is > 0) files = Subsample(files, limitPerClass.Value);
             samples.AddRange(files.Select(f => new ImageSample(f, label)));
         }
         return new ImageFolder(root, samples, classes.ToList());
+    }
+
+    /// <summary>Image files under <paramref name="root"/> in ordinal order: every folder (by its resolved path) visited
+    /// once, every file (by its resolved path) listed once under its first name, non-regular files (pipes, devices) skipped.</summary>
+    static List<string> ImageFiles(string root, string? exclude)
+    {
+        var excluded = exclude is null ? null : Resolve(exclude);
+        var visited = new HashSet<string>(StringComparer.Ordinal);
+        var byTarget = new Dictionary<string, string>(StringComparer.Ordinal);
+        var pending = new Queue<string>();
+        pending.Enqueue(root);
+        while (pending.Count > 0)
+        {
+            var dir = pending.Dequeue();
+            var real = Resolve(dir);
+            if (real is null || real == excluded || !visited.Add(real)) continue;
+            List<FileSystemInfo> entries;
+            try { entries = new DirectoryInfo(dir).EnumerateFileSystemInfos().OrderBy(e => e.Name, StringComparer.Ordinal).ToList(); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }
+            foreach (var entry in entries)
+            {
+                var path = Path.Combine(dir, entry.Name);
+                if (entry is DirectoryInfo) { pending.Enqueue(path); continue; }
+                if (!Extensions.Contains(Path.GetExtension(path)) || !Checkpoints.FileKind.IsRegularFile(path) || Resolve(path) is not { } target) continue;
+                if (!byTarget.TryGetValue(target, out var first) || string.CompareOrdinal(path, first) < 0) byTarget[target] = path;
+            }
+        }
+        return byTarget.Values.Order(StringComparer.Ordinal).ToList();
+    }
+
+    [DllImport("libc", EntryPoint = "realpath", SetLastError = true)]
+    static extern IntPtr RealPath(string path, IntPtr resolved);
+
+    [DllImport("libc", EntryPoint = "free")]
+    static extern void Free(IntPtr pointer);
+
+    /// <summary>The canonical path (links resolved) or null when it cannot be resolved (a dangling link, a loop).</summary>
+    static string? Resolve(string path)
+    {
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return Path.GetFullPath(path);
+        var p = RealPath(path, IntPtr.Zero);
+        if (p == IntPtr.Zero) return null;
+        try { return Marshal.PtrToStringUTF8(p); }
+        finally { Free(p); }
     }
 
     static void CheckRoot(string root)

@@ -55,9 +55,34 @@ public static class ConfigInference
     }
 
     static int CountBlocks(IEnumerable<string> names, string prefix) =>
-        names.Where(n => n.StartsWith(prefix, StringComparison.Ordinal))
-             .Select(n => int.TryParse(n.AsSpan(prefix.Length, n.IndexOf('.', prefix.Length) - prefix.Length), out var i) ? i + 1 : 0)
-             .DefaultIfEmpty(0).Max();
+        (int)Math.Min(int.MaxValue, names.Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).Select(n => BlockNumber(n, prefix) + 1).DefaultIfEmpty(0).Max());
+
+    static long BlockNumber(string name, string prefix)
+    {
+        int dot = name.IndexOf('.', prefix.Length);
+        return long.TryParse(dot < 0 ? name.AsSpan(prefix.Length) : name.AsSpan(prefix.Length, dot - prefix.Length), out var i) && i >= 0 ? Math.Min(i, int.MaxValue - 1) : -1;
+    }
+
+    /// <summary>
+    /// Refuses a configuration whose blocks need far more weights than the file holds: block counts come from tensor
+    /// names, so one stray or forged name (<c>decoder_blocks.1000000.norm1.weight</c>) would otherwise make the reader
+    /// build a model of any size before the strict load could complain. Only what the shapes decided is checked (a decoder
+    /// taken from a preset for an encoder-only file is not).
+    /// </summary>
+    public static void CheckAgainstTensors(MaeConfig config, InferredShapes s, IReadOnlyDictionary<string, long[]> shapes, string file, bool withDecoder = true)
+    {
+        double present = shapes.Values.Sum(shape => shape.Aggregate(1.0, (a, d) => a * Math.Max(0, d)));
+        void Check(string prefix, int depth, int dim)
+        {
+            double needed = Checkpoints.MaeCheckpoint.BlockWeights(depth, dim, config.MlpRatio);
+            if (needed <= 2 * present + 4e6) return;
+            var highest = shapes.Keys.Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).MaxBy(n => BlockNumber(n, prefix));
+            throw new InvalidDataException($"'{file}': its tensor names ask for {depth} blocks {dim} wide under '{prefix}' (from '{highest}'), " +
+                $"{needed:G3} weights, but the file holds {present:G3} values in all; refused rather than building a model of that size");
+        }
+        Check("blocks.", config.Depth, config.EmbedDim);
+        if (withDecoder && s.HasDecoder) Check("decoder_blocks.", config.DecoderDepth, config.DecoderEmbedDim);
+    }
 
     /// <summary>
     /// The MAE configuration of a file: shapes from the file, everything else from <paramref name="options"/>

@@ -157,6 +157,7 @@ public static class MaeModelFile
             rep.Notes.Add("encoder-only file: the decoder is left at its initialisation; use the encoder (ForwardEncoder, ForwardFeatures) only");
         }
         var config = ConfigInference.InferMae(shapes, path, options, fileConfig, rep.Notes);
+        ConfigInference.CheckAgainstTensors(config, shapes, Shapes(state), path);
         var model = new MaskedAutoencoderViT(config);
         try
         {
@@ -171,6 +172,7 @@ public static class MaeModelFile
                                              StateDictLoadReport rep, MaeConfig? fileConfig)
     {
         var encoder = ConfigInference.InferMae(shapes with { HasDecoder = false }, path, options, fileConfig, rep.Notes, encoderOnly: true);
+        ConfigInference.CheckAgainstTensors(encoder, shapes, Shapes(state), path, withDecoder: false);
         int classes = options.NumClasses ?? shapes.NumClasses ?? 0;
         bool replaceHead = shapes.NumClasses is { } fileClasses && fileClasses != classes;
         bool globalPool = options.GlobalPool ?? (shapes.HasFcNorm || shapes.NumClasses is null);
@@ -234,7 +236,9 @@ public static class MaeModelFile
             try
             {
                 shapes = ConfigInference.ReadShapes(Shapes(state), path);
-                config = ConfigInference.InferMae(shapes, path, options, fileConfig, notes);
+                var inferred = ConfigInference.InferMae(shapes, path, options, fileConfig, notes);
+                ConfigInference.CheckAgainstTensors(inferred, shapes, Shapes(state), path);
+                config = inferred;
                 if (shapes.NumClasses is { } classes) notes.Add($"fine-tuned classifier: {classes} classes, {(shapes.HasFcNorm ? "global pool + fc_norm" : "cls token + norm")}");
                 else if (!shapes.HasDecoder) notes.Add("encoder only (no decoder)");
             }

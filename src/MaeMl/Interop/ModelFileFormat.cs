@@ -23,6 +23,7 @@ public static class ModelFileFormats
     public static ModelFileFormat Detect(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Model file '{path}' does not exist", path);
+        FileKind.RequireRegular(path, "Model file");
         var head = new byte[9];
         int n;
         using (var stream = File.OpenRead(path)) n = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);

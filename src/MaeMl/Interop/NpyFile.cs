@@ -19,15 +19,16 @@ public static partial class NpyFile
         if (bytes.Length < 10 || !bytes.AsSpan(0, 6).SequenceEqual(Magic))
             throw new InvalidDataException($"'{path}' is not a .npy file (bad magic)");
         int major = bytes[6];
-        int headerLen, headerStart;
-        if (major == 1) { headerLen = BitConverter.ToUInt16(bytes, 8); headerStart = 10; }
-        else { headerLen = (int)BitConverter.ToUInt32(bytes, 8); headerStart = 12; }
+        int headerStart = major == 1 ? 10 : 12;
+        long headerLen = bytes.Length < headerStart ? long.MaxValue : major == 1 ? BitConverter.ToUInt16(bytes, 8) : BitConverter.ToUInt32(bytes, 8);
         if (headerStart + headerLen > bytes.Length) throw new InvalidDataException($"'{path}' is truncated (header)");
-        var header = Encoding.Latin1.GetString(bytes, headerStart, headerLen);
+        var header = Encoding.Latin1.GetString(bytes, headerStart, (int)headerLen);
         var descr = DescrRegex().Match(header).Groups[1].Value;
         if (FortranRegex().Match(header).Groups[1].Value == "True") throw new InvalidDataException($"'{path}': Fortran-order arrays are not supported");
         var shapeText = ShapeRegex().Match(header).Groups[1].Value;
-        var shape = shapeText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(long.Parse).ToArray();
+        var shape = shapeText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(d => long.TryParse(d, System.Globalization.NumberStyles.None, null, out var v) ? v
+                : throw new InvalidDataException($"'{path}' has a corrupt header: shape ({shapeText}) is not a list of sizes")).ToArray();
         var (dtype, itemSize) = descr switch
         {
             "<f4" => (ScalarType.Float32, 4),
@@ -38,9 +39,14 @@ public static partial class NpyFile
             "|b1" => (ScalarType.Bool, 1),
             _ => throw new InvalidDataException($"'{path}': unsupported dtype '{descr}'"),
         };
-        long count = shape.Aggregate(1L, (a, b) => a * b);
-        int dataStart = headerStart + headerLen;
-        if (dataStart + count * itemSize > bytes.Length) throw new InvalidDataException($"'{path}' is truncated: expected {count * itemSize} data bytes");
+        int dataStart = headerStart + (int)headerLen;
+        long available = (bytes.Length - dataStart) / itemSize, count = shape.Contains(0) ? 0 : 1;
+        foreach (var d in shape.Where(_ => count > 0))
+        {
+            // sizes are checked against the bytes present as they multiply: no overflow, no allocation for a shape the file cannot hold
+            if (d != 0 && count > available / d) throw new InvalidDataException($"'{path}' is truncated: shape ({shapeText}) needs more than its {bytes.Length - dataStart} data bytes");
+            count *= d;
+        }
         var result = empty(shape, dtype);
         result.bytes = bytes.AsSpan(dataStart, (int)(count * itemSize));
         return result;

@@ -41,12 +41,8 @@ public static class PyTorchCheckpointFile
             using var stream = File.OpenRead(path);
             using (var archive = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true))
             {
-                var pickles = archive.Entries.Where(e => e.Name == "data.pkl").ToList();
-                if (pickles.Count != 1) throw new InvalidDataException($"'{path}' is a zip archive but not a torch.save file: expected one data.pkl, found {pickles.Count}");
-                using var pkl = pickles[0].Open();
-                using var buffer = new MemoryStream();
-                pkl.CopyTo(buffer);
-                SafePickleValidator.Validate(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), path);
+                var pickle = CheckLayout(archive, path);
+                SafePickleValidator.Validate(ReadBounded(pickle, MaxPickleBytes(archive), path), path);
                 VerifyChecksums(archive, path);
             }
             stream.Position = 0;
@@ -61,6 +57,59 @@ public static class PyTorchCheckpointFile
         return Unwrap(top, path, key);
     }
 
+    /// <summary>
+    /// The one pickle of the archive, after checking that every reader sees the same file: torch.load reads
+    /// <c>&lt;folder&gt;/data.pkl</c> and <c>&lt;folder&gt;/data/&lt;key&gt;</c>, PyBridge the first entry whose name ends in
+    /// <c>data.pkl</c> and the first ending in <c>data/&lt;key&gt;</c>. An archive where these could differ (a second pickle,
+    /// an entry named twice, an entry outside the folder, a name that another one ends with) is refused, so the entry
+    /// the validator checked is the entry that is unpickled and the tensors are the ones torch.load serves.
+    /// </summary>
+    static ZipArchiveEntry CheckLayout(ZipArchive archive, string path)
+    {
+        var files = archive.Entries.Where(e => !e.FullName.EndsWith('/')).ToList();
+        InvalidDataException Refused(string why) => new($"'{path}' was refused: {why}; torch.save never writes such an archive, and readers could disagree on its content");
+        var pickles = files.Where(e => e.FullName.EndsWith(".pkl", StringComparison.OrdinalIgnoreCase) || e.Name.EndsWith("data.pkl", StringComparison.Ordinal)).ToList();
+        if (pickles.Count == 0) throw new InvalidDataException($"'{path}' is a zip archive but not a torch.save file: it has no data.pkl");
+        if (pickles.Count > 1) throw Refused($"it holds {pickles.Count} pickles ({string.Join(", ", pickles.Take(5).Select(e => e.FullName))}) where torch.save writes one data.pkl");
+        var pickle = pickles[0];
+        var folder = pickle.FullName[..^"data.pkl".Length];
+        if (pickle.Name != "data.pkl" || folder.Length < 2 || folder.IndexOf('/') != folder.Length - 1)
+            throw Refused($"its pickle is '{pickle.FullName}', not <folder>/data.pkl");
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var e in files)
+        {
+            var name = e.FullName;
+            if (!name.StartsWith(folder, StringComparison.Ordinal) || name.Contains('\\') || name.Split('/').Any(part => part is "" or "." or ".."))
+                throw Refused($"entry '{name}' lies outside the archive folder '{folder.TrimEnd('/')}'");
+            if (!seen.Add(name)) throw Refused($"entry '{name}' appears twice");
+        }
+        var dataPrefix = folder + "data/";
+        foreach (var e in files.Where(e => e.FullName.StartsWith(dataPrefix, StringComparison.Ordinal)))
+        {
+            var suffix = "data/" + e.FullName[dataPrefix.Length..];
+            var clash = files.FirstOrDefault(o => !ReferenceEquals(o, e) && o.FullName.EndsWith(suffix, StringComparison.Ordinal));
+            if (clash is not null) throw Refused($"entries '{e.FullName}' and '{clash.FullName}' both answer to the storage name '{suffix}'");
+        }
+        return pickle;
+    }
+
+    /// <summary>A weights pickle holds a few hundred bytes per tensor: 1 MiB plus 64 KiB per archive entry is far above any
+    /// real one, and keeps a compressed pickle that inflates without end (a deflate bomb) from filling memory.</summary>
+    static long MaxPickleBytes(ZipArchive archive) => (1L << 20) + (64L << 10) * archive.Entries.Count;
+
+    static byte[] ReadBounded(ZipArchiveEntry entry, long limit, string path)
+    {
+        InvalidDataException TooBig(string size) => new($"'{path}' was refused: its pickle '{entry.FullName}' inflates to {size}, more than the {limit >> 10} KiB " +
+            $"a state dict of {entry.Archive.Entries.Count - 1} stored entries needs (a damaged file or a decompression bomb)");
+        if (entry.Length > limit) throw TooBig($"{entry.Length} bytes");
+        using var stream = entry.Open();
+        var buffer = new byte[Math.Min(entry.Length, limit) + 1];
+        int total = 0;
+        for (int n; total < buffer.Length && (n = stream.Read(buffer, total, buffer.Length - total)) > 0;) total += n;
+        if (total > entry.Length) throw TooBig($"more than its recorded {entry.Length} bytes");
+        return buffer[..total];
+    }
+
     /// <summary>Checks every entry against the CRC-32 the zip records (as PyTorch's reader does): PyBridge reads the
     /// stored tensor bytes without checking, so a damaged file would otherwise load with wrong weights.</summary>
     static void VerifyChecksums(ZipArchive archive, string path)
@@ -69,22 +118,16 @@ public static class PyTorchCheckpointFile
         foreach (var entry in archive.Entries)
         {
             if (entry.FullName.EndsWith('/')) continue;
-            uint crc = 0xFFFFFFFF;
+            uint crc = Crc32.Initial;
             long total = 0;
             using var stream = entry.Open();
-            for (int n; (n = stream.Read(chunk, 0, chunk.Length)) > 0; total += n)
-                for (int i = 0; i < n; i++) crc = Crc32Table[(crc ^ chunk[i]) & 0xFF] ^ (crc >> 8);
-            if (total != entry.Length || ~crc != entry.Crc32)
+            // stop at the recorded size: an entry that inflates beyond it is damaged (or a bomb), however far it goes
+            for (int n; total <= entry.Length && (n = stream.Read(chunk, 0, chunk.Length)) > 0; total += n)
+                crc = Crc32.Update(crc, chunk.AsSpan(0, n));
+            if (total != entry.Length || Crc32.Final(crc) != entry.Crc32)
                 throw new InvalidDataException($"'{path}' is corrupt: entry '{entry.FullName}' does not match its recorded size and CRC-32");
         }
     }
-
-    static readonly uint[] Crc32Table = Enumerable.Range(0, 256).Select(n =>
-    {
-        uint c = (uint)n;
-        for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320 ^ (c >> 1) : c >> 1;
-        return c;
-    }).ToArray();
 
     static PyTorchCheckpointContents Unwrap(Hashtable top, string path, string? key)
     {
@@ -120,13 +163,21 @@ public static class PyTorchCheckpointFile
         return new PyTorchCheckpointContents(result, used, used is null ? Array.Empty<string>() : topKeys.Where(k => k != used).ToList());
     }
 
+    /// <summary>Disposes every tensor reachable from <paramref name="value"/>: iteratively, each container once, so a
+    /// pickle nested arbitrarily deep or holding itself cannot overflow the stack.</summary>
     static void DisposeTensors(object? value)
     {
-        switch (value)
+        var pending = new Stack<object?>();
+        var seen = new HashSet<object>(ReferenceEqualityComparer.Instance);
+        pending.Push(value);
+        while (pending.Count > 0)
         {
-            case Tensor t: t.Dispose(); break;
-            case IDictionary d: foreach (var v in d.Values) DisposeTensors(v); break;
-            case IEnumerable items and not string: foreach (var v in items) DisposeTensors(v); break;
+            switch (pending.Pop())
+            {
+                case Tensor t: t.Dispose(); break;
+                case IDictionary d when seen.Add(d): foreach (var v in d.Values) pending.Push(v); break;
+                case IEnumerable items and not string and not IDictionary when seen.Add(items): foreach (var v in items) pending.Push(v); break;
+            }
         }
     }
 

@@ -33,6 +33,10 @@ public static class SafePickleValidator
         "ShortStorage", "CharStorage", "ByteStorage", "BoolStorage", "ComplexFloatStorage", "ComplexDoubleStorage",
     };
 
+    /// <summary>Most values a pickle may hold on its stack at once, and most MARKs open at once. A state dict needs a few
+    /// thousand and a dozen; far more means a file built to exhaust the reader (deep nesting overflows recursive readers).</summary>
+    public const int MaxStackDepth = 100_000, MaxMarkDepth = 1_000;
+
     /// <summary>True when <c>module.name</c> may appear in a checkpoint pickle.</summary>
     public static bool IsAllowed(string module, string name) =>
         AllowedGlobals.Contains($"{module}.{name}") || (module == "torch" && StorageTypes.Contains(name));
@@ -48,6 +52,32 @@ public static class SafePickleValidator
 
         UnsafePickleException Corrupt(string why) => new($"'{file}' is not a valid pickle ({why} at byte {pos}); the file is truncated or corrupt");
         void Push(string? s) { recent.Add(s); if (recent.Count > 8) recent.RemoveAt(0); }
+
+        // the stack height, with the heights at the open MARKs: bounds nesting and catches underflow
+        int height = 0;
+        var marks = new Stack<int>();
+        UnsafePickleException Deep() => new($"'{file}' was refused: its pickle nests deeper than {MaxStackDepth} values or {MaxMarkDepth} marks (at byte {pos}); no weights file needs that");
+        void Pop(int n) { if (height - n < (marks.Count > 0 ? marks.Peek() : 0)) throw Corrupt("stack underflow"); height -= n; }
+        void Add(int n) { height += n; if (height > MaxStackDepth) throw Deep(); }
+        void PopMark() { if (marks.Count == 0) throw Corrupt("no MARK to pop to"); height = marks.Pop(); }
+        void Account(byte op)
+        {
+            switch (op)
+            {
+                case (byte)'(': marks.Push(height); if (marks.Count > MaxMarkDepth) throw Deep(); break;
+                case (byte)'t': case (byte)'l': case (byte)'d': case 0x91: case (byte)'o': case (byte)'i': PopMark(); Add(1); break;
+                case (byte)'e': case (byte)'u': case 0x90: PopMark(); Pop(1); Add(1); break;
+                case (byte)'1': PopMark(); break;
+                case (byte)'0': Pop(1); break;
+                case (byte)'2': Pop(1); Add(2); break;
+                case (byte)'R': case 0x81: case (byte)'a': case (byte)'b': case 0x86: case 0x93: Pop(2); Add(1); break;
+                case 0x92: case (byte)'s': case 0x87: Pop(3); Add(1); break;
+                case 0x85: case (byte)'Q': case 0x98: Pop(1); Add(1); break;
+                case (byte)'.': Pop(1); break;
+                case 0x94: case (byte)'p': case (byte)'q': case (byte)'r': case 0x80: case 0x95: break;
+                default: Add(1); break;
+            }
+        }
         ReadOnlySpan<byte> Take(ReadOnlySpan<byte> data, long n)
         {
             if (n < 0 || pos + n > data.Length) throw Corrupt("unexpected end of data");
@@ -77,6 +107,7 @@ public static class SafePickleValidator
         {
             if (pos >= pickle.Length) throw Corrupt("no STOP opcode");
             byte op = pickle[pos++];
+            Account(op);
             switch (op)
             {
                 case (byte)'.': // STOP

@@ -35,6 +35,7 @@ public static class SafetensorsFile
         stream.ReadExactly(header);
         long dataLength = stream.Length - 8 - (long)headerLength;
         var entries = new List<SafetensorsEntry>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
         var meta = new Dictionary<string, string>();
         try
         {
@@ -46,6 +47,7 @@ public static class SafetensorsFile
                     foreach (var m in p.Value.EnumerateObject()) meta[m.Name] = m.Value.ToString();
                     continue;
                 }
+                if (!names.Add(p.Name)) throw new InvalidDataException($"'{path}' was refused: tensor '{p.Name}' is listed twice in its header (readers would disagree on which to load)");
                 var dtype = p.Value.GetProperty("dtype").GetString()!;
                 var shape = p.Value.GetProperty("shape").EnumerateArray().Select(x => x.GetInt64()).ToArray();
                 var offsets = p.Value.GetProperty("data_offsets").EnumerateArray().Select(x => x.GetInt64()).ToArray();
@@ -53,17 +55,37 @@ public static class SafetensorsFile
                     throw new InvalidDataException($"'{path}': tensor '{p.Name}' has invalid data offsets");
                 if (offsets[1] > dataLength)
                     throw new InvalidDataException($"'{path}' is truncated: tensor '{p.Name}' ends at byte {offsets[1]} of a {dataLength}-byte data section");
-                if (ItemSizes.TryGetValue(dtype, out var size) && shape.Aggregate(1L, (a, b) => a * b) * size != offsets[1] - offsets[0])
+                if (shape.Any(d => d < 0)) throw new InvalidDataException($"'{path}': tensor '{p.Name}' has a negative dimension [{string.Join(", ", shape)}]");
+                if (ItemSizes.TryGetValue(dtype, out var size) && !ElementCountIs(shape, (offsets[1] - offsets[0]) / size, (offsets[1] - offsets[0]) % size))
                     throw new InvalidDataException($"'{path}': tensor '{p.Name}' ({dtype} [{string.Join(", ", shape)}]) does not match its {offsets[1] - offsets[0]} data bytes");
                 entries.Add(new SafetensorsEntry(p.Name, dtype, shape, offsets[0], offsets[1]));
             }
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or ArgumentException)
         {
             throw new InvalidDataException($"'{path}' has a corrupt safetensors header: {e.Message}", e);
         }
+        // each byte belongs to at most one tensor (the reference loader refuses overlaps too)
+        var sorted = entries.Where(e => e.End > e.Begin).OrderBy(e => e.Begin).ToList();
+        for (int i = 1; i < sorted.Count; i++)
+            if (sorted[i].Begin < sorted[i - 1].End)
+                throw new InvalidDataException($"'{path}' was refused: the data of tensors '{sorted[i - 1].Name}' and '{sorted[i].Name}' overlap (bytes {sorted[i].Begin}-{Math.Min(sorted[i].End, sorted[i - 1].End)})");
         metadata = meta;
         return entries;
+    }
+
+    /// <summary>True when the shape has exactly <paramref name="count"/> elements (and no bytes are left over), without overflowing.</summary>
+    static bool ElementCountIs(long[] shape, long count, long remainder)
+    {
+        if (remainder != 0) return false;
+        if (shape.Contains(0)) return count == 0;
+        long n = 1;
+        foreach (var d in shape)
+        {
+            if (n > count / d) return false;
+            n *= d;
+        }
+        return n == count;
     }
 
     /// <summary>All tensors by name (the caller disposes them).</summary>

@@ -66,6 +66,7 @@ public sealed record LinearProbeOptions
         if (FeatureBatchSize <= 0) throw new ArgumentException($"feature batch size must be positive, got {FeatureBatchSize}");
         if (PeakLr <= 0) throw new ArgumentException($"learning rate must be positive, got {PeakLr}");
         if (EvalCropPct <= 0 || EvalCropPct > 1) throw new ArgumentException($"eval crop pct must be in (0, 1], got {EvalCropPct}");
+        PretrainOptions.CheckThreads(Threads);
         return this;
     }
 }

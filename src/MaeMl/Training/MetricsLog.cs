@@ -13,6 +13,7 @@ public sealed class MetricsLog : IDisposable
     public MetricsLog(string path, long? resumeIter = null)
     {
         Path = path;
+        Checkpoints.RunFolder.RefuseLink(path);
         if (resumeIter is long keepBelow && File.Exists(path))
         {
             var kept = File.ReadAllLines(path).Where(line =>
@@ -20,7 +21,7 @@ public sealed class MetricsLog : IDisposable
                 try { return JsonNode.Parse(line)?["iter"]?.GetValue<long>() is long it && it < keepBelow; }
                 catch (JsonException) { return false; }
             }).ToList();
-            File.WriteAllLines(path, kept);
+            Checkpoints.RunFolder.WriteText(path, string.Concat(kept.Select(l => l + "\n")));
         }
         else if (resumeIter is null && File.Exists(path)) File.Delete(path);
         writer = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read)) { AutoFlush = true };

@@ -58,11 +58,27 @@ public sealed record PretrainOptions
     {
         Model.Validate();
         if (Epochs <= 0) throw new ArgumentException($"epochs must be positive, got {Epochs}");
-        if (WarmupEpochs < 0) throw new ArgumentException($"warmup epochs must be >= 0, got {WarmupEpochs}");
+        if (!(WarmupEpochs >= 0) || !double.IsFinite(WarmupEpochs)) throw new ArgumentException($"warmup epochs must be a number >= 0, got {WarmupEpochs}");
         if (BatchSize <= 0 || AccumIter <= 0) throw new ArgumentException($"batch size ({BatchSize}) and accum iter ({AccumIter}) must be positive");
-        if (PeakLr <= 0) throw new ArgumentException($"learning rate must be positive, got {PeakLr}");
-        if (MinCropScale <= 0 || MinCropScale > 1) throw new ArgumentException($"min crop scale must be in (0, 1], got {MinCropScale}");
+        if (!(PeakLr > 0) || !double.IsFinite(PeakLr))
+            throw new ArgumentException($"learning rate (lr) must be a positive finite number, got {PeakLr}" + (Lr is null ? $" from blr {BaseLr}" : ""));
+        if (!(MinLr >= 0) || MinLr > PeakLr) throw new ArgumentException($"min lr must be in [0, lr {PeakLr:G3}], got {MinLr}");
+        if (!(WeightDecay >= 0) || !double.IsFinite(WeightDecay)) throw new ArgumentException($"weight decay must be a finite number >= 0, got {WeightDecay}");
+        if (!(MinCropScale > 0 && MinCropScale <= 1)) throw new ArgumentException($"min crop scale must be in (0, 1], got {MinCropScale}");
+        if (Limit is < 0) throw new ArgumentException($"limit must be positive (or absent), got {Limit}");
+        if (SaveEveryEpochs < 0) throw new ArgumentException($"save every (epochs) must be >= 0, got {SaveEveryEpochs}");
+        if (!(CheckpointMinutes >= 0) || double.IsNaN(CheckpointMinutes)) throw new ArgumentException($"checkpoint minutes must be >= 0, got {CheckpointMinutes}");
+        if (Prefetch < 0) throw new ArgumentException($"prefetch must be >= 0, got {Prefetch}");
+        if (TimeLimit is { } t && t < TimeSpan.Zero) throw new ArgumentException($"time limit must not be negative, got {t}");
+        CheckThreads(Threads);
         return this;
+    }
+
+    /// <summary>Torch threads: 0 (the library default) or 1 to 4x the processor count; more only thrashes (or fails to start).</summary>
+    public static void CheckThreads(int threads)
+    {
+        int max = 4 * Environment.ProcessorCount;
+        if (threads < 0 || threads > max) throw new ArgumentException($"threads must be 0 (default) or 1..{max} (4x the {Environment.ProcessorCount} processors), got {threads}");
     }
 }
 

@@ -79,6 +79,8 @@ public sealed class Pretrainer
         var o = options;
         if (o.Threads > 0) torch.set_num_threads(o.Threads);
         Directory.CreateDirectory(o.OutputDir);
+        using var folderLock = RunFolder.Lock(o.OutputDir);
+        RunFolder.SweepStaleTemporaries(o.OutputDir, log);
         torch.manual_seed(o.Seed);
         string lastPath = Path.Combine(o.OutputDir, LastCheckpointName);
         var resume = o.Resume == "auto" ? (File.Exists(lastPath) ? lastPath : null) : o.Resume;
@@ -96,7 +98,7 @@ public sealed class Pretrainer
             var source = initial.state_dict();
             foreach (var (name, p) in model.state_dict()) p.copy_(source[name]);
         }
-        var folder = ImageFolder.Unlabelled(o.DataDir, o.Limit);
+        var folder = ImageFolder.Unlabelled(o.DataDir, o.Limit, exclude: o.OutputDir);
         var loader = new PrefetchingBatchLoader(folder.Samples, SampleTransforms.Pretrain(o.Model.ImageSize, o.MinCropScale),
             o.Model.ImageSize, o.BatchSize, shuffle: true, dropLast: true, seed: o.Seed, prefetch: o.Prefetch, log: log);
         int stepsPerEpoch = loader.BatchesPerEpoch;
@@ -111,6 +113,14 @@ public sealed class Pretrainer
 
         int startEpoch = 0, startStep = 0;
         long optimizerSteps = 0;
+        string? lastGood = null;   // checkpoint-last and the point it holds, for messages
+        try
+        {
+            if (File.Exists(lastPath) && MaeCheckpoint.ReadHeader(lastPath).Training is var lt)
+                lastGood = $"{lastPath} (epoch {lt["epoch"]?.GetValue<int>() ?? 0}, step {lt["step_in_epoch"]?.GetValue<int>() ?? 0})";
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or InvalidOperationException or FormatException) { }
+        string Kept() => lastGood is null ? $"No checkpoint was written ({LastCheckpointName} does not exist)." : $"The last good checkpoint, {lastGood}, is untouched.";
         if (resume is not null && o.Init is not null) log($"note: {resume} exists, so the run continues from it; --init {o.Init} only starts new runs");
         if (resume is not null)
         {
@@ -124,7 +134,7 @@ public sealed class Pretrainer
             mixed?.PullWeights();
             log($"resumed from {resume}: epoch {startEpoch}, step {startStep}, optimizer step {optimizerSteps}");
         }
-        File.WriteAllText(Path.Combine(o.OutputDir, "run.json"), JsonSerializer.Serialize(o with { }, new JsonSerializerOptions { WriteIndented = true }));
+        RunFolder.WriteText(Path.Combine(o.OutputDir, "run.json"), JsonSerializer.Serialize(o with { }, new JsonSerializerOptions { WriteIndented = true }));
         log($"pretraining {folder.Samples.Count} images from {o.DataDir}: {stepsPerEpoch} steps/epoch, batch {o.BatchSize} x accum {o.AccumIter}, " +
             $"lr {o.PeakLr:E3} (blr {o.BaseLr:E2}), {precision}, torch threads {torch.get_num_threads()}");
 
@@ -143,7 +153,13 @@ public sealed class Pretrainer
         };
         void Save(int epoch, int stepInEpoch, string path)
         {
-            MaeCheckpoint.Save(path, model, State(epoch, stepInEpoch), optimizer);
+            try { MaeCheckpoint.Save(path, model, State(epoch, stepInEpoch), optimizer); }
+            catch (NonFiniteWeightsException e)
+            {
+                throw new NonFiniteLossException($"Training diverged by epoch {epoch}, step {stepInEpoch}: {e.Message}. {Kept()} " +
+                    "Try a lower --blr, more warmup, or --precision float32.");
+            }
+            lastGood = $"{path} (epoch {epoch}, step {stepInEpoch})";
             book?.CheckpointWritten();
         }
         book = new StepBookkeeping(metrics, progress, log, o.Epochs, o.BatchSize, o.AccumIter, stepsPerEpoch, usableSteps,
@@ -176,7 +192,7 @@ public sealed class Pretrainer
                     lossValue = output.Loss.item<float>();
                     if (!double.IsFinite(lossValue))
                         throw new NonFiniteLossException($"Loss is {lossValue} at epoch {epoch}, step {step} (lr {optimizer.ParamGroups.First().LearningRate:E3}); " +
-                            $"stopping. The last good checkpoint, if any, is {lastPath}. Try a lower --blr, more warmup, or --precision float32.");
+                            $"stopping. {Kept()} Try a lower --blr, more warmup, or --precision float32.");
                     if (o.AccumIter == 1) output.Loss.backward();
                     else using (var accum = o.AccumIter.ToScalar()) output.Loss.div(accum).backward();
                     mixed?.PushGradients();
@@ -197,11 +213,17 @@ public sealed class Pretrainer
                 cancel.ThrowIfCancellationRequested();
             }
             if (stoppedByTime) break;
+            if (epochImages == 0 && first == 0)
+            {
+                var (badPath, why) = loader.Unreadable.OrderBy(kv => kv.Key, StringComparer.Ordinal).FirstOrDefault();
+                throw new InvalidDataException($"None of the {folder.Samples.Count} images under '{o.DataDir}' could be decoded" +
+                    (badPath is null ? "" : $" (e.g. '{badPath}': {why})") + $"; nothing was trained. {Kept()}");
+            }
             lastEpochLoss = lossSum / Math.Max(1, lossCount);
             epochsDone = epoch + 1;
             Save(epoch + 1, 0, lastPath);
             if (o.SaveEveryEpochs > 0 && (epoch + 1) % o.SaveEveryEpochs == 0)
-                File.Copy(lastPath, Path.Combine(o.OutputDir, $"checkpoint-epoch{epoch + 1}{MaeCheckpoint.Extension}"), overwrite: true);
+                RunFolder.Copy(lastPath, Path.Combine(o.OutputDir, $"checkpoint-epoch{epoch + 1}{MaeCheckpoint.Extension}"));
             metrics.Write(new JsonObject
             {
                 ["type"] = "epoch", ["iter"] = (long)(epoch + 1) * stepsPerEpoch - 1, ["epoch"] = epoch, ["loss"] = lastEpochLoss,
