@@ -1,3 +1,4 @@
+using MaeMl.Model;
 using static TorchSharp.torch;
 
 namespace MaeMl.Interop;

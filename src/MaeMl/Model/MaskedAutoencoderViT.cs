@@ -20,14 +20,9 @@ public sealed record MaeOutput(Tensor Loss, Tensor Pred, Tensor Mask, Tensor Ids
 /// <c>blocks.N</c>, <c>norm</c>, <c>decoder_embed</c>, <c>mask_token</c>, <c>decoder_pos_embed</c>,
 /// <c>decoder_blocks.N</c>, <c>decoder_norm</c>, <c>decoder_pred</c>) so checkpoints map one to one.
 /// </summary>
-public sealed class MaskedAutoencoderViT : nn.Module<Tensor, MaeOutput>
+public sealed class MaskedAutoencoderViT : VitEncoder<MaeOutput>
 {
-    // --- encoder ---
-    readonly PatchEmbed patch_embed;
-    readonly Parameter cls_token;
-    readonly Parameter pos_embed;          // fixed sin-cos, requires_grad = false (kept in the state dict)
-    readonly ModuleList<Block> blocks;
-    readonly LayerNorm norm;
+    // --- encoder: patch_embed, cls_token, pos_embed (fixed sin-cos, requires_grad = false), blocks, norm (VitEncoder) ---
     // --- decoder ---
     readonly Linear decoder_embed;
     readonly Parameter mask_token;
@@ -38,24 +33,23 @@ public sealed class MaskedAutoencoderViT : nn.Module<Tensor, MaeOutput>
 
     public MaeConfig Config { get; }
 
-    public MaskedAutoencoderViT(MaeConfig config) : base(nameof(MaskedAutoencoderViT))
+    public MaskedAutoencoderViT(MaeConfig config) : base(nameof(MaskedAutoencoderViT), config, fixedPositions: true, withNorm: true)
     {
-        Config = config.Validate();
+        Config = config;
         var c = config;
-        patch_embed = new PatchEmbed(c.ImageSize, c.PatchSize, c.InChans, c.EmbedDim);
-        cls_token = new Parameter(zeros(1, 1, c.EmbedDim));
-        pos_embed = new Parameter(zeros(1, c.NumPatches + 1, c.EmbedDim), requires_grad: false);
-        blocks = VitInit.EncoderBlocks(c);
-        norm = nn.LayerNorm(c.EmbedDim, c.LayerNormEps);
-
         decoder_embed = nn.Linear(c.EmbedDim, c.DecoderEmbedDim);
         mask_token = new Parameter(zeros(1, 1, c.DecoderEmbedDim));
         decoder_pos_embed = new Parameter(zeros(1, c.NumPatches + 1, c.DecoderEmbedDim), requires_grad: false);
         decoder_blocks = nn.ModuleList(Enumerable.Range(0, c.DecoderDepth).Select(_ => new Block(c.DecoderEmbedDim, c.DecoderNumHeads, c.MlpRatio, c.LayerNormEps)).ToArray());
         decoder_norm = nn.LayerNorm(c.DecoderEmbedDim, c.LayerNormEps);
         decoder_pred = nn.Linear(c.DecoderEmbedDim, c.PatchDim);
-
-        RegisterComponents();
+        // registered after the encoder's parts, in the official order
+        register_module(nameof(decoder_embed), decoder_embed);
+        register_parameter(nameof(mask_token), mask_token);
+        register_parameter(nameof(decoder_pos_embed), decoder_pos_embed);
+        register_module(nameof(decoder_blocks), decoder_blocks);
+        register_module(nameof(decoder_norm), decoder_norm);
+        register_module(nameof(decoder_pred), decoder_pred);
         InitializeWeights();
     }
 
@@ -65,10 +59,8 @@ public sealed class MaskedAutoencoderViT : nn.Module<Tensor, MaeOutput>
     {
         using var _ = no_grad();
         var c = Config;
-        pos_embed.copy_(tensor(PositionEmbedding.SinCos2D(c.EmbedDim, c.GridSize, clsToken: true)).unsqueeze(0));
+        InitializeEncoderWeights();
         decoder_pos_embed.copy_(tensor(PositionEmbedding.SinCos2D(c.DecoderEmbedDim, c.GridSize, clsToken: true)).unsqueeze(0));
-        using (var w = patch_embed.Proj.weight!.view(c.EmbedDim, -1)) nn.init.xavier_uniform_(w);
-        nn.init.normal_(cls_token, std: 0.02);
         nn.init.normal_(mask_token, std: 0.02);
         VitInit.XavierLinearsUnitNorms(this);
     }
@@ -122,25 +114,18 @@ public sealed class MaskedAutoencoderViT : nn.Module<Tensor, MaeOutput>
     public (Tensor Latent, Tensor Mask, Tensor IdsRestore) ForwardEncoder(Tensor imgs, double maskRatio, Tensor? noise = null, Generator? generator = null)
     {
         using var scope = NewDisposeScope();
-        var x = patch_embed.forward(imgs);                                   // [N, L, D]
-        x = x.add(pos_embed[.., 1..], Scalars.One);
+        var x = EmbedPatches(imgs);                                          // [N, L, D]
         var (kept, mask, idsRestore) = RandomMasking(x, maskRatio, noise, generator);
-        var cls = cls_token.add(pos_embed[.., ..1], Scalars.One).expand(kept.shape[0], -1, -1);
-        x = cat(new[] { cls, kept }, 1);                                     // [N, 1+len_keep, D]
-        foreach (var blk in blocks) x = blk.forward(x);
-        x = norm.forward(x);
+        x = cat(new[] { ClsTokens(kept.shape[0]), kept }, 1);                // [N, 1+len_keep, D]
+        x = norm!.forward(RunBlocks(x));
         return (x.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope(), idsRestore.MoveToOuterDisposeScope());
     }
 
     /// <summary>Encoder on all patches (no masking): [N, 1+L, D] after the final norm. Used by feature extraction and export.</summary>
     public Tensor ForwardFeatures(Tensor imgs)
     {
-        using var scope = NewDisposeScope();
-        var x = patch_embed.forward(imgs).add(pos_embed[.., 1..], Scalars.One);
-        var cls = cls_token.add(pos_embed[.., ..1], Scalars.One).expand(x.shape[0], -1, -1);
-        x = cat(new[] { cls, x }, 1);
-        foreach (var blk in blocks) x = blk.forward(x);
-        return norm.forward(x).MoveToOuterDisposeScope();
+        using var tokens = ForwardTokens(imgs);
+        return norm!.forward(tokens);
     }
 
     /// <summary>Decoder: latent [N, 1+len_keep, D] -> pixel predictions [N, L, p*p*C].</summary>
@@ -214,9 +199,8 @@ public sealed class MaskedAutoencoderViT : nn.Module<Tensor, MaeOutput>
         var (_, mask, idsRestore) = RandomMasking(tokens, maskRatio ?? Config.MaskRatio, noise);
         var keep = ones_like(mask, dtype: dtype).sub_(mask.to_type(dtype));
         var x = tokens.mul(keep.unsqueeze(-1)).add(pos_embed[.., 1..], Scalars.One);  // mask token = 0 at removed positions
-        x = cat(new[] { cls_token.add(pos_embed[.., ..1], Scalars.One).expand(n, -1, -1), x }, 1);  // [N, 1+L, D]
-        foreach (var blk in blocks) x = blk.forward(x);
-        x = decoder_embed.forward(norm.forward(x)).add(decoder_pos_embed, Scalars.One); // [N, 1+L, Dd]
+        x = cat(new[] { ClsTokens(n), x }, 1);                                            // [N, 1+L, D]
+        x = decoder_embed.forward(norm!.forward(RunBlocks(x))).add(decoder_pos_embed, Scalars.One); // [N, 1+L, Dd]
         foreach (var blk in decoder_blocks) x = blk.forward(x);
         var pred = decoder_pred.forward(decoder_norm.forward(x))[.., 1..].to_type(ScalarType.Float32);
         var mask32 = mask.to_type(ScalarType.Float32);

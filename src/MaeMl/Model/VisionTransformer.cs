@@ -4,61 +4,66 @@ using static TorchSharp.torch;
 
 namespace MaeMl.Model;
 
-/// <summary>Classifier settings on top of a MAE encoder configuration (the official <c>models_vit.py</c>).</summary>
+/// <summary>Classifier settings on top of a MAE encoder configuration (the official <c>models_vit.py</c>), or the dense backbone.</summary>
 /// <param name="Encoder">Encoder architecture (decoder fields are ignored).</param>
 /// <param name="NumClasses">Classes of the linear head; 0 for no head (features only).</param>
 /// <param name="GlobalPool">Mean of the patch tokens + <c>fc_norm</c> (the MAE fine-tuning default) instead of the cls token after <c>norm</c>.</param>
 public sealed record VitClassifierConfig(MaeConfig Encoder, int NumClasses, bool GlobalPool = true)
 {
+    /// <summary>The dense backbone (ViTDet's plain <c>backbone.net</c>): no head, the final <c>norm</c> on every token, and
+    /// <see cref="VisionTransformer.forward"/> returns the patch tokens as a feature map [N, D, H/p, W/p] (cls dropped).</summary>
+    public bool FeatureMap { get; init; }
+
+    /// <summary>The dense-backbone configuration of an encoder.</summary>
+    public static VitClassifierConfig Backbone(MaeConfig encoder) => new(encoder, 0, GlobalPool: false) { FeatureMap = true };
+
     public VitClassifierConfig Validate()
     {
         Encoder.Validate();
         if (NumClasses < 0) throw new ArgumentException($"Invalid classifier configuration: num_classes must be >= 0, got {NumClasses}");
+        if (FeatureMap && (NumClasses != 0 || GlobalPool)) throw new ArgumentException("Invalid backbone configuration: a feature-map backbone has no head and no global pooling");
         return this;
     }
 }
 
 /// <summary>
-/// Vision Transformer for fine-tuning and linear probing, as the official <c>models_vit.VisionTransformer</c>
-/// (timm 0.3.2): state-dict keys <c>patch_embed.proj</c>, <c>cls_token</c>, <c>pos_embed</c> (learnable here),
-/// <c>blocks.N</c>, then <c>fc_norm</c> (global pool) or <c>norm</c> (cls token), and <c>head</c>.
-/// Encoder keys are those of <see cref="MaskedAutoencoderViT"/>, so pretrained weights load one to one.
+/// The <see cref="VitEncoder{TOutput}"/> on all patches with a learnable position table, configured like timm's
+/// <c>VisionTransformer</c> (the official <c>models_vit.VisionTransformer</c>, timm 0.3.2): cls-token pooling after <c>norm</c>,
+/// or global (mean) pooling + <c>fc_norm</c>, and a <c>head</c>; or, with <see cref="VitClassifierConfig.FeatureMap"/>, the dense
+/// backbone returning a feature map. Encoder keys are those of <see cref="MaskedAutoencoderViT"/>, so pretrained weights load one to
+/// one (<see cref="LoadEncoder"/>, <see cref="FromMae"/>: the one way to take an MAE's encoder weights).
 /// </summary>
-public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
+public sealed class VisionTransformer : VitEncoder<Tensor>
 {
-    readonly PatchEmbed patch_embed;
-    readonly Parameter cls_token;
-    readonly Parameter pos_embed;
-    readonly ModuleList<Block> blocks;
-    readonly LayerNorm? norm;      // cls-token pooling only
     readonly LayerNorm? fc_norm;   // global pooling only
     readonly Linear? head;
 
     public VitClassifierConfig Config { get; }
 
-    public VisionTransformer(VitClassifierConfig config) : base(nameof(VisionTransformer))
+    public VisionTransformer(VitClassifierConfig config)
+        : base(nameof(VisionTransformer), config.Validate().Encoder, fixedPositions: false, withNorm: !config.GlobalPool)
     {
-        Config = config.Validate();
+        Config = config;
         var c = config.Encoder;
-        patch_embed = new PatchEmbed(c.ImageSize, c.PatchSize, c.InChans, c.EmbedDim);
-        cls_token = new Parameter(zeros(1, 1, c.EmbedDim));
-        pos_embed = new Parameter(zeros(1, c.NumPatches + 1, c.EmbedDim));
-        blocks = VitInit.EncoderBlocks(c);
-        if (config.GlobalPool) fc_norm = nn.LayerNorm(c.EmbedDim, c.LayerNormEps);
-        else norm = nn.LayerNorm(c.EmbedDim, c.LayerNormEps);
-        if (config.NumClasses > 0) head = nn.Linear(c.EmbedDim, config.NumClasses);
-        RegisterComponents();
+        if (config.GlobalPool)
+        {
+            fc_norm = nn.LayerNorm(c.EmbedDim, c.LayerNormEps);
+            register_module(nameof(fc_norm), fc_norm);
+        }
+        if (config.NumClasses > 0)
+        {
+            head = nn.Linear(c.EmbedDim, config.NumClasses);
+            register_module(nameof(head), head);
+        }
         InitializeWeights();
     }
 
-    /// <summary>The MAE encoder's init (sin-cos position table, xavier-uniform linears and patch projection, N(0, 0.02) cls token, LayerNorm 1/0), head trunc-normal(2e-5) as MAE fine-tuning.</summary>
+    /// <summary>The MAE encoder's init (sin-cos position table, xavier-uniform linears and patch projection, N(0, 0.02) cls token,
+    /// LayerNorm 1/0), head trunc-normal(2e-5) as MAE fine-tuning. A from-scratch baseline starts where pretraining starts.</summary>
     public void InitializeWeights()
     {
         using var _ = no_grad();
-        var c = Config.Encoder;
-        pos_embed.copy_(tensor(PositionEmbedding.SinCos2D(c.EmbedDim, c.GridSize, clsToken: true)).unsqueeze(0));
-        using (var w = patch_embed.Proj.weight!.view(c.EmbedDim, -1)) nn.init.xavier_uniform_(w);
-        nn.init.normal_(cls_token, std: 0.02);
+        InitializeEncoderWeights();
         VitInit.XavierLinearsUnitNorms(this);
         if (head is not null)
         {
@@ -70,23 +75,34 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
     /// <summary>Number of blocks + 1: the layer ids used by layer-wise lr decay (embeddings are layer 0, block i is i+1).</summary>
     public int NumLayers => Config.Encoder.Depth + 1;
 
+    /// <summary>Channels of the feature map (the embedding width).</summary>
+    public int Channels => Config.Encoder.EmbedDim;
+
+    /// <summary>Stride of the feature map in pixels (the patch size).</summary>
+    public int Stride => Config.Encoder.PatchSize;
+
     /// <summary>Pooled, normalised features [N, D] (what the head sees).</summary>
     public Tensor ForwardFeatures(Tensor imgs)
     {
+        if (Config.FeatureMap) throw new InvalidOperationException("A feature-map backbone has no pooled features: call forward");
         using var scope = NewDisposeScope();
-        var x = patch_embed.forward(imgs);                                        // [N, L, D]
-        var cls = cls_token.expand(x.shape[0], -1, -1);
-        x = cat(new[] { cls, x }, 1).add(pos_embed, Scalars.One);                 // [N, 1+L, D]
-        foreach (var blk in blocks) x = blk.forward(x);
+        var x = ForwardTokens(imgs);                                              // [N, 1+L, D]
         Tensor outcome = Config.GlobalPool
             ? fc_norm!.forward(x[.., 1..].mean(new long[] { 1 }))                 // [N, D]
             : norm!.forward(x)[.., 0];
         return outcome.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Logits [N, classes] (or features when there is no head).</summary>
+    /// <summary>Logits [N, classes], features [N, D] when there is no head, or the feature map [N, D, H/p, W/p] of a backbone.</summary>
     public override Tensor forward(Tensor imgs)
     {
+        if (Config.FeatureMap)
+        {
+            using var scope = NewDisposeScope();
+            var x = norm!.forward(ForwardTokens(imgs))[.., 1..];                  // [N, L, D]
+            int g = Config.Encoder.GridSize;
+            return x.transpose(1, 2).reshape(x.shape[0], Config.Encoder.EmbedDim, g, g).MoveToOuterDisposeScope();
+        }
         if (head is null) return ForwardFeatures(imgs);
         using var features = ForwardFeatures(imgs);
         return head.forward(features);
@@ -94,4 +110,42 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
 
     /// <summary>The classification head, or null.</summary>
     public Linear? Head => head;
+
+    /// <summary>
+    /// Copies encoder weights by official MAE name (decoder keys and tensors this model lacks, such as <c>norm</c> with global
+    /// pooling, are ignored). The position table's grid rows are bicubically resized to this model's grid when it differs
+    /// (<see cref="PositionEmbeddingInterpolation"/>). Returns the names copied.
+    /// </summary>
+    /// <exception cref="ArgumentException">A needed weight is missing or has another shape (the message names it).</exception>
+    public IReadOnlyList<string> LoadEncoder(IReadOnlyDictionary<string, Tensor> state)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var copied = new List<string>();
+        foreach (var (name, param) in named_parameters())
+        {
+            if (name.StartsWith("head.") || name.StartsWith("fc_norm.")) continue;
+            if (!state.TryGetValue(name, out var source)) throw new ArgumentException($"The encoder weights have no '{name}'");
+            var value = source;
+            if (name == "pos_embed" && !source.shape.SequenceEqual(param.shape))
+            {
+                if (source.shape[2] != param.shape[2]) throw new ArgumentException($"'pos_embed' is [{string.Join(", ", source.shape)}], this model needs width {param.shape[2]}");
+                value = PositionEmbeddingInterpolation.Interpolate(source, Config.Encoder.GridSize);
+            }
+            if (!value.shape.SequenceEqual(param.shape))
+                throw new ArgumentException($"Weight '{name}' is [{string.Join(", ", value.shape)}], this model needs [{string.Join(", ", param.shape)}]");
+            param.copy_(value.to(param.dtype, param.device));
+            copied.Add(name);
+        }
+        return copied;
+    }
+
+    /// <summary>A model of <paramref name="config"/> (its encoder's width, depth and patch size must be the MAE's; image size may
+    /// differ: the position table is interpolated) with the encoder weights of <paramref name="mae"/>.</summary>
+    public static VisionTransformer FromMae(MaskedAutoencoderViT mae, VitClassifierConfig config)
+    {
+        var model = new VisionTransformer(config);
+        model.LoadEncoder(mae.state_dict().Where(kv => MaskedAutoencoderViT.IsEncoderKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value));
+        return model;
+    }
 }

@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace MaeMl.Interop;
+namespace MaeMl.Model;
 
 /// <summary>
 /// Resizes a position table to another patch grid as the official <c>util/pos_embed.interpolate_pos_embed</c>: the extra
