@@ -25,6 +25,7 @@ public static class DetectEvalCommand
                 using var val = data.Load(parse, model.Config.Encoder.ImageSize, validation: true);
                 if (val.ClassNames.Count != model.Config.NumClasses)
                     throw new CliException($"the model has {model.Config.NumClasses} classes ({string.Join(", ", header.ClassNames.Take(5))}...), the data {val.ClassNames.Count}: use the same --names / --keep-classes as in training");
+                Console.WriteLine(Describe(model.Config));
                 Report(DetectionTrainer.Evaluate(model, val), "val", header.ClassNames);
                 if (parse.GetValue(picture) is { } p) Draw(model, val, p, data.ReadResize(parse));
             }
@@ -32,6 +33,10 @@ public static class DetectEvalCommand
         }));
         return command;
     }
+
+    /// <summary>The post-processing the AP is measured with (that of the exported ONNX model too).</summary>
+    internal static string Describe(DetectionConfig c) =>
+        FormattableString.Invariant($"detections: scores above {c.ScoreThreshold}, best {c.PreNmsTopK} candidates, class-wise NMS at IoU {c.NmsIoU}, at most {c.MaxDetections} an image");
 
     internal static void Report(DetectionEvaluation e, string split, IReadOnlyList<string> names)
     {

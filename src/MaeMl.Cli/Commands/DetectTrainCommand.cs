@@ -16,13 +16,18 @@ public static class DetectTrainCommand
         var data = new DetectionDataOptions();
         data.AddTo(command, training: true);
         var convs = new Option<int>("--head-convs") { Description = "Conv layers per FCOS tower (FCOS: 4).", DefaultValueFactory = _ => 2 };
-        command.Options.Add(convs);
+        var threshold = new Option<float>("--score-threshold") { Description = "Only scores above this become detections (in [0, 1)); the saved model keeps it.", DefaultValueFactory = _ => 0.05f };
+        var nmsIoU = new Option<float>("--nms-iou") { Description = "IoU above which NMS drops the lower-scored box of the same class.", DefaultValueFactory = _ => 0.6f };
+        var maxDetections = new Option<int>("--max-detections") { Description = "Detections per image at most, all classes together (COCO: 100).", DefaultValueFactory = _ => 100 };
+        foreach (var o in new Option[] { convs, threshold, nmsIoU, maxDetections }) command.Options.Add(o);
         command.SetAction(parse => ModelFileOptions.Run(() =>
         {
             var (encoder, weights, description) = dense.ReadBackbone(parse);
             using var train = data.Load(parse, encoder.ImageSize, validation: false, parse.GetValue(dense.Limit));
             using var val = data.Load(parse, encoder.ImageSize, validation: true);
-            var config = new DetectionConfig(encoder, train.ClassNames.Count, parse.GetValue(dense.PyramidChannels), dense.ReadScales(parse), parse.GetValue(convs));
+            var config = new DetectionConfig(encoder, train.ClassNames.Count, parse.GetValue(dense.PyramidChannels), dense.ReadScales(parse), parse.GetValue(convs))
+                { ScoreThreshold = parse.GetValue(threshold), NmsIoU = parse.GetValue(nmsIoU), MaxDetections = parse.GetValue(maxDetections) };
+            config.Validate();
             using var model = new DetectionModel(config);
             if (weights is not null) { model.Vit.LoadEncoder(weights); foreach (var t in weights.Values) t.Dispose(); }
             Console.WriteLine(description);
@@ -30,6 +35,7 @@ public static class DetectTrainCommand
                               $"val {val.Count} images ({val.Boxes.Sum(b => b.Length)} boxes), torch threads {get_num_threads()}");
             var result = DetectionTrainer.Train(model, train, dense.ReadTraining(parse), Console.WriteLine);
             Console.WriteLine($"trained {result.Steps} steps in {result.Seconds:F0} s");
+            Console.WriteLine(DetectEvalCommand.Describe(config));
             DetectEvalCommand.Report(DetectionTrainer.Evaluate(model, train), "train", train.ClassNames);
             DetectEvalCommand.Report(DetectionTrainer.Evaluate(model, val), "val", val.ClassNames);
             if (parse.GetValue(dense.Output) is { } output) { DenseModelFile.Save(model, output, train.ClassNames); Console.WriteLine($"saved {output}"); }

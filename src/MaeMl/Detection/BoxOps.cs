@@ -1,7 +1,10 @@
 namespace MaeMl.Detection;
 
-/// <summary>Box geometry and non-maximum suppression on the CPU. (TorchSharp 0.107 ships no <c>torchvision.ops</c>; NMS is
-/// also an ONNX operator, which the exported graph uses.)</summary>
+/// <summary>Box geometry and non-maximum suppression on the CPU. <see cref="Nms"/> decides as ONNX Runtime's
+/// <c>NonMaxSuppression</c>, which the exported graph uses (same float IoU, suppression when IoU &gt; threshold, equal scores
+/// in candidate order), so TorchSharp evaluation and the exported model keep the same boxes. TorchVision 0.107's
+/// <c>torchvision.ops.nms</c> agrees on distinct scores but orders equal scores its own way (saturated sigmoids make ties
+/// common), so it is not used.</summary>
 public static class BoxOps
 {
     /// <summary>Intersection over union of two boxes (x0, y0, x1, y1).</summary>
@@ -16,8 +19,9 @@ public static class BoxOps
     public static float IoU(DetectedBox a, BoxAnnotation b) => IoU(a.X0, a.Y0, a.X1, a.Y1, b.X0, b.Y0, b.X1, b.Y1);
     public static float IoU(DetectedBox a, DetectedBox b) => IoU(a.X0, a.Y0, a.X1, a.Y1, b.X0, b.Y0, b.X1, b.Y1);
 
-    /// <summary>Class-wise greedy NMS: by descending score, drop boxes of the same class overlapping a kept one by more than
-    /// <paramref name="iouThreshold"/>; at most <paramref name="maxKeep"/> boxes, highest score first.</summary>
+    /// <summary>Class-wise greedy NMS: by descending score (equal scores in input order), drop boxes of the same class
+    /// overlapping a kept one by more than <paramref name="iouThreshold"/>; at most <paramref name="maxKeep"/> boxes, highest
+    /// score first.</summary>
     public static List<DetectedBox> Nms(IEnumerable<DetectedBox> boxes, float iouThreshold, int maxKeep = int.MaxValue)
     {
         var kept = new List<DetectedBox>();

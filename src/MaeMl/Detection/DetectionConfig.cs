@@ -11,13 +11,13 @@ namespace MaeMl.Detection;
 public sealed record DetectionConfig(MaeConfig Encoder, int NumClasses, int PyramidChannels = 64, double[]? PyramidScales = null, int HeadConvs = 2)
 {
     public double[] Scales => PyramidScales ?? [4.0, 2.0, 1.0, 0.5];
-    /// <summary>Minimum score kept before NMS.</summary>
+    /// <summary>Only (location, class) scores above this become candidates (in [0, 1)).</summary>
     public float ScoreThreshold { get; init; } = 0.05f;
     /// <summary>IoU above which NMS drops the lower-scored box of the same class.</summary>
     public float NmsIoU { get; init; } = 0.6f;
-    /// <summary>Detections kept per image.</summary>
+    /// <summary>Detections kept per image, all classes together (the best by score after NMS).</summary>
     public int MaxDetections { get; init; } = 100;
-    /// <summary>Candidates per image before NMS.</summary>
+    /// <summary>Candidates per image before NMS (the best by score, all classes together).</summary>
     public int PreNmsTopK { get; init; } = 1000;
     /// <summary>FCOS centre sampling: a location is positive only within this many strides of the box centre.</summary>
     public float CenterSampleRadius { get; init; } = 1.5f;
@@ -27,6 +27,9 @@ public sealed record DetectionConfig(MaeConfig Encoder, int NumClasses, int Pyra
         Encoder.Validate();
         if (NumClasses < 1) throw new ArgumentException($"A detector needs at least one class, got {NumClasses}");
         if (PyramidChannels < 1 || HeadConvs < 0) throw new ArgumentException("PyramidChannels must be positive and HeadConvs non-negative");
+        if (!(ScoreThreshold >= 0 && ScoreThreshold < 1)) throw new ArgumentException($"ScoreThreshold must be in [0, 1), got {ScoreThreshold}");
+        if (!(NmsIoU >= 0 && NmsIoU <= 1)) throw new ArgumentException($"NmsIoU must be in [0, 1], got {NmsIoU}");
+        if (MaxDetections < 1 || PreNmsTopK < 1) throw new ArgumentException($"MaxDetections and PreNmsTopK must be positive, got {MaxDetections} and {PreNmsTopK}");
         return this;
     }
 }

@@ -65,6 +65,26 @@ public sealed class DetectionDataset : IDisposable
         return new DetectionDataset(tensor(pixels).reshape(n, 3, size, size), scaled, Enumerable.Range(0, n).Select(i => $"row {i}").ToList(), classes, size);
     }
 
+    /// <summary>
+    /// Images already brought to the model's size elsewhere (e.g. by ML.NET's <c>ResizeImages</c> + <c>ExtractPixels</c>, so that
+    /// training sees exactly the pixels the exported model is served): <paramref name="pixels"/> holds RGB planes 0..255 of
+    /// <paramref name="boxes"/>.Count images [N, 3, S, S], normalised here as the exported graph does ((x / 255 - mean) / std);
+    /// boxes are in model pixels, clipped to the image, boxes under 1 px dropped.
+    /// </summary>
+    public static DetectionDataset FromPixels(float[] pixels, IReadOnlyList<BoxAnnotation[]> boxes, IReadOnlyList<string> classes, int size, IReadOnlyList<string>? names = null)
+    {
+        int n = boxes.Count;
+        if (pixels.Length != (long)n * 3 * size * size) throw new ArgumentException($"{pixels.Length} pixel values for {n} images of 3 x {size} x {size}");
+        using var scope = NewDisposeScope();
+        var mean = tensor(ImageNetNormalization.Mean).reshape(1, 3, 1, 1);
+        var std = tensor(ImageNetNormalization.Std).reshape(1, 3, 1, 1);
+        var images = ((tensor(pixels).reshape(n, 3, size, size) / 255f - mean) / std).MoveToOuterDisposeScope();
+        var clipped = boxes.Select(bs => bs
+            .Select(b => b with { X0 = Math.Clamp(b.X0, 0, size), Y0 = Math.Clamp(b.Y0, 0, size), X1 = Math.Clamp(b.X1, 0, size), Y1 = Math.Clamp(b.Y1, 0, size) })
+            .Where(b => b.Width >= 1 && b.Height >= 1 && b.Label < classes.Count).ToArray()).ToList();
+        return new DetectionDataset(images, clipped, names ?? Enumerable.Range(0, n).Select(i => $"row {i}").ToList(), classes, size);
+    }
+
     /// <summary>Resizes a bitmap to size x size and gives the box transform x' = x * sx + dx, y' = y * sy + dy.</summary>
     public static (SKBitmap Bitmap, float Sx, float Sy, float Dx, float Dy) Resize(SKBitmap bitmap, int size, DetectionResize resize)
     {

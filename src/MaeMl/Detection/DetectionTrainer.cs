@@ -33,7 +33,8 @@ public static class DetectionTrainer
         return result;
     }
 
-    /// <summary>COCO-style AP of the model on <paramref name="data"/>.</summary>
+    /// <summary>COCO-style AP of the model on <paramref name="data"/>: of the detections <see cref="FcosPostprocess"/> (and so the
+    /// exported ONNX model) returns, at most <see cref="DetectionConfig.MaxDetections"/> an image.</summary>
     public static DetectionEvaluation Evaluate(DetectionModel model, DetectionDataset data, int batchSize = 16) =>
-        DetectionMetrics.Evaluate(Predict(model, data.Images, batchSize), data.Boxes, model.Config.NumClasses);
+        DetectionMetrics.Evaluate(Predict(model, data.Images, batchSize), data.Boxes, model.Config.NumClasses, model.Config.MaxDetections);
 }

@@ -9,14 +9,14 @@ public sealed record MaeObjectDetectionOptions
     /// <summary>Vector of keys: the class of each box.</summary>
     public string LabelColumnName { get; init; } = "Label";
     /// <summary>Vector of floats, four per box: x0, y0, x1, y1 in pixels of the image.</summary>
-    public string BoundingBoxColumnName { get; init; } = "Box";
+    public string BoundingBoxColumnName { get; init; } = "BoundingBoxes";
     /// <summary>Image column (<see cref="Microsoft.ML.Data.MLImage"/>).</summary>
     public string ImageColumnName { get; init; } = "Image";
-    /// <summary>Output: vector of keys (same key type as the label).</summary>
+    /// <summary>Output: variable-size vector of keys (same key type as the label), one per predicted box.</summary>
     public string PredictedLabelColumnName { get; init; } = "PredictedLabel";
-    /// <summary>Output: vector of floats, one per predicted box.</summary>
+    /// <summary>Output: variable-size vector of floats, one per predicted box, best first.</summary>
     public string ScoreColumnName { get; init; } = "Score";
-    /// <summary>Output: vector of floats, four per predicted box (x0, y0, x1, y1 in pixels of the model's S x S input).</summary>
+    /// <summary>Output: variable-size vector of floats, four per predicted box: x0, y0, x1, y1 in pixels of the original image.</summary>
     public string PredictedBoundingBoxColumnName { get; init; } = "PredictedBoundingBoxes";
 
     /// <summary>ViT architecture; its <see cref="MaeConfig.ImageSize"/> is the model's input size.</summary>
@@ -26,9 +26,12 @@ public sealed record MaeObjectDetectionOptions
     public int PyramidChannels { get; init; } = 64;
     public double[]? PyramidScales { get; init; }
     public int HeadConvs { get; init; } = 2;
+    /// <summary>Only (location, class) scores above this become detections (in [0, 1)).</summary>
     public float ScoreThreshold { get; init; } = 0.05f;
+    /// <summary>IoU above which non-maximum suppression drops the lower-scored box of the same class.</summary>
     public float NmsIoU { get; init; } = 0.6f;
-    public int MaxDetectionsPerClass { get; init; } = 100;
+    /// <summary>Detections returned per image at most, all classes together (the best by score after NMS).</summary>
+    public int MaxDetections { get; init; } = 100;
     public DenseTrainingOptions Training { get; init; } = new();
     /// <summary>Where the trained model's ONNX file is written (null: a temporary file). The fitted ML.NET model embeds it.</summary>
     public string? OnnxModelFile { get; init; }

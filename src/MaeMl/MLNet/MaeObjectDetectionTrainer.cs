@@ -5,26 +5,35 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Transforms.Image;
 using Microsoft.ML.Transforms.Onnx;
-using SkiaSharp;
+using static TorchSharp.torch;
 
 namespace MaeMl.MLNet;
 
 /// <summary>
-/// ML.NET trainer for object detection with a MAE ViT (ViTDet simple feature pyramid + FCOS): <see cref="Fit"/> reads the
-/// images, box labels (keys) and boxes (x0 y0 x1 y1) of the data view, trains in TorchSharp, exports the model with its
-/// post-processing (ONNX NonMaxSuppression) and returns a chain of ML.NET's own transformers (<c>ResizeImages</c>,
+/// ML.NET trainer for object detection with a MAE ViT (ViTDet simple feature pyramid + FCOS), with the columns of ML.NET's own
+/// object-detection trainer: in, <c>Label</c> (vector of keys, one per box), <c>BoundingBoxes</c> (x0 y0 x1 y1 per box, pixels
+/// of the image) and <c>Image</c>; out, <c>PredictedLabel</c> (variable-size vector of keys of the label's key type),
+/// <c>Score</c> (variable-size float vector, best first) and <c>PredictedBoundingBoxes</c> (variable-size float vector, 4 per
+/// box, pixels of the original image). <see cref="Fit"/> stretches the images to the model's S x S size with the chain's own
+/// <c>ResizeImages</c> + <c>ExtractPixels</c> (so training sees the pixels the model is served), trains in TorchSharp, exports
+/// the model with its post-processing (<see cref="DetectionOnnxExporter"/>: score threshold, class-wise NMS, at most
+/// <see cref="MaeObjectDetectionOptions.MaxDetections"/> boxes an image, boxes scaled back to the image) and returns a chain
+/// of ML.NET transformers: <c>CopyColumns</c>, a <c>CustomMapping</c> giving the image size
+/// (<see cref="ImageSizeMappingFactory"/>, which <c>Model.Load</c> finds in MaeMl.dll by itself), <c>ResizeImages</c>,
 /// <c>ExtractPixels</c>, <c>ApplyOnnxModel</c>, <c>MapValue</c> + <c>MapValueToKey</c> for the predicted keys, copies and
-/// drops), which <c>mlContext.Model.Save</c>/<c>Load</c> handle without MaeMl. The outputs have the columns of ML.NET's own
-/// object-detection trainer: <c>PredictedLabel</c> (keys of the label's key type), <c>Score</c> and
-/// <c>PredictedBoundingBoxes</c>, here in pixels of the model's S x S input (scale by width/S, height/S for the image).
+/// drops. <see cref="Predict"/> runs the trained TorchSharp model on the same pixels and gives the same detections.
 /// Training holds the images in memory at the model's size.
 /// </summary>
 public sealed class MaeObjectDetectionTrainer(MLContext ml, MaeObjectDetectionOptions options) : IEstimator<ITransformer>
 {
     const string Prefix = "MaeDetection.";
+    const string Resized = Prefix + "Resized";
 
     /// <summary>The last trained model (disposed by the caller), for evaluation or saving with <see cref="Heads.DenseModelFile"/>.</summary>
     public DetectionModel? TrainedModel { get; private set; }
+
+    DetectionConfig Config(int numClasses) => new(options.Encoder, numClasses, options.PyramidChannels, options.PyramidScales, options.HeadConvs)
+        { ScoreThreshold = options.ScoreThreshold, NmsIoU = options.NmsIoU, MaxDetections = options.MaxDetections };
 
     public ITransformer Fit(IDataView input)
     {
@@ -35,98 +44,192 @@ public sealed class MaeObjectDetectionTrainer(MLContext ml, MaeObjectDetectionOp
             throw new ArgumentOutOfRangeException(nameof(input), $"Label column '{o.LabelColumnName}' must be a vector of keys (MapValueToKey on the box class names), got {label.Type}");
         var image = schema.GetColumnOrNull(o.ImageColumnName) ?? throw new ArgumentOutOfRangeException(nameof(input), $"Could not find image column '{o.ImageColumnName}'");
         if (image.Type is not ImageDataViewType) throw new ArgumentOutOfRangeException(nameof(input), $"Image column '{o.ImageColumnName}' must hold images (LoadImages), got {image.Type}");
-        var box = schema.GetColumnOrNull(o.BoundingBoxColumnName) ?? throw new ArgumentOutOfRangeException(nameof(input), $"Could not find bounding-box column '{o.BoundingBoxColumnName}'");
+        if (schema.GetColumnOrNull(o.BoundingBoxColumnName) is null) throw new ArgumentOutOfRangeException(nameof(input), $"Could not find bounding-box column '{o.BoundingBoxColumnName}'");
         int numClasses = (int)keyType.Count;
         var names = new VBuffer<ReadOnlyMemory<char>>();
         List<string> classNames;
         if (label.HasKeyValues()) { label.GetKeyValues(ref names); classNames = names.DenseValues().Select(v => v.ToString()).ToList(); }
         else classNames = Enumerable.Range(1, numClasses).Select(i => i.ToString()).ToList();
+        var config = Config(numClasses).Validate();
 
-        // ---- read the rows
-        var bitmaps = new List<SKBitmap>();
-        var boxes = new List<BoxAnnotation[]>();
-        try
+        // ---- read the rows through the chain's own preprocessing
+        int size = o.Encoder.ImageSize;
+        var (pixels, sizes) = ReadPixels(input);
+        var boxes = ReadBoxes(input, o.LabelColumnName, o.BoundingBoxColumnName);
+        if (boxes.Count == 0) throw new InvalidDataException("The training data has no rows");
+        var scaled = boxes.Select((bs, i) => bs.Select(b => b.Transform((float)size / sizes[i].Width, (float)size / sizes[i].Height)).ToArray()).ToList();
+
+        // ---- train
+        var model = new DetectionModel(config);
+        if (o.PretrainedEncoderFile is not null)
         {
-            using (var cursor = input.GetRowCursor([label, image, box]))
-            {
-                var getLabels = cursor.GetGetter<VBuffer<uint>>(label);
-                var getImage = cursor.GetGetter<MLImage>(image);
-                var getBoxes = cursor.GetGetter<VBuffer<float>>(box);
-                VBuffer<uint> keys = default; VBuffer<float> coords = default; MLImage img = null!;
-                while (cursor.MoveNext())
-                {
-                    getLabels(ref keys); getBoxes(ref coords); getImage(ref img);
-                    var k = keys.DenseValues().ToArray();
-                    var c = coords.DenseValues().ToArray();
-                    if (c.Length != 4 * k.Length) throw new InvalidDataException($"Row {cursor.Position}: {k.Length} labels but {c.Length} box values (need 4 per label: x0 y0 x1 y1)");
-                    boxes.Add(k.Select((key, i) => new BoxAnnotation(c[4 * i], c[4 * i + 1], c[4 * i + 2], c[4 * i + 3], (int)key - 1)).Where(b => b.Label >= 0).ToArray());
-                    bitmaps.Add(ToBitmap(img));
-                }
-            }
-            if (bitmaps.Count == 0) throw new InvalidDataException("The training data has no rows");
-
-            // ---- train
-            var config = new DetectionConfig(o.Encoder, numClasses, o.PyramidChannels, o.PyramidScales, o.HeadConvs)
-            { ScoreThreshold = o.ScoreThreshold, NmsIoU = o.NmsIoU, MaxDetections = o.MaxDetectionsPerClass };
-            var model = new DetectionModel(config);
-            if (o.PretrainedEncoderFile is not null)
-            {
-                using var mae = MaeModelFile.LoadMae(o.PretrainedEncoderFile, new MaeLoadOptions { AllowMissingDecoder = true });
-                model.Vit.LoadEncoder(mae.state_dict().Where(kv => MaskedAutoencoderViT.IsEncoderKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value));
-            }
-            using (var data = DetectionDataset.FromBitmaps(bitmaps, boxes, classNames, o.Encoder.ImageSize))
-                DetectionTrainer.Train(model, data, o.Training, o.Log);
-            model.eval();
-            TrainedModel?.Dispose();
-            TrainedModel = model;
-            var onnx = o.OnnxModelFile ?? Path.Combine(Path.GetTempPath(), $"maeml-detector-{Guid.NewGuid():N}.onnx");
-            DetectionOnnxExporter.Export(model, onnx);
-            return Chain(onnx, classNames).Fit(input);
+            using var mae = MaeModelFile.LoadMae(o.PretrainedEncoderFile, new MaeLoadOptions { AllowMissingDecoder = true });
+            model.Vit.LoadEncoder(mae.state_dict().Where(kv => MaskedAutoencoderViT.IsEncoderKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value));
         }
-        finally { foreach (var b in bitmaps) b.Dispose(); }
+        using (var data = DetectionDataset.FromPixels(pixels, scaled, classNames, size))
+            DetectionTrainer.Train(model, data, o.Training, o.Log);
+        model.eval();
+        TrainedModel?.Dispose();
+        TrainedModel = model;
+        var onnx = o.OnnxModelFile ?? Path.Combine(Path.GetTempPath(), $"maeml-detector-{Guid.NewGuid():N}.onnx");
+        DetectionOnnxExporter.Export(model, onnx);
+        return FitChain(input, onnx, classNames);
     }
 
-    /// <summary>The inference chain over an exported detector, predicted keys numbered as <paramref name="classNames"/>.</summary>
-    IEstimator<ITransformer> Chain(string onnx, List<string> classNames)
+    /// <summary>
+    /// The detections of <see cref="TrainedModel"/> for the rows of <paramref name="input"/>, computed in TorchSharp
+    /// (<see cref="FcosPostprocess"/>) on the pixels of the chain's own preprocessing, boxes in pixels of the original images:
+    /// what the fitted ML.NET model returns, up to float rounding.
+    /// </summary>
+    public List<DetectedBox[]> Predict(IDataView input, int batchSize = 16)
+    {
+        var model = TrainedModel ?? throw new InvalidOperationException("Fit the trainer first");
+        int size = model.Config.Encoder.ImageSize;
+        var (pixels, sizes) = ReadPixels(input);
+        using var data = DetectionDataset.FromPixels(pixels, sizes.Select(_ => Array.Empty<BoxAnnotation>()).ToList(), Enumerable.Range(0, model.Config.NumClasses).Select(i => i.ToString()).ToList(), size);
+        model.eval();
+        using var _ = no_grad();
+        var result = new List<DetectedBox[]>();
+        for (int i = 0; i < sizes.Count; i += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            int end = Math.Min(sizes.Count, i + batchSize);
+            using var output = model.forward(data.Images[TensorIndex.Slice(i, end)]);
+            result.AddRange(FcosPostprocess.Decode(model, output, sizes.Skip(i).Take(end - i).ToList()));
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// COCO-style AP (<see cref="DetectionMetrics"/>) of a scored view: the ground truth in the label and bounding-box columns,
+    /// the detections in the predicted-label, score and predicted-box columns, all in pixels of the original images.
+    /// </summary>
+    public DetectionEvaluation Evaluate(IDataView scored)
+    {
+        var o = options;
+        var label = scored.Schema[o.LabelColumnName];
+        if (label.Type is not VectorDataViewType { ItemType: KeyDataViewType keyType }) throw new ArgumentOutOfRangeException(nameof(scored), $"Label column '{o.LabelColumnName}' must be a vector of keys");
+        var truth = ReadBoxes(scored, o.LabelColumnName, o.BoundingBoxColumnName);
+        var predicted = ReadBoxes(scored, o.PredictedLabelColumnName, o.PredictedBoundingBoxColumnName, o.ScoreColumnName)
+            .Select(bs => bs.Select(b => new DetectedBox(b.X0, b.Y0, b.X1, b.Y1, b.Label, b.Score)).ToArray()).ToList();
+        return DetectionMetrics.Evaluate(predicted, truth, (int)keyType.Count, o.MaxDetections);
+    }
+
+    /// <summary>Boxes of every row from a key-vector column and a 4-per-key float column (and a score column); key 0 (missing) is skipped.</summary>
+    static List<(float X0, float Y0, float X1, float Y1, int Label, float Score)[]> ReadBoxesWithScores(IDataView view, string keys, string coords, string? scores)
+    {
+        var columns = new List<DataViewSchema.Column> { view.Schema[keys], view.Schema[coords] };
+        if (scores is not null) columns.Add(view.Schema[scores]);
+        var result = new List<(float, float, float, float, int, float)[]>();
+        using var cursor = view.GetRowCursor(columns);
+        var getKeys = cursor.GetGetter<VBuffer<uint>>(columns[0]);
+        var getCoords = cursor.GetGetter<VBuffer<float>>(columns[1]);
+        var getScores = scores is null ? null : cursor.GetGetter<VBuffer<float>>(columns[2]);
+        VBuffer<uint> k = default; VBuffer<float> c = default, s = default;
+        while (cursor.MoveNext())
+        {
+            getKeys(ref k); getCoords(ref c); getScores?.Invoke(ref s);
+            var kv = k.DenseValues().ToArray();
+            var cv = c.DenseValues().ToArray();
+            var sv = scores is null ? new float[kv.Length] : s.DenseValues().ToArray();
+            if (cv.Length != 4 * kv.Length || sv.Length != kv.Length)
+                throw new InvalidDataException($"Row {cursor.Position}: {kv.Length} labels but {cv.Length} box values (need 4 per label: x0 y0 x1 y1){(scores is null ? "" : $" and {sv.Length} scores")}");
+            result.Add(Enumerable.Range(0, kv.Length).Where(i => kv[i] > 0)
+                .Select(i => (cv[4 * i], cv[4 * i + 1], cv[4 * i + 2], cv[4 * i + 3], (int)kv[i] - 1, sv[i])).ToArray());
+        }
+        return result;
+    }
+
+    static List<BoxAnnotation[]> ReadBoxes(IDataView view, string keys, string coords) =>
+        ReadBoxesWithScores(view, keys, coords, null).Select(bs => bs.Select(b => new BoxAnnotation(b.X0, b.Y0, b.X1, b.Y1, b.Label)).ToArray()).ToList();
+
+    static List<(float X0, float Y0, float X1, float Y1, int Label, float Score)[]> ReadBoxes(IDataView view, string keys, string coords, string scores) =>
+        ReadBoxesWithScores(view, keys, coords, scores);
+
+    /// <summary>The model-size RGB planes (0..255) and the original (width, height) of every row, through the chain's preprocessing.</summary>
+    (float[] Pixels, List<(int Width, int Height)> Sizes) ReadPixels(IDataView input)
+    {
+        var view = FitPreprocessing(input).Transform(input);
+        int plane = 3 * options.Encoder.ImageSize * options.Encoder.ImageSize;
+        var pixels = new List<float>();
+        var sizes = new List<(int, int)>();
+        var columns = new[] { view.Schema[DetectionOnnxNames.Pixels], view.Schema[DetectionOnnxNames.ImageSize] };
+        using var cursor = view.GetRowCursor(columns);
+        var getPixels = cursor.GetGetter<VBuffer<float>>(columns[0]);
+        var getSize = cursor.GetGetter<VBuffer<float>>(columns[1]);
+        VBuffer<float> p = default, s = default;
+        while (cursor.MoveNext())
+        {
+            getPixels(ref p); getSize(ref s);
+            if (p.Length != plane) throw new InvalidDataException($"Row {cursor.Position}: {p.Length} pixel values, expected {plane}");
+            pixels.AddRange(p.DenseValues());
+            var wh = s.DenseValues().ToArray();
+            sizes.Add(((int)wh[0], (int)wh[1]));
+        }
+        return (pixels.ToArray(), sizes);
+    }
+
+    /// <summary>
+    /// The chain's preprocessing: the image copied to <see cref="ImageSizeMappingFactory.ImageColumn"/>, its size
+    /// (<see cref="ImageSizeMappingFactory"/>) and the image stretched to S x S as RGB planes 0..255 (ML.NET's
+    /// <c>ResizeImages</c> with <c>Fill</c>, <c>ExtractPixels</c>). Fitted piece by piece: an <c>EstimatorChain</c> would check
+    /// the <c>CustomMapping</c>'s image column with <c>CustomMappingEstimator.GetOutputSchema</c>, which compares the (not
+    /// shared) image types by reference and always fails in ML.NET 5.0.1.
+    /// </summary>
+    TransformerChain<ITransformer> FitPreprocessing(IDataView input)
+    {
+        var t = ml.Transforms;
+        var copy = t.CopyColumns(ImageSizeMappingFactory.ImageColumn, options.ImageColumnName).Fit(input);
+        var copied = copy.Transform(input);
+        var imageSize = t.CustomMapping<ImageSizeMappingFactory.Input, ImageSizeMappingFactory.Output>(ImageSizeMappingFactory.Map, ImageSizeMappingFactory.ContractName).Fit(copied);
+        var sized = imageSize.Transform(copied);
+        var pixels = Stretch().Fit(sized);
+        return new TransformerChain<ITransformer>(copy, imageSize, pixels);
+    }
+
+    IEstimator<ITransformer> Stretch()
+    {
+        var t = ml.Transforms;
+        int size = options.Encoder.ImageSize;
+        return t.ResizeImages(Resized, size, size, options.ImageColumnName, ImageResizingEstimator.ResizingKind.Fill)
+            .Append(t.ExtractPixels(DetectionOnnxNames.Pixels, Resized, ImagePixelExtractingEstimator.ColorBits.Rgb, ImagePixelExtractingEstimator.ColorsOrder.ARGB,
+                interleavePixelColors: false, offsetImage: 0f, scaleImage: 1f, outputAsFloatArray: true));
+    }
+
+    /// <summary>The fitted inference chain over an exported detector, predicted keys numbered as <paramref name="classNames"/>.</summary>
+    ITransformer FitChain(IDataView input, string onnx, List<string> classNames)
+    {
+        var preprocessing = FitPreprocessing(input);
+        var rest = Inference(onnx, classNames, [DetectionOnnxNames.Pixels, DetectionOnnxNames.ImageSize], [ImageSizeMappingFactory.ImageColumn, DetectionOnnxNames.ImageSize])
+            .Fit(preprocessing.Transform(input));
+        return new TransformerChain<ITransformer>(preprocessing, rest);
+    }
+
+    /// <summary>From the preprocessed columns on: <c>ApplyOnnxModel</c>, the predicted keys, the output copies and the drops.</summary>
+    IEstimator<ITransformer> Inference(string onnx, List<string> classNames, string[] onnxInputs, string[] alsoDrop)
     {
         var o = options;
         var t = ml.Transforms;
-        int size = o.Encoder.ImageSize;
-        string resized = Prefix + "Resized", names = Prefix + "LabelNames";
+        string names = Prefix + "LabelNames";
         var lookup = ml.Data.LoadFromEnumerable(classNames.Select((n, i) => new LabelLookup { Index = i, Name = n }));
         var keyData = ml.Data.LoadFromEnumerable(classNames.Select(n => new KeyName { Name = n }));
-        IEstimator<ITransformer> chain = t.ResizeImages(resized, size, size, o.ImageColumnName, ImageResizingEstimator.ResizingKind.Fill)
-            .Append(t.ExtractPixels(DetectionOnnxNames.Pixels, resized, ImagePixelExtractingEstimator.ColorBits.Rgb, ImagePixelExtractingEstimator.ColorsOrder.ARGB,
-                interleavePixelColors: false, offsetImage: 0f, scaleImage: 1f, outputAsFloatArray: true))
-            .Append(t.ApplyOnnxModel(new OnnxOptions
+        return t.ApplyOnnxModel(new OnnxOptions
             {
-                ModelFile = onnx, InputColumns = [DetectionOnnxNames.Pixels],
+                ModelFile = onnx, InputColumns = onnxInputs,
                 OutputColumns = [DetectionOnnxNames.Boxes, DetectionOnnxNames.Scores, DetectionOnnxNames.Labels],
-            }))
+            })
             .Append(t.Conversion.MapValue(names, lookup, lookup.Schema[nameof(LabelLookup.Index)], lookup.Schema[nameof(LabelLookup.Name)], DetectionOnnxNames.Labels))
             .Append(t.Conversion.MapValueToKey(o.PredictedLabelColumnName, names, keyData: keyData))
             .Append(t.CopyColumns(o.ScoreColumnName, DetectionOnnxNames.Scores))
-            .Append(t.CopyColumns(o.PredictedBoundingBoxColumnName, DetectionOnnxNames.Boxes));
-        return chain.Append(t.DropColumns(resized, DetectionOnnxNames.Pixels, DetectionOnnxNames.Boxes, DetectionOnnxNames.Scores, DetectionOnnxNames.Labels, names));
+            .Append(t.CopyColumns(o.PredictedBoundingBoxColumnName, DetectionOnnxNames.Boxes))
+            .Append(t.DropColumns([.. alsoDrop, Resized, DetectionOnnxNames.Pixels, DetectionOnnxNames.Boxes, DetectionOnnxNames.Scores, DetectionOnnxNames.Labels, names]));
     }
 
     sealed class LabelLookup { public long Index { get; set; } public string Name { get; set; } = ""; }
     sealed class KeyName { public string Name { get; set; } = ""; }
 
-    static SKBitmap ToBitmap(MLImage image)
-    {
-        var info = new SKImageInfo(image.Width, image.Height, image.PixelFormat == MLPixelFormat.Bgra32 ? SKColorType.Bgra8888 : SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        var source = new SKBitmap(info);
-        var pixels = image.Pixels.ToArray();
-        System.Runtime.InteropServices.Marshal.Copy(pixels, 0, source.GetPixels(), Math.Min(pixels.Length, info.BytesSize));
-        if (info.ColorType == SKColorType.Rgba8888) return source;
-        var rgba = new SKBitmap(new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Opaque));
-        source.CopyTo(rgba, SKColorType.Rgba8888);
-        source.Dispose();
-        return rgba;
-    }
-
-    /// <summary>The output columns, from the same chain over a stand-in ONNX file with the detector's inputs and outputs.</summary>
+    /// <summary>The output columns, from the chain's built-in estimators over a stand-in ONNX file with the detector's outputs
+    /// (the image-size mapping adds a column the chain drops again, so it is left out here).</summary>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         foreach (var name in new[] { options.LabelColumnName, options.ImageColumnName, options.BoundingBoxColumnName })
@@ -137,12 +240,12 @@ public sealed class MaeObjectDetectionTrainer(MLContext ml, MaeObjectDetectionOp
             var g = new Onnx.OnnxGraphBuilder("maeml_detector_schema");
             int s = options.Encoder.ImageSize;
             g.Input(DetectionOnnxNames.Pixels, "batch", 3, s, s);
-            g.Output(g.Node("Identity", [g.Initializer("no_boxes", ReadOnlySpan<float>.Empty, 0, 4)], "boxes"), DetectionOnnxNames.Boxes, "detections", 4);
-            g.Output(g.Node("Identity", [g.Initializer("no_scores", ReadOnlySpan<float>.Empty, 0)], "scores"), DetectionOnnxNames.Scores, "detections");
-            var noLabels = g.Node("Cast", [g.Initializer("no_labels", ReadOnlySpan<float>.Empty, 0)], "labels", Onnx.OnnxGraphBuilder.Attr("to", 7L));
-            g.Output(noLabels, DetectionOnnxNames.Labels, global::Onnx.TensorProto.Types.DataType.Int64, "detections");
+            g.Output(g.Node("Identity", [g.Initializer("no_boxes", ReadOnlySpan<float>.Empty, 1, 0, 4)], "boxes"), DetectionOnnxNames.Boxes, "batch", "detections", 4);
+            g.Output(g.Node("Identity", [g.Initializer("no_scores", ReadOnlySpan<float>.Empty, 1, 0)], "scores"), DetectionOnnxNames.Scores, "batch", "detections");
+            var noLabels = g.Node("Cast", [g.Initializer("no_labels", ReadOnlySpan<float>.Empty, 1, 0)], "labels", Onnx.OnnxGraphBuilder.Attr("to", 7L));
+            g.Output(noLabels, DetectionOnnxNames.Labels, global::Onnx.TensorProto.Types.DataType.Int64, "batch", "detections");
             Onnx.VitEncoderOnnxExporter.Save(g.ToModel(17), stub);
-            return Chain(stub, ["class"]).GetOutputSchema(inputSchema);
+            return Stretch().Append(Inference(stub, ["class"], [DetectionOnnxNames.Pixels], [])).GetOutputSchema(inputSchema);
         }
         finally { File.Delete(stub); }
     }

@@ -5,6 +5,8 @@ using static TorchSharp.torch;
 
 namespace MaeMl.Tests.Dense;
 
+/// <summary>Runs alone (with the other tests that train): training seeds and draws from torch's global generator.</summary>
+[Collection("TorchGlobalRng")]
 public class DetectionTests
 {
     static BoxAnnotation Gt(float x0, float y0, float x1, float y1, int label = 0) => new(x0, y0, x1, y1, label);
@@ -54,6 +56,27 @@ public class DetectionTests
     {
         var kept = BoxOps.Nms(new[] { Det(0, 0, 10, 10, 0.8f), Det(1, 0, 11, 10, 0.9f), Det(1, 0, 11, 10, 0.7f, label: 1), Det(30, 30, 40, 40, 0.5f) }, 0.5f);
         Assert.Equal(new[] { 0.9f, 0.7f, 0.5f }, kept.Select(k => k.Score));
+    }
+
+    [Fact]
+    public void Nms_keeps_the_earlier_of_equal_scores_and_caps_across_classes()
+    {
+        var boxes = new[] { Det(1, 0, 11, 10, 1f), Det(0, 0, 10, 10, 1f), Det(0, 0, 10, 10, 1f, label: 1), Det(30, 30, 40, 40, 0.5f), Det(50, 50, 60, 60, 0.4f, label: 1) };
+        Assert.Equal(new[] { boxes[0], boxes[2], boxes[3], boxes[4] }, BoxOps.Nms(boxes, 0.5f));   // the tie goes to the first of the two class-0 boxes
+        Assert.Equal(new[] { boxes[0], boxes[2] }, BoxOps.Nms(boxes, 0.5f, maxKeep: 2));            // the cap counts all classes
+    }
+
+    [Fact]
+    public void Select_thresholds_then_takes_the_top_K_then_NMS_then_caps_the_image()
+    {
+        // 3 locations x 2 classes, location-major scores; location 1's box overlaps location 0's (IoU 0.8), location 2 is apart
+        float[] scores = [0.9f, 0.8f, 0.05f, 0.7f, 0.6f, 0.3f];
+        float[] boxes = [0, 0, 4, 4, 0, 0, 4, 5, 20, 20, 24, 24];
+        var config = new DetectionConfig(DenseTestData.TinyEncoder(), 2) { ScoreThreshold = 0.05f, PreNmsTopK = 100, MaxDetections = 100 };
+        var all = FcosPostprocess.Select(config, scores, boxes, 2, scaleX: 2, scaleY: 0.5f);   // 0.05 is not above the threshold, 0.7 is suppressed by 0.8
+        Assert.Equal(new[] { Det(0, 0, 8, 2, 0.9f, 0), Det(0, 0, 8, 2, 0.8f, 1), Det(40, 10, 48, 12, 0.6f, 0), Det(40, 10, 48, 12, 0.3f, 1) }, all);
+        Assert.Equal(all[..2], FcosPostprocess.Select(config with { PreNmsTopK = 3 }, scores, boxes, 2, 2, 0.5f));   // 0.6 is 4th before NMS
+        Assert.Equal(all[..3], FcosPostprocess.Select(config with { MaxDetections = 3 }, scores, boxes, 2, 2, 0.5f));
     }
 
     [Fact]

@@ -1,67 +1,243 @@
-using System.Globalization;
+using MaeMl.Detection;
 using MaeMl.Heads;
 using MaeMl.MLNet;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace MaeMl.Tests.Dense;
 
-/// <summary>The ML.NET object-detection trainer: ML.NET's column layout, keys like the label, save and reload.</summary>
-public sealed class ObjectDetectionTrainerTests : IDisposable
+/// <summary>
+/// The ML.NET object-detection trainer: ML.NET's column names and types (variable-size vectors a schema-driven consumer can
+/// save), keys like the label, boxes in pixels of the original (non-square, differently sized) images, at most
+/// MaxDetections boxes an image, and the same detections and AP from the ML.NET chain (fresh and after Save/Load) as from
+/// the TorchSharp model with the C# post-processing. Runs alone: training seeds and draws from torch's global generator.
+/// </summary>
+[Collection("TorchGlobalRng")]
+public sealed class ObjectDetectionTrainerTests(ObjectDetectionTrainerTests.Trained t, ITestOutputHelper output) : IClassFixture<ObjectDetectionTrainerTests.Trained>
 {
-    readonly string dir = TestImages.TempDir("det-mlnet");
-    public void Dispose() => Directory.Delete(dir, true);
-
     public sealed class Row
     {
         public string ImagePath { get; set; } = "";
         public string[] LabelNames { get; set; } = [];
-        public float[] Box { get; set; } = [];
+        public float[] BoundingBoxes { get; set; } = [];
     }
 
-    [Fact]
-    public void Fit_trains_in_torchsharp_and_returns_a_saveable_mlnet_model()
+    static Row ToRow(DenseTestData.BoxImage b) => new() { ImagePath = b.Path, LabelNames = b.Names, BoundingBoxes = b.Boxes };
+
+    static IEstimator<ITransformer> Inputs(MLContext ml) => ml.Transforms.Conversion.MapValueToKey("Label", "LabelNames")
+        .Append(ml.Transforms.LoadImages("Image", null, "ImagePath"));
+
+    /// <summary>One detector trained for the whole class: 16 images of 24..80 px (no two sides equal), two classes, model input 32 px.</summary>
+    public sealed class Trained : IDisposable
     {
-        var (images, labels, _) = DenseTestData.Write(dir, 8, size: 48);
-        var rows = Directory.GetFiles(images).OrderBy(p => p).Select(p =>
+        public readonly string Dir = TestImages.TempDir("det-mlnet");
+        public readonly MLContext Ml = new(seed: 0);
+        public readonly List<DenseTestData.BoxImage> Images;
+        public readonly IDataView Data;
+        /// <summary><see cref="Data"/> with the Label keys and the loaded Image (the trainer's input).</summary>
+        public readonly IDataView Loaded;
+        public readonly MaeObjectDetectionTrainer Trainer;
+        public readonly ITransformer Model, Reloaded;
+        public readonly string Zip;
+
+        public Trained()
         {
-            var f = File.ReadAllText(Path.Combine(labels, Path.GetFileNameWithoutExtension(p) + ".txt")).Split(' ').Select(s => float.Parse(s, CultureInfo.InvariantCulture)).ToArray();
-            float cx = f[1] * 48, cy = f[2] * 48, w = f[3] * 48, h = f[4] * 48;
-            return new Row { ImagePath = p, LabelNames = [f[0] == 0 ? "square" : "circle"], Box = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2] };
-        }).ToList();
-        var ml = new MLContext(seed: 0);
-        var data = ml.Data.LoadFromEnumerable(rows);
-        var onnx = Path.Combine(dir, "det.onnx");
-        var trainer = ml.MulticlassClassification.Trainers.MaeObjectDetection(ml, new MaeObjectDetectionOptions
+            Images = DenseTestData.WriteBoxImages(Path.Combine(Dir, "images"), 16, ["square", "circle"]);
+            Data = Ml.Data.LoadFromEnumerable(Images.Select(ToRow));
+            Loaded = Inputs(Ml).Fit(Data).Transform(Data);
+            var onnx = Path.Combine(Dir, "det.onnx");
+            Trainer = Ml.MulticlassClassification.Trainers.MaeObjectDetection(Ml, new MaeObjectDetectionOptions
+            {
+                BoundingBoxColumnName = "BoundingBoxes", Encoder = DenseTestData.TinyEncoder(32), PyramidChannels = 8, HeadConvs = 1, OnnxModelFile = onnx,
+                Training = new DenseTrainingOptions { Epochs = 15, BatchSize = 4, Lr = 2e-3, BackboneLrScale = 1 },
+            });
+            Model = Inputs(Ml).Append(Trainer).Fit(Data);
+            Zip = Path.Combine(Dir, "det.zip");
+            Ml.Model.Save(Model, Data.Schema, Zip);
+            File.Delete(onnx);   // the saved model carries the ONNX bytes
+            Reloaded = new MLContext().Model.Load(Zip, out _);
+        }
+
+        public void Dispose()
         {
-            Encoder = DenseTestData.TinyEncoder(32), PyramidChannels = 8, HeadConvs = 1, OnnxModelFile = onnx,
-            Training = new DenseTrainingOptions { Epochs = 3, BatchSize = 4, Lr = 2e-3, BackboneLrScale = 1 },
-        });
-        var pipeline = ml.Transforms.Conversion.MapValueToKey("Label", "LabelNames")
-            .Append(ml.Transforms.LoadImages("Image", null, "ImagePath"))
-            .Append(trainer);
-        var model = pipeline.Fit(data);
-        using (trainer.TrainedModel) Assert.NotNull(trainer.TrainedModel);
-        var scored = model.Transform(data);
+            Trainer.TrainedModel?.Dispose();
+            Directory.Delete(Dir, true);
+        }
+    }
+
+    sealed record Scored(uint[][] Keys, float[][] Scores, float[][] Boxes);
+
+    static Scored Read(IDataView scored) => new(
+        scored.GetColumn<VBuffer<uint>>("PredictedLabel").Select(v => v.DenseValues().ToArray()).ToArray(),
+        scored.GetColumn<VBuffer<float>>("Score").Select(v => v.DenseValues().ToArray()).ToArray(),
+        scored.GetColumn<VBuffer<float>>("PredictedBoundingBoxes").Select(v => v.DenseValues().ToArray()).ToArray());
+
+    static DetectedBox[][] ToBoxes(Scored s) => s.Keys.Select((k, r) => k.Select((key, i) =>
+        new DetectedBox(s.Boxes[r][4 * i], s.Boxes[r][4 * i + 1], s.Boxes[r][4 * i + 2], s.Boxes[r][4 * i + 3], (int)key - 1, s.Scores[r][i])).ToArray()).ToArray();
+
+    [Fact]
+    public void Fit_returns_mlnet_columns_with_the_label_key_type()
+    {
+        var scored = t.Model.Transform(t.Data);
         var predicted = scored.Schema["PredictedLabel"];
         var key = Assert.IsType<KeyDataViewType>(Assert.IsType<VectorDataViewType>(predicted.Type).ItemType);
         Assert.Equal(2ul, key.Count);
         Assert.Equal(scored.Schema["Label"].Type, predicted.Type);   // same key type as the label
-        Assert.IsType<VectorDataViewType>(scored.Schema["Score"].Type);
-        Assert.IsType<VectorDataViewType>(scored.Schema["PredictedBoundingBoxes"].Type);
         Assert.DoesNotContain(scored.Schema, c => c.Name.StartsWith("MaeDetection.") || c.Name.StartsWith("det_") || c.Name.StartsWith("mae_"));
-        var boxes = scored.GetColumn<VBuffer<float>>("PredictedBoundingBoxes").Select(v => v.DenseValues().ToArray()).ToArray();
-        var scores = scored.GetColumn<VBuffer<float>>("Score").Select(v => v.DenseValues().ToArray()).ToArray();
-        var keys = scored.GetColumn<VBuffer<uint>>("PredictedLabel").Select(v => v.DenseValues().ToArray()).ToArray();
-        Assert.All(Enumerable.Range(0, rows.Count), i => { Assert.Equal(4 * scores[i].Length, boxes[i].Length); Assert.Equal(scores[i].Length, keys[i].Length); });
-        Assert.All(keys.SelectMany(k => k), k => Assert.InRange(k, 1u, 2u));
+        var s = Read(scored);
+        Assert.All(Enumerable.Range(0, t.Images.Count), i => { Assert.Equal(4 * s.Scores[i].Length, s.Boxes[i].Length); Assert.Equal(s.Scores[i].Length, s.Keys[i].Length); });
+        Assert.All(s.Keys.SelectMany(k => k), k => Assert.InRange(k, 1u, 2u));
+        Assert.All(s.Scores, row => Assert.Equal(row.OrderByDescending(x => x), row));   // best first
+        Assert.True(s.Scores.Sum(r => r.Length) > 0, "the trained model should detect something");
 
-        var zip = Path.Combine(dir, "det.zip");
-        ml.Model.Save(model, data.Schema, zip);
-        File.Delete(onnx);
-        var reloaded = new MLContext().Model.Load(zip, out _).Transform(data);
-        Assert.Equal(scores.SelectMany(s => s), reloaded.GetColumn<VBuffer<float>>("Score").SelectMany(v => v.DenseValues()));
-        Assert.Equal(keys.SelectMany(s => s), reloaded.GetColumn<VBuffer<uint>>("PredictedLabel").SelectMany(v => v.DenseValues()));
+        var r = Read(t.Reloaded.Transform(t.Data));
+        Assert.Equal(s.Scores.SelectMany(x => x), r.Scores.SelectMany(x => x));
+        Assert.Equal(s.Keys.SelectMany(x => x), r.Keys.SelectMany(x => x));
+        Assert.Equal(s.Boxes.SelectMany(x => x), r.Boxes.SelectMany(x => x));
+    }
+
+    [Fact]
+    public void Output_columns_are_variable_size_vectors_that_SaveAsBinary_round_trips()
+    {
+        foreach (var model in new[] { t.Model, t.Reloaded })
+        {
+            var scored = model.Transform(t.Data);
+            foreach (var name in new[] { "PredictedLabel", "Score", "PredictedBoundingBoxes" })
+                Assert.False(Assert.IsType<VectorDataViewType>(scored.Schema[name].Type).IsKnownSize, $"{name} is {scored.Schema[name].Type}");
+            Assert.Equal(NumberDataViewType.Single, ((VectorDataViewType)scored.Schema["Score"].Type).ItemType);
+            Assert.Equal(NumberDataViewType.Single, ((VectorDataViewType)scored.Schema["PredictedBoundingBoxes"].Type).ItemType);
+
+            var kept = t.Ml.Transforms.SelectColumns("PredictedLabel", "Score", "PredictedBoundingBoxes").Fit(scored).Transform(scored);
+            using var stream = new MemoryStream();
+            t.Ml.Data.SaveAsBinary(kept, stream);
+            var path = Path.Combine(t.Dir, $"scored-{Guid.NewGuid():N}.idv");
+            File.WriteAllBytes(path, stream.ToArray());
+            var back = Read(t.Ml.Data.LoadFromBinary(path));
+            var want = Read(scored);
+            Assert.Equal(want.Scores.SelectMany(x => x), back.Scores.SelectMany(x => x));
+            Assert.Equal(want.Boxes.SelectMany(x => x), back.Boxes.SelectMany(x => x));
+            Assert.Equal(want.Keys.SelectMany(x => x), back.Keys.SelectMany(x => x));
+            Assert.Equal(want.Scores.Select(x => x.Length), back.Scores.Select(x => x.Length));
+        }
+    }
+
+    [Fact]
+    public void MLNet_chain_and_TorchSharp_postprocess_give_the_same_detections_and_AP()
+    {
+        var torch = t.Trainer.Predict(t.Loaded);
+        var apTorch = DetectionMetrics.Evaluate(torch, t.Images.Select(i => i.Boxes.Chunk(4).Select((b, j) =>
+            new BoxAnnotation(b[0], b[1], b[2], b[3], i.Names[j] == "square" ? 0 : 1)).ToArray()).ToList(), 2);
+        foreach (var (name, model) in new[] { ("fresh", t.Model), ("reloaded", t.Reloaded) })
+        {
+            var scored = model.Transform(t.Data);
+            var ml = ToBoxes(Read(scored));
+            int rows = 0, boxes = 0;
+            float boxDiff = 0, scoreDiff = 0;
+            for (int r = 0; r < ml.Length; r++)
+            {
+                Assert.Equal(torch[r].Length, ml[r].Length);
+                Assert.Equal(torch[r].Select(b => b.Label), ml[r].Select(b => b.Label));
+                for (int i = 0; i < ml[r].Length; i++)
+                {
+                    var (a, b) = (torch[r][i], ml[r][i]);
+                    boxDiff = new[] { boxDiff, Math.Abs(a.X0 - b.X0), Math.Abs(a.Y0 - b.Y0), Math.Abs(a.X1 - b.X1), Math.Abs(a.Y1 - b.Y1) }.Max();
+                    scoreDiff = Math.Max(scoreDiff, Math.Abs(a.Score - b.Score));
+                }
+                rows++; boxes += ml[r].Length;
+            }
+            Assert.True(boxDiff < 1e-2f && scoreDiff < 1e-4f, $"{name}: boxes differ by up to {boxDiff} px, scores by {scoreDiff}");
+            var apMl = t.Trainer.Evaluate(scored);
+            Assert.Equal(apTorch.MAP, apMl.MAP, 6);
+            Assert.Equal(apTorch.AP50, apMl.AP50, 6);
+            output.WriteLine($"{name}: {rows} rows, {boxes} boxes identical in order and labels; max box diff {boxDiff:G3} px, max score diff {scoreDiff:G3}; " +
+                             $"mAP {apMl.MAP:F4} (TorchSharp {apTorch.MAP:F4}), AP50 {apMl.AP50:F4} (TorchSharp {apTorch.AP50:F4})");
+        }
+    }
+
+    [Fact]
+    public void Predicted_boxes_are_in_pixels_of_the_original_image()
+    {
+        // (1) the TorchSharp model's boxes in model pixels (FcosPostprocess without image sizes) on ML.NET's stretched pixels
+        var model = t.Trainer.TrainedModel!;
+        int s = model.Config.Encoder.ImageSize;
+        var stretched = t.Ml.Transforms.ResizeImages("Small", s, s, "Image", Microsoft.ML.Transforms.Image.ImageResizingEstimator.ResizingKind.Fill)
+            .Append(t.Ml.Transforms.ExtractPixels("Pixels", "Small", interleavePixelColors: false, outputAsFloatArray: true));
+        var pixels = stretched.Fit(t.Loaded).Transform(t.Loaded).GetColumn<VBuffer<float>>("Pixels").SelectMany(v => v.DenseValues()).ToArray();
+        List<DetectedBox[]> inModelPixels;
+        using (TorchSharp.torch.no_grad())
+        using (var images = TorchSharp.torch.tensor(pixels).reshape(t.Images.Count, 3, s, s))
+        using (var normalized = MaeMl.Tests.Onnx.OnnxTestModels.Normalize(images))
+        using (var o = model.forward(normalized))
+            inModelPixels = FcosPostprocess.Decode(model, o);
+        var ml = ToBoxes(Read(t.Reloaded.Transform(t.Data)));
+        float worst = 0;
+        int compared = 0;
+        for (int r = 0; r < ml.Length; r++)
+        {
+            var (w, h) = (t.Images[r].Width, t.Images[r].Height);
+            Assert.Equal(inModelPixels[r].Length, ml[r].Length);
+            for (int i = 0; i < ml[r].Length; i++)
+            {
+                var (m, e) = (ml[r][i], inModelPixels[r][i]);
+                worst = new[] { worst, Math.Abs(m.X0 - e.X0 * w / s), Math.Abs(m.Y0 - e.Y0 * h / s), Math.Abs(m.X1 - e.X1 * w / s), Math.Abs(m.Y1 - e.Y1 * h / s) }.Max();
+                Assert.InRange(m.X1, 0, w); Assert.InRange(m.Y1, 0, h);
+            }
+            compared++;
+        }
+        Assert.True(worst <= 1f, $"boxes are up to {worst} px from the model's boxes scaled to the image");
+
+        // (2) an image and its copy with every pixel repeated 2 x 3 times: the same pixels reach the model, the boxes scale by 2 x 3
+        var pairs = t.Images.Take(4).Select((img, i) => (img, DenseTestData.Upscaled(img, 2, 3, Path.Combine(t.Dir, $"big{i}.png")))).ToList();
+        var data = t.Ml.Data.LoadFromEnumerable(pairs.SelectMany(p => new[] { ToRow(p.img), ToRow(p.Item2) }));
+        var both = ToBoxes(Read(t.Reloaded.Transform(data)));
+        float worstCopy = 0;
+        for (int p = 0; p < pairs.Count; p++)
+        {
+            var (small, big) = (both[2 * p], both[2 * p + 1]);
+            Assert.Equal(small.Select(b => b.Label), big.Select(b => b.Label));
+            for (int i = 0; i < small.Length; i++)
+                worstCopy = new[] { worstCopy, Math.Abs(big[i].X0 - 2 * small[i].X0), Math.Abs(big[i].Y0 - 3 * small[i].Y0), Math.Abs(big[i].X1 - 2 * small[i].X1), Math.Abs(big[i].Y1 - 3 * small[i].Y1) }.Max();
+        }
+        Assert.True(worstCopy <= 1f, $"the upscaled copies' boxes are up to {worstCopy} px from 2 x 3 times the originals'");
+        output.WriteLine($"{compared} images ({string.Join(", ", t.Images.Select(i => $"{i.Width}x{i.Height}"))}): boxes within {worst:G3} px of the model's boxes x (W/S, H/S); " +
+                         $"{pairs.Count} 2x3 copies: within {worstCopy:G3} px of 2x3 the originals' boxes ({both.Sum(b => b.Length)} boxes)");
+    }
+
+    [Fact]
+    public void Default_options_use_mlnet_column_names()
+    {
+        var o = new MaeObjectDetectionOptions();
+        Assert.Equal(("Label", "Image", "BoundingBoxes"), (o.LabelColumnName, o.ImageColumnName, o.BoundingBoxColumnName));
+        Assert.Equal(("PredictedLabel", "Score", "PredictedBoundingBoxes"), (o.PredictedLabelColumnName, o.ScoreColumnName, o.PredictedBoundingBoxColumnName));
+    }
+}
+
+/// <summary>The per-image cap across classes, on a barely trained detector (every location of every class is a candidate).</summary>
+[Collection("TorchGlobalRng")]
+public sealed class ObjectDetectionCapTests : IDisposable
+{
+    readonly string dir = TestImages.TempDir("det-cap");
+    public void Dispose() => Directory.Delete(dir, true);
+
+    [Fact]
+    public void At_most_100_detections_per_image_across_classes_by_default()
+    {
+        var images = DenseTestData.WriteBoxImages(Path.Combine(dir, "images"), 4, ["a", "b", "c"]);
+        var ml = new MLContext(seed: 0);
+        var data = ml.Data.LoadFromEnumerable(images.Select(b => new ObjectDetectionTrainerTests.Row { ImagePath = b.Path, LabelNames = b.Names, BoundingBoxes = b.Boxes }));
+        var trainer = ml.MulticlassClassification.Trainers.MaeObjectDetection(ml, new MaeObjectDetectionOptions
+        {
+            BoundingBoxColumnName = "BoundingBoxes", Encoder = DenseTestData.TinyEncoder(32), PyramidChannels = 8, HeadConvs = 1,
+            OnnxModelFile = Path.Combine(dir, "det.onnx"), Training = new DenseTrainingOptions { Epochs = 1, BatchSize = 4 },
+        });
+        var model = ml.Transforms.Conversion.MapValueToKey("Label", "LabelNames").Append(ml.Transforms.LoadImages("Image", null, "ImagePath")).Append(trainer).Fit(data);
+        using (trainer.TrainedModel) { }
+        var scored = model.Transform(data);
+        var counts = scored.GetColumn<VBuffer<float>>("Score").Select(v => v.DenseValues().Count()).ToArray();
+        var boxes = scored.GetColumn<VBuffer<float>>("PredictedBoundingBoxes").Select(v => v.DenseValues().Count()).ToArray();
+        Assert.All(counts, c => Assert.Equal(100, c));   // 340 locations x 3 classes above the threshold: capped at 100 in all
+        Assert.Equal(counts.Select(c => 4 * c), boxes);
     }
 }

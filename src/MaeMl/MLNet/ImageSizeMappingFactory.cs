@@ -1,0 +1,51 @@
+using MaeMl.Detection;
+using Microsoft.ML.Data;
+using Microsoft.ML.Transforms;
+using Microsoft.ML.Transforms.Image;
+
+namespace MaeMl.MLNet;
+
+/// <summary>
+/// The one piece of the detector's ML.NET chain that is not a built-in transformer: ML.NET has no transform that gives an
+/// image's size, which the detector needs to return boxes in pixels of the original image. A <c>CustomMapping</c> with this
+/// contract name writes (width, height) of <see cref="ImageColumn"/> to <see cref="DetectionOnnxNames.ImageSize"/>. A saved
+/// model names MaeMl's assembly with the contract, and ML.NET's <c>Model.Load</c> registers it by itself (MaeMl.dll must be
+/// loadable, as it is in any application that trains with MaeMl).
+/// </summary>
+[CustomMappingFactoryAttribute(ContractName)]
+public sealed class ImageSizeMappingFactory : CustomMappingFactory<ImageSizeMappingFactory.Input, ImageSizeMappingFactory.Output>
+{
+    public const string ContractName = "MaeMl.ImageSize";
+    /// <summary>The image column the mapping reads (the chain copies the user's image column to it).</summary>
+    public const string ImageColumn = "MaeDetection.Image";
+
+    public sealed class Input
+    {
+        [ColumnName(ImageColumn), AnySizeImage]
+        public MLImage? Image { get; set; }
+    }
+
+    public sealed class Output
+    {
+        [ColumnName(DetectionOnnxNames.ImageSize), VectorType(2)]
+        public float[] Size { get; set; } = new float[2];
+    }
+
+    public static void Map(Input input, Output output)
+    {
+        var image = input.Image ?? throw new InvalidDataException("The image column holds no image");
+        output.Size = [image.Width, image.Height];
+    }
+
+    public override Action<Input, Output> GetMapping() => Map;
+
+    /// <summary>Marks an <see cref="MLImage"/> member as an image of any size (what <c>LoadImages</c> produces). ML.NET 5.0.1's
+    /// own <c>[ImageType]</c> without a size throws in <c>Register</c> (it builds <c>ImageDataViewType(0, 0)</c>, which rejects 0).</summary>
+    [AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
+    public sealed class AnySizeImageAttribute : DataViewTypeAttribute
+    {
+        public override bool Equals(DataViewTypeAttribute other) => other is AnySizeImageAttribute;
+        public override int GetHashCode() => typeof(AnySizeImageAttribute).GetHashCode();
+        public override void Register() => DataViewTypeManager.Register(new ImageDataViewType(), typeof(MLImage), this);
+    }
+}
