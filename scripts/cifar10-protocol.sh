@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# One CIFAR-10 transfer protocol, one table: what a MAE model file is worth against the peer a user would pick instead.
+#
+#   usage: scripts/cifar10-protocol.sh MAE_MODEL_FILE [DATA=../shared/data/cifar10] [OUT=runs/cifar10-protocol]
+#
+# Rows (each: test top-1, wall-clock, image passes and images/s):
+#   (a) ML.NET ResNet18 featurizer (ImageNet-supervised; ResizeImages 224 + ExtractPixels + DnnFeaturizeImage)
+#       + NormalizeMinMax + LbfgsMaximumEntropy                                          bench/MaeMl.Transfer
+#   (b) MAE encoder featurizer (ApplyMaeEncoder on the ONNX encoder exported from MAE_MODEL_FILE, mean pooling)
+#       + the same NormalizeMinMax + LbfgsMaximumEntropy                                  bench/MaeMl.Transfer (same process, same split)
+#   (c) linear probe of the frozen MAE encoder: BatchNorm + linear head (main_linprobe.py recipe)   maeml linprobe
+#   (d) full fine-tune from the MAE                                                       maeml finetune --init
+#   (e) the same architecture from scratch, same recipe and budget                        maeml finetune --model
+#   (f) (d) and (e) with 10% of the labels (500 per class)                                maeml finetune --limit-per-class 500
+# (a)-(c) train on the same images (PROBE_TRAIN_PER_CLASS per class); every row is scored on the same test images
+# (TEST_PER_CLASS per class, evenly spaced in file order: the images of maeml's --val-limit-per-class).
+#
+# Budgets are environment variables; the defaults are sized for a 2-core CPU (about an hour there, most of it in (d)/(e)).
+# The full-budget run (all 50,000 training and 10,000 test images, the paper-style fine-tuning schedule) is:
+#   PROBE_TRAIN_PER_CLASS=0 TEST_PER_CLASS=0 FT_EPOCHS=100 FT_WARMUP=5 FT_BATCH=128 FT_BLR=1e-3 FT_AUG=full \
+#     scripts/cifar10-protocol.sh pretrained/cifar10-vit-tiny.maeml ../shared/data/cifar10 runs/cifar10-protocol-full
+# (LP_* already default to the official 90 epochs / 10 warmup / blr 0.1; 0 per class = all images.)
+#
+# Commands: $MAEML (default: the built CLI src/MaeMl.Cli/bin/Release/net10.0/linux-x64/MaeMl.Cli, else
+# `dotnet run --project src/MaeMl.Cli -c Release --`) and $TRANSFER (default: bench/MaeMl.Transfer's Release build, else
+# `dotnet run --project bench/MaeMl.Transfer -c Release --`). Run from the repository root.
+# Output: OUT/<row>/ (each command's files), OUT/<row>.log, OUT/table.md (also printed at the end).
+set -euo pipefail
+
+MAE=${1:?usage: scripts/cifar10-protocol.sh MAE_MODEL_FILE [DATA] [OUT]}
+DATA=${2:-../shared/data/cifar10}
+OUT=${3:-runs/cifar10-protocol}
+
+# ---- budgets (full-budget values in brackets) ----
+SEED=${SEED:-0}
+THREADS=${THREADS:-0}                                    # torch threads of (c)-(f) (0 = torch's default); (a)/(b) use ONNX Runtime's default
+PROBE_TRAIN_PER_CLASS=${PROBE_TRAIN_PER_CLASS:-500}      # train images per class of (a), (b), (c) [0 = all 5,000]
+TEST_PER_CLASS=${TEST_PER_CLASS:-200}                    # test images per class of every row [0 = all 1,000]
+POOLING=${POOLING:-mean}                                 # MAE embedding of (b)
+LP_EPOCHS=${LP_EPOCHS:-90}                               # (c), main_linprobe.py: 90 epochs, 10 warmup, batch 256 (lr = blr x batch / 256)
+LP_WARMUP=${LP_WARMUP:-10}
+LP_BATCH=${LP_BATCH:-256}
+LP_BLR=${LP_BLR:-0.1}
+FT_LABELS_PER_CLASS=${FT_LABELS_PER_CLASS:-0}            # train images per class of (d), (e) [0 = all labels]
+FT_LOW_PER_CLASS=${FT_LOW_PER_CLASS:-500}                # train images per class of (f): 10% of CIFAR-10's 5,000
+FT_EPOCHS=${FT_EPOCHS:-1}                                # (d)-(f) [100]
+FT_WARMUP=${FT_WARMUP:-0.2}                              # [5]
+FT_BATCH=${FT_BATCH:-64}                                 # [128]
+FT_BLR=${FT_BLR:-2e-3}                                   # [1e-3]
+FT_AUG=${FT_AUG:-light}                                  # light: samples/cifar10-finetune-protocol.sh's short-budget recipe (no mixup/cutmix/
+                                                         # RandAugment/erasing, crop scale 0.35-1); full: --recipe small's defaults [full]
+SCRATCH_MODEL=${SCRATCH_MODEL:-mae_vit_tiny_patch4_img32} # (e): the preset of MAE_MODEL_FILE's architecture
+
+if [[ -n "${MAEML:-}" ]]; then read -ra MAEML_CMD <<< "$MAEML"
+elif [[ -x src/MaeMl.Cli/bin/Release/net10.0/linux-x64/MaeMl.Cli ]]; then MAEML_CMD=(src/MaeMl.Cli/bin/Release/net10.0/linux-x64/MaeMl.Cli)
+else MAEML_CMD=(dotnet run --project src/MaeMl.Cli -c Release --); fi
+if [[ -n "${TRANSFER:-}" ]]; then read -ra TRANSFER_CMD <<< "$TRANSFER"
+elif [[ -x bench/MaeMl.Transfer/bin/Release/net10.0/linux-x64/MaeMl.Transfer ]]; then TRANSFER_CMD=(bench/MaeMl.Transfer/bin/Release/net10.0/linux-x64/MaeMl.Transfer)
+else TRANSFER_CMD=(dotnet run --project bench/MaeMl.Transfer -c Release --); fi
+command -v jq > /dev/null || { echo "cifar10-protocol: needs jq" >&2; exit 2; }
+[[ -f "$MAE" ]] || { echo "cifar10-protocol: '$MAE' does not exist" >&2; exit 2; }
+[[ -d "$DATA/train" && -d "$DATA/test" ]] || { echo "cifar10-protocol: '$DATA' has no train/ and test/ class folders" >&2; exit 2; }
+
+mkdir -p "$OUT"
+ROWS="$OUT/rows.tsv"
+: > "$ROWS"
+STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+now() { date +%s.%N; }
+# row id, method, train images, test images, top-1 (fraction), wall seconds, image passes
+add_row() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$ROWS"; }
+fresh() { rm -rf "$OUT/$1"; mkdir -p "$OUT/$1"; }
+
+echo "== (a) + (b): ML.NET ResNet18 featurizer and MAE encoder featurizer (bench/MaeMl.Transfer)"
+fresh ab-transfer
+"${TRANSFER_CMD[@]}" --mae "$MAE" --train "$DATA/train" --test "$DATA/test" --train-per-class "$PROBE_TRAIN_PER_CLASS" --train-limit 0 \
+  --test-per-class "$TEST_PER_CLASS" --test-limit 0 --seed "$SEED" --pooling "$POOLING" --out "$OUT/ab-transfer" 2>&1 | tee "$OUT/ab-transfer.log"
+jq -r '.rows[] | [.row, .method, .train_images, .test_images, .top1, .wall_s, .image_passes] | @tsv' "$OUT/ab-transfer/transfer.json" >> "$ROWS"
+
+echo "== (c): linear probe (maeml linprobe)"
+fresh c-linprobe
+t0=$(now)
+"${MAEML_CMD[@]}" linprobe --train "$DATA/train" --val "$DATA/test" --out "$OUT/c-linprobe" --init "$MAE" \
+  --limit-per-class "$PROBE_TRAIN_PER_CLASS" --val-limit-per-class "$TEST_PER_CLASS" \
+  --epochs "$LP_EPOCHS" --warmup-epochs "$LP_WARMUP" --batch-size "$LP_BATCH" --blr "$LP_BLR" --eval-crop-pct 1 \
+  --threads "$THREADS" --seed "$SEED" 2>&1 | tee "$OUT/c-linprobe.log"
+wall=$(awk -v a="$(now)" -v b="$t0" 'BEGIN { printf "%.2f", a - b }')
+# "features of N training and M validation images in S s": the encoder sees each image once (cached features; the head's epochs run on them)
+read -r n m < <(sed -nE 's/.*features of ([0-9]+) training and ([0-9]+) validation images.*/\1 \2/p' "$OUT/c-linprobe.log" | tail -1)
+add_row c "linear probe of the MAE encoder (maeml linprobe: BatchNorm + linear, SGD, $LP_EPOCHS epochs, cls token)" \
+  "$n" "$(jq -r .count "$OUT/c-linprobe/eval.json")" "$(jq -r .top1 "$OUT/c-linprobe/eval.json")" "$wall" "$((n + m))"
+
+case "$FT_AUG" in
+  light) AUG=(--mixup 0 --cutmix 0 --randaug none --reprob 0 --min-crop-scale 0.35) ;;
+  full) AUG=() ;;
+  *) echo "cifar10-protocol: FT_AUG must be light or full" >&2; exit 2 ;;
+esac
+RECIPE=(--recipe small --epochs "$FT_EPOCHS" --warmup-epochs "$FT_WARMUP" --batch-size "$FT_BATCH" --blr "$FT_BLR" "${AUG[@]}"
+        --eval-crop-pct 1 --threads "$THREADS" --seed "$SEED")
+
+# finetune ROW DIR PER_CLASS METHOD INIT_ARGS...
+finetune() {
+  local row=$1 dir=$2 per_class=$3 method=$4; shift 4
+  echo "== ($row): $method (maeml finetune)"
+  fresh "$dir"
+  local t0; t0=$(now)
+  "${MAEML_CMD[@]}" finetune --train "$DATA/train" --val "$DATA/test" --out "$OUT/$dir" "$@" \
+    --limit-per-class "$per_class" --val-limit-per-class "$TEST_PER_CLASS" "${RECIPE[@]}" 2>&1 | tee "$OUT/$dir.log"
+  local wall; wall=$(awk -v a="$(now)" -v b="$t0" 'BEGIN { printf "%.2f", a - b }')
+  # "fine-tuning on N images of C classes ..., validating on M: S steps/epoch, batch B x accum A": each epoch trains on the full
+  # batches (drop last) and evaluates the M test images
+  local n m steps batch accum epochs
+  read -r n m steps batch accum < <(sed -nE 's/.*fine-tuning on ([0-9]+) images of .*validating on ([0-9]+): ([0-9]+) steps\/epoch, batch ([0-9]+) x accum ([0-9]+).*/\1 \2 \3 \4 \5/p' "$OUT/$dir.log" | tail -1)
+  epochs=$(jq -s '[.[] | select(.type == "epoch")] | length' "$OUT/$dir/metrics.jsonl")
+  add_row "$row" "$method" "$n" "$(jq -r .count "$OUT/$dir/eval.json")" "$(jq -r .top1 "$OUT/$dir/eval.json")" "$wall" \
+    "$((epochs * ((steps - steps % accum) * batch + m)))"
+}
+
+labels_all=$([[ "$FT_LABELS_PER_CLASS" == 0 ]] && echo "all labels" || echo "$FT_LABELS_PER_CLASS labels per class")
+finetune d d-finetune-mae "$FT_LABELS_PER_CLASS" "fine-tune from the MAE, $labels_all, $FT_EPOCHS epoch(s)" --init "$MAE"
+finetune e e-finetune-scratch "$FT_LABELS_PER_CLASS" "$SCRATCH_MODEL from scratch, $labels_all, $FT_EPOCHS epoch(s)" --model "$SCRATCH_MODEL"
+finetune "f, d" f-finetune-mae-10pct "$FT_LOW_PER_CLASS" "fine-tune from the MAE, $FT_LOW_PER_CLASS labels per class, $FT_EPOCHS epoch(s)" --init "$MAE"
+finetune "f, e" f-finetune-scratch-10pct "$FT_LOW_PER_CLASS" "$SCRATCH_MODEL from scratch, $FT_LOW_PER_CLASS labels per class, $FT_EPOCHS epoch(s)" --model "$SCRATCH_MODEL"
+
+{
+  echo "# CIFAR-10 transfer protocol"
+  echo
+  echo "MAE model \`$MAE\`, data \`$DATA\`; started $STARTED, finished $(date -u +%Y-%m-%dT%H:%M:%SZ); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown);"
+  echo "$(nproc) cores, load average at start $LOAD_START."
+  echo
+  echo "| row | method | train images | test images | top-1 | wall-clock | image passes | images/s |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  while IFS=$'\t' read -r id method train test top1 wall passes; do
+    awk -v id="$id" -v method="$method" -v train="$train" -v test="$test" -v top1="$top1" -v wall="$wall" -v passes="$passes" \
+      'BEGIN { printf "| (%s) | %s | %d | %d | %.2f%% | %.1f s | %d | %.1f |\n", id, method, train, test, top1 * 100, wall, passes, passes / wall }'
+  done < "$ROWS"
+  echo
+  echo "- top-1 on the test images after the last epoch (no model selection on them); (a)/(b) from ML.NET's evaluator, (c)-(f) from each command's eval.json."
+  echo "- wall-clock: the whole row. (a)/(b): measured inside bench/MaeMl.Transfer (for (b) including loading the MAE file and exporting the"
+  echo "  ONNX encoder), fit (featurize the training images once, NormalizeMinMax, L-BFGS) + evaluation; (c)-(f): the whole maeml process."
+  echo "- image passes: images the network ran on. (a)-(c): train + test images once each ((c) caches the frozen features; its $LP_EPOCHS head"
+  echo "  epochs run on them); (d)-(f): epochs x (training images in full batches + test images evaluated after each epoch)."
+  echo "  images/s = image passes / wall-clock. A fine-tuning pass also runs the backward pass; a ResNet18 pass is at 224 px."
+  echo "- budgets: probe train $PROBE_TRAIN_PER_CLASS/class, test $TEST_PER_CLASS/class (0 = all), seed $SEED, torch threads $THREADS;"
+  echo "  linprobe ${LP_EPOCHS} epochs (warmup $LP_WARMUP, batch $LP_BATCH, blr $LP_BLR); fine-tune ${FT_EPOCHS} epoch(s) (warmup $FT_WARMUP, batch $FT_BATCH,"
+  echo "  blr $FT_BLR, augmentation $FT_AUG, layer decay / drop path / smoothing of --recipe small)."
+} > "$OUT/table.md"
+echo
+cat "$OUT/table.md"
