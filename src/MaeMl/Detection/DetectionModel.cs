@@ -1,3 +1,4 @@
+using MaeMl.Model;
 using MaeMl.Heads;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -15,7 +16,7 @@ public sealed class DetectionModel : nn.Module<Tensor, FcosOutput>
     readonly FcosHead head;
 
     public DetectionConfig Config { get; }
-    public VitBackbone Vit => backbone.Net;
+    public VisionTransformer Vit => backbone.Net;
     public int[] Strides => backbone.Strides;
 
     /// <summary>Centres (x, y) in pixels of every location, [A, 2], in the order of the head's outputs, and the level of each.</summary>
@@ -24,7 +25,7 @@ public sealed class DetectionModel : nn.Module<Tensor, FcosOutput>
     public DetectionModel(DetectionConfig config) : base(nameof(DetectionModel))
     {
         Config = config.Validate();
-        backbone = new SimpleFeaturePyramid(new VitBackbone(config.Encoder), config.PyramidChannels, config.Scales);
+        backbone = new SimpleFeaturePyramid(new VisionTransformer(VitClassifierConfig.Backbone(config.Encoder)), config.PyramidChannels, config.Scales);
         head = new FcosHead(config.PyramidChannels, config.NumClasses, config.HeadConvs, backbone.Strides);
         RegisterComponents();
         var xs = new List<float>(); var ys = new List<float>(); var lv = new List<int>();

@@ -1,3 +1,4 @@
+using MaeMl.Model;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -13,7 +14,7 @@ namespace MaeMl.Heads;
 /// </summary>
 public sealed class SimpleFeaturePyramid : nn.Module<Tensor, Tensor[]>
 {
-    readonly VitBackbone net;
+    readonly VisionTransformer net;
     readonly List<Sequential> levels;   // registered under the simfp_* names below
     readonly Dictionary<string, Sequential> byName = new();
 
@@ -26,7 +27,7 @@ public sealed class SimpleFeaturePyramid : nn.Module<Tensor, Tensor[]>
     /// <summary>Pixel stride of each level, finest first.</summary>
     public int[] Strides { get; }
 
-    public SimpleFeaturePyramid(VitBackbone net, int outChannels = 256, IReadOnlyList<double>? scales = null) : base(nameof(SimpleFeaturePyramid))
+    public SimpleFeaturePyramid(VisionTransformer net, int outChannels = 256, IReadOnlyList<double>? scales = null) : base(nameof(SimpleFeaturePyramid))
     {
         this.net = net;
         Scales = scales ?? [4.0, 2.0, 1.0, 0.5];
@@ -69,7 +70,7 @@ public sealed class SimpleFeaturePyramid : nn.Module<Tensor, Tensor[]>
     }
 
     /// <summary>The ViT.</summary>
-    public VitBackbone Net => net;
+    public VisionTransformer Net => net;
 
     /// <summary>imgs [N, C, S, S] -> one map [N, OutChannels, S/stride, S/stride] per level, finest first.</summary>
     public override Tensor[] forward(Tensor imgs)

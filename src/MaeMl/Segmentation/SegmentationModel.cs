@@ -1,3 +1,4 @@
+using MaeMl.Model;
 using MaeMl.Heads;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -6,7 +7,7 @@ using static TorchSharp.torch;
 namespace MaeMl.Segmentation;
 
 /// <summary>
-/// Semantic segmentation on a MAE ViT: <c>backbone</c> (a <see cref="VitBackbone"/> for the linear head, a
+/// Semantic segmentation on a MAE ViT: <c>backbone</c> (a feature-map <see cref="VisionTransformer"/> for the linear head, a
 /// <see cref="SimpleFeaturePyramid"/> whose <c>net</c> is the ViT for the pyramid head) and <c>head</c>; the logits are
 /// bilinearly upsampled to the input size. imgs [N, 3, S, S] (ImageNet-normalised) -> logits [N, K, S, S].
 /// </summary>
@@ -18,12 +19,12 @@ public sealed class SegmentationModel : nn.Module<Tensor, Tensor>
     public SegmentationConfig Config { get; }
 
     /// <summary>The ViT inside the backbone (load pretrained weights into it).</summary>
-    public VitBackbone Vit { get; }
+    public VisionTransformer Vit { get; }
 
     public SegmentationModel(SegmentationConfig config) : base(nameof(SegmentationModel))
     {
         Config = config.Validate();
-        Vit = new VitBackbone(config.Encoder);
+        Vit = new VisionTransformer(VitClassifierConfig.Backbone(config.Encoder));
         int k = config.NumClasses;
         if (config.Head == SegmentationHeadKind.Linear)
         {
@@ -44,7 +45,7 @@ public sealed class SegmentationModel : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         Tensor x;
-        if (backbone is VitBackbone vit) x = vit.forward(imgs);
+        if (backbone is VisionTransformer vit) x = vit.forward(imgs);
         else
         {
             var levels = ((SimpleFeaturePyramid)backbone).forward(imgs);

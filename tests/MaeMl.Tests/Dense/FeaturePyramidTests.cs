@@ -13,7 +13,7 @@ public class FeaturePyramidTests
     {
         torch.manual_seed(1);
         using var mae = new MaskedAutoencoderViT(DenseTestData.TinyEncoder());
-        using var backbone = VitBackbone.FromMae(mae, 32);
+        using var backbone = VisionTransformer.FromMae(mae, VitClassifierConfig.Backbone(mae.Config with { ImageSize = 32, DropPath = 0 }));
         mae.eval(); backbone.eval();
         using var _ = no_grad();
         using var x = randn(2, 3, 32, 32);
@@ -28,8 +28,8 @@ public class FeaturePyramidTests
     public void Backbone_for_a_larger_input_interpolates_the_position_table()
     {
         using var mae = new MaskedAutoencoderViT(DenseTestData.TinyEncoder());
-        using var backbone = VitBackbone.FromMae(mae, 64);
-        Assert.Equal(8, backbone.Config.GridSize);
+        using var backbone = VisionTransformer.FromMae(mae, VitClassifierConfig.Backbone(mae.Config with { ImageSize = 64, DropPath = 0 }));
+        Assert.Equal(8, backbone.Config.Encoder.GridSize);
         using var x = randn(1, 3, 64, 64);
         using var map = backbone.forward(x);
         Assert.Equal(new long[] { 1, 32, 8, 8 }, map.shape);
@@ -41,7 +41,7 @@ public class FeaturePyramidTests
     [Fact]
     public void Pyramid_has_vitdet_scales_strides_and_names()
     {
-        using var pyramid = new SimpleFeaturePyramid(new VitBackbone(DenseTestData.TinyEncoder()), outChannels: 16);
+        using var pyramid = new SimpleFeaturePyramid(new VisionTransformer(VitClassifierConfig.Backbone(DenseTestData.TinyEncoder())), outChannels: 16);
         Assert.Equal(new[] { 2, 4, 8, 16 }, pyramid.Strides);
         using var x = randn(2, 3, 32, 32);
         var levels = pyramid.forward(x);

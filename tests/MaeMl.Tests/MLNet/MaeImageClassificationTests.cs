@@ -13,6 +13,7 @@ using Xunit.Abstractions;
 namespace MaeMl.Tests.MLNet;
 
 /// <summary>The ML.NET trainer end to end on tiny generated images: key labels, ML.NET's output columns, save/load, bad input.</summary>
+[Collection("TorchGlobalRng")]
 public sealed class MaeImageClassificationTests(ITestOutputHelper output)
 {
     static readonly MaeConfig Tiny = new() { ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2 };

@@ -6,6 +6,7 @@ namespace MaeMl.Tests.Model;
 
 /// <summary>The one encoder: the MAE's parameters keep the official order (optimizer state and checkpoints depend on it), and the
 /// classifier and dense backbone are the same encoder configured differently, loading an MAE's encoder weights one way.</summary>
+[Collection("TorchGlobalRng")]
 public sealed class VitEncoderTests
 {
     [Fact]

@@ -10,6 +10,7 @@ namespace MaeMl.Tests.Training;
 
 /// <summary>Our AdamW step equals TorchSharp's (same state, interchangeable checkpoints) and survives a collector that runs finalizers
 /// all the time, the condition under which temporary Scalars get freed mid-call.</summary>
+[Collection("TorchGlobalRng")]
 public sealed class AdamWTests(ITestOutputHelper output)
 {
     static readonly MaeConfig Tiny = new() { ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2 };

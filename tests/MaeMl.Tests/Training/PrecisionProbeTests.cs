@@ -5,6 +5,7 @@ using Xunit;
 namespace MaeMl.Tests.Training;
 
 /// <summary>Auto is decided by measuring this model on this machine, and the decision is cached.</summary>
+[Collection("TorchGlobalRng")]
 public sealed class PrecisionProbeTests
 {
     [Fact]

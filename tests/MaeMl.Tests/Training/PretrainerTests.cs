@@ -5,6 +5,7 @@ using Xunit;
 
 namespace MaeMl.Tests.Training;
 
+[Collection("TorchGlobalRng")]
 public class PretrainerTests
 {
     static readonly MaeConfig Tiny = new()
