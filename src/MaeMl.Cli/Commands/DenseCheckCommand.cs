@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using MaeMl.Detection;
-using MaeMl.Heads;
 using MaeMl.Segmentation;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;

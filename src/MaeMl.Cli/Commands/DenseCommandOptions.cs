@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.RegularExpressions;
-using MaeMl.Heads;
+using MaeMl.Training;
 using MaeMl.Interop;
 using MaeMl.Model;
 using TorchSharp;

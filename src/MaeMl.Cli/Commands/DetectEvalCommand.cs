@@ -1,6 +1,5 @@
 using System.CommandLine;
 using MaeMl.Detection;
-using MaeMl.Heads;
 using MaeMl.Visualization;
 
 namespace MaeMl.Cli.Commands;
@@ -19,7 +18,7 @@ public static class DetectEvalCommand
         data.AddTo(command, training: false);
         command.SetAction(parse => ModelFileOptions.Run(() =>
         {
-            var (model, header) = DenseModelFile.LoadDetection(parse.GetValue(modelFile)!);
+            var (model, header) = DetectionModelFile.Load(parse.GetValue(modelFile)!);
             using (model)
             {
                 using var val = data.Load(parse, model.Config.Encoder.ImageSize, validation: true);
@@ -50,7 +49,7 @@ public static class DetectEvalCommand
     {
         int n = Math.Min(count, data.Count);
         var predicted = DetectionTrainer.Predict(model, data.Images[..n]);
-        DensePredictionPicture.Boxes(path, data.ImagePaths.Take(n).ToList(), model.Config.Encoder.ImageSize, data.Boxes.Take(n).ToList(), predicted, data.ClassNames, resize);
+        DetectionPicture.Boxes(path, data.ImagePaths.Take(n).ToList(), model.Config.Encoder.ImageSize, data.Boxes.Take(n).ToList(), predicted, data.ClassNames, resize);
         Console.WriteLine($"wrote {path}");
     }
 }

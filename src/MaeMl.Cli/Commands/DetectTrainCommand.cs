@@ -1,6 +1,5 @@
 using System.CommandLine;
 using MaeMl.Detection;
-using MaeMl.Heads;
 using static TorchSharp.torch;
 
 namespace MaeMl.Cli.Commands;
@@ -38,7 +37,7 @@ public static class DetectTrainCommand
             Console.WriteLine(DetectEvalCommand.Describe(config));
             DetectEvalCommand.Report(DetectionTrainer.Evaluate(model, train), "train", train.ClassNames);
             DetectEvalCommand.Report(DetectionTrainer.Evaluate(model, val), "val", val.ClassNames);
-            if (parse.GetValue(dense.Output) is { } output) { DenseModelFile.Save(model, output, train.ClassNames); Console.WriteLine($"saved {output}"); }
+            if (parse.GetValue(dense.Output) is { } output) { DetectionModelFile.Save(model, output, train.ClassNames); Console.WriteLine($"saved {output}"); }
             if (parse.GetValue(dense.Picture) is { } picture) DetectEvalCommand.Draw(model, val, picture, data.ReadResize(parse));
             return 0;
         }));

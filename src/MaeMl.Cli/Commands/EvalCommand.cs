@@ -6,6 +6,7 @@ using MaeMl.Data;
 using MaeMl.Evaluation;
 using MaeMl.Interop;
 using TorchSharp;
+using MaeMl.Files;
 
 namespace MaeMl.Cli.Commands;
 

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using MaeMl.Heads;
 using MaeMl.Segmentation;
 using MaeMl.Visualization;
 
@@ -19,7 +18,7 @@ public static class SegmentEvalCommand
         data.AddTo(command, withValidation: false);
         command.SetAction(parse => ModelFileOptions.Run(() =>
         {
-            var (model, header) = DenseModelFile.LoadSegmentation(parse.GetValue(modelFile)!);
+            var (model, header) = SegmentationModelFile.Load(parse.GetValue(modelFile)!);
             using (model)
             {
                 using var val = data.Load(parse, model.Config.Encoder.ImageSize, validation: true, numClasses: model.Config.NumClasses, ignore: header.IgnoreIndex);

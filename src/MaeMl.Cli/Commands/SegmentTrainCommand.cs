@@ -1,5 +1,4 @@
 using System.CommandLine;
-using MaeMl.Heads;
 using MaeMl.Segmentation;
 using static TorchSharp.torch;
 
@@ -37,7 +36,7 @@ public static class SegmentTrainCommand
             Console.WriteLine($"trained {result.Steps} steps in {result.Seconds:F0} s");
             SegmentEvalCommand.Report(SegmentationTrainer.Evaluate(model, train), "train", []);
             SegmentEvalCommand.Report(SegmentationTrainer.Evaluate(model, val), "val", data.Names(parse));
-            if (parse.GetValue(dense.Output) is { } output) { DenseModelFile.Save(model, output, data.Names(parse), train.IgnoreIndex); Console.WriteLine($"saved {output}"); }
+            if (parse.GetValue(dense.Output) is { } output) { SegmentationModelFile.Save(model, output, data.Names(parse), train.IgnoreIndex); Console.WriteLine($"saved {output}"); }
             if (parse.GetValue(dense.Picture) is { } picture) SegmentEvalCommand.Draw(model, val, picture);
             return 0;
         }));

@@ -5,6 +5,7 @@ using MaeMl.Model;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using MaeMl.Files;
 
 namespace MaeMl.Checkpoints;
 

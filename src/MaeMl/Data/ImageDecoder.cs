@@ -1,4 +1,5 @@
 using SkiaSharp;
+using MaeMl.Files;
 
 namespace MaeMl.Data;
 
@@ -24,7 +25,7 @@ public static class ImageDecoder
     {
         byte[] data;
         // a pipe or device would block (or never end) when read: only regular files are opened
-        if (File.Exists(path) && !Checkpoints.FileKind.IsRegularFile(path)) throw new ImageDecodeException(path, "not a regular file (a pipe, socket or device)");
+        if (File.Exists(path) && !FileKind.IsRegularFile(path)) throw new ImageDecodeException(path, "not a regular file (a pipe, socket or device)");
         try { data = File.ReadAllBytes(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new ImageDecodeException(path, e.Message); }
         return DecodeBitmap(data, path, maxPixels);

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using MaeMl.Files;
 
 namespace MaeMl.Data;
 
@@ -79,7 +80,7 @@ public sealed class ImageFolder
             {
                 var path = Path.Combine(dir, entry.Name);
                 if (entry is DirectoryInfo) { pending.Enqueue(path); continue; }
-                if (!Extensions.Contains(Path.GetExtension(path)) || !Checkpoints.FileKind.IsRegularFile(path) || Resolve(path) is not { } target) continue;
+                if (!Extensions.Contains(Path.GetExtension(path)) || !FileKind.IsRegularFile(path) || Resolve(path) is not { } target) continue;
                 if (!byTarget.TryGetValue(target, out var first) || string.CompareOrdinal(path, first) < 0) byTarget[target] = path;
             }
         }

@@ -1,5 +1,4 @@
 using MaeMl.Model;
-using MaeMl.Heads;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,4 +1,3 @@
-using MaeMl.Heads;
 using MaeMl.Onnx;
 using Onnx;
 using static MaeMl.Onnx.OnnxGraphBuilder;

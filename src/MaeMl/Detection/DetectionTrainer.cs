@@ -1,4 +1,4 @@
-using MaeMl.Heads;
+using MaeMl.Training;
 using static TorchSharp.torch;
 
 namespace MaeMl.Detection;

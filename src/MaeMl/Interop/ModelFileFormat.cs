@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using MaeMl.Checkpoints;
+using MaeMl.Files;
 
 namespace MaeMl.Interop;
 

@@ -3,6 +3,7 @@ using System.IO.Compression;
 using MaeMl.Checkpoints;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
+using MaeMl.Files;
 
 namespace MaeMl.Interop;
 

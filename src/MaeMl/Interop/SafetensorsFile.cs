@@ -4,6 +4,7 @@ using System.Text.Json;
 using MaeMl.Checkpoints;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
+using MaeMl.Files;
 
 namespace MaeMl.Interop;
 

@@ -29,7 +29,7 @@ public sealed class MaeObjectDetectionTrainer(MLContext ml, MaeObjectDetectionOp
     const string Prefix = "MaeDetection.";
     const string Resized = Prefix + "Resized";
 
-    /// <summary>The last trained model (disposed by the caller), for evaluation or saving with <see cref="Heads.DenseModelFile"/>.</summary>
+    /// <summary>The last trained model (disposed by the caller), for evaluation or saving with <see cref="DetectionModelFile"/>.</summary>
     public DetectionModel? TrainedModel { get; private set; }
 
     DetectionConfig Config(int numClasses) => new(options.Encoder, numClasses, options.PyramidChannels, options.PyramidScales, options.HeadConvs)

@@ -5,6 +5,7 @@ using Onnx;
 using TorchSharp;
 using static MaeMl.Onnx.OnnxGraphBuilder;
 using static TorchSharp.torch;
+using MaeMl.Files;
 
 namespace MaeMl.Onnx;
 

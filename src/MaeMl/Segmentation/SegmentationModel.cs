@@ -1,5 +1,4 @@
 using MaeMl.Model;
-using MaeMl.Heads;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

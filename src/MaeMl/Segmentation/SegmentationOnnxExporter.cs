@@ -1,4 +1,4 @@
-using MaeMl.Heads;
+using MaeMl.Model;
 using MaeMl.Onnx;
 using Onnx;
 using static MaeMl.Onnx.OnnxGraphBuilder;

@@ -209,7 +209,7 @@ public sealed class Finetuner
     /// <summary>loss-curve.png from the step losses, and accuracy-curve.png from the epoch validation top-1 when there is one.</summary>
     internal static void WriteCurves(string metricsPath, string outputDir, string title)
     {
-        LossCurvePlot.Write(metricsPath, Path.Combine(outputDir, "loss-curve.png"), title);
+        MetricsLog.PlotLoss(metricsPath, Path.Combine(outputDir, "loss-curve.png"), title);
         var acc = File.ReadAllLines(metricsPath).Select(l => JsonNode.Parse(l)!)
             .Where(n => n["type"]?.GetValue<string>() == "epoch" && n["val_top1"] is not null)
             .Select(n => ((double)n["epoch"]!.GetValue<int>() + 1, n["val_top1"]!.GetValue<double>() * 100)).ToList();

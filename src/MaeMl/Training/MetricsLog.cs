@@ -35,4 +35,8 @@ public sealed class MetricsLog : IDisposable
             .Select(n => (n["iter"]!.GetValue<long>(), n["loss"]!.GetValue<double>(), n["epoch_f"]!.GetValue<double>())).ToList();
 
     public void Dispose() => writer.Dispose();
+
+    /// <summary>Draws the per-step loss of a metrics.jsonl file against epochs (<see cref="Visualization.LossCurvePlot"/>).</summary>
+    public static void PlotLoss(string metricsPath, string pngPath, string title) =>
+        Visualization.LossCurvePlot.Write(ReadLoss(metricsPath).Select(p => (p.Epoch, p.Loss)).ToList(), pngPath, title);
 }

@@ -233,7 +233,7 @@ public sealed class Pretrainer
         }
 
         var curve = Path.Combine(o.OutputDir, "loss-curve.png");
-        LossCurvePlot.Write(metrics.Path, curve, $"MAE pretraining loss ({o.Model.EmbedDim}x{o.Model.Depth}, {o.Model.ImageSize}px)");
+        MetricsLog.PlotLoss(metrics.Path, curve, $"MAE pretraining loss ({o.Model.EmbedDim}x{o.Model.Depth}, {o.Model.ImageSize}px)");
         if (loader.Unreadable.Count > 0) log($"{loader.Unreadable.Count} unreadable image(s) were skipped (listed above)");
         return new PretrainResult(lastPath, epochsDone, optimizerSteps, lastEpochLoss, imagesSeen / Math.Max(1e-9, wall.Elapsed.TotalSeconds),
             stoppedByTime, loader.Unreadable);

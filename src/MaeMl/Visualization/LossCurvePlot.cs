@@ -1,18 +1,11 @@
-using MaeMl.Training;
 using SkiaSharp;
 
 namespace MaeMl.Visualization;
 
-/// <summary>Draws the training loss from a metrics.jsonl file: per-step loss (light) and its moving average against epochs.
+/// <summary>Draws a training curve (the metrics.jsonl reading is <c>Training.MetricsLog.PlotLoss</c>): per-step loss (light) and its moving average against epochs.
 /// Hand-drawn with SkiaSharp because plotting libraries for .NET need SkiaSharp 3, which breaks ML.NET 5's image code.</summary>
 public static class LossCurvePlot
 {
-    public static void Write(string metricsPath, string pngPath, string title, int width = 900, int height = 500)
-    {
-        var points = MetricsLog.ReadLoss(metricsPath);
-        Write(points.Select(p => (p.Epoch, p.Loss)).ToList(), pngPath, title, width, height);
-    }
-
     public static void Write(IReadOnlyList<(double X, double Y)> points, string pngPath, string title, int width = 900, int height = 500,
         string xLabel = "epoch", string yLabel = "loss")
     {

@@ -1,4 +1,5 @@
 using SkiaSharp;
+using MaeMl.Files;
 
 namespace MaeMl.Visualization;
 
@@ -28,6 +29,6 @@ public static class PlotFont
     {
         using var image = SKImage.FromBitmap(bitmap);
         using var data = image.Encode(SKEncodedImageFormat.Png, 100);
-        Checkpoints.AtomicFile.Write(path, s => data.SaveTo(s));
+        AtomicFile.Write(path, s => data.SaveTo(s));
     }
 }

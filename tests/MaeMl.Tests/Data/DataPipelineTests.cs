@@ -2,6 +2,7 @@ using MaeMl.Checkpoints;
 using MaeMl.Data;
 using SkiaSharp;
 using Xunit;
+using MaeMl.Files;
 
 namespace MaeMl.Tests.Data;
 

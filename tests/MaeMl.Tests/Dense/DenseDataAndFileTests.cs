@@ -1,5 +1,5 @@
 using MaeMl.Detection;
-using MaeMl.Heads;
+using MaeMl.Checkpoints;
 using MaeMl.Segmentation;
 using Xunit;
 using static TorchSharp.torch;
@@ -56,8 +56,8 @@ public sealed class DenseDataAndFileTests : IDisposable
         using var seg = new SegmentationModel(new SegmentationConfig(DenseTestData.TinyEncoder(), 4, SegmentationHeadKind.Pyramid, 8, [2.0, 1.0]));
         seg.eval();
         var path = Path.Combine(dir, "seg.model");
-        DenseModelFile.Save(seg, path, ["a", "b", "c", "d"], ignoreIndex: 0);
-        var (loaded, header) = DenseModelFile.LoadSegmentation(path);
+        SegmentationModelFile.Save(seg, path, ["a", "b", "c", "d"], ignoreIndex: 0);
+        var (loaded, header) = SegmentationModelFile.Load(path);
         using (loaded)
         using (no_grad())
         {
@@ -70,7 +70,7 @@ public sealed class DenseDataAndFileTests : IDisposable
             using var b = loaded.forward(x);
             Assert.True(a.allclose(b));
         }
-        Assert.Throws<InvalidDataException>(() => DenseModelFile.LoadDetection(path));
+        Assert.Throws<InvalidDataException>(() => DetectionModelFile.Load(path));
         File.WriteAllText(Path.Combine(dir, "junk.model"), "junk");
         Assert.Throws<InvalidDataException>(() => DenseModelFile.ReadHeader(Path.Combine(dir, "junk.model")));
     }

@@ -1,5 +1,5 @@
 using MaeMl.Detection;
-using MaeMl.Heads;
+using MaeMl.Training;
 using Xunit;
 using static TorchSharp.torch;
 

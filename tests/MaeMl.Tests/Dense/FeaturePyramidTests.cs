@@ -1,4 +1,3 @@
-using MaeMl.Heads;
 using MaeMl.Model;
 using TorchSharp;
 using Xunit;

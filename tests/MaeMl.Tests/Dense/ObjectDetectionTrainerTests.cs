@@ -1,5 +1,5 @@
 using MaeMl.Detection;
-using MaeMl.Heads;
+using MaeMl.Training;
 using MaeMl.MLNet;
 using Microsoft.ML;
 using Microsoft.ML.Data;

@@ -4,7 +4,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace MaeMl.Heads;
+namespace MaeMl.Training;
 
 /// <summary>
 /// The epoch/step loop of the dense trainers: shuffled mini-batches of row indices, AdamW with weight decay on weights

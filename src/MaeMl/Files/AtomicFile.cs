@@ -1,4 +1,4 @@
-namespace MaeMl.Checkpoints;
+namespace MaeMl.Files;
 
 /// <summary>Writes a file so that readers see either the old or the new content, never a partial one:
 /// write to a temp file in the same folder, flush to disk, then rename over the target.</summary>

@@ -3,7 +3,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace MaeMl.Heads;
+namespace MaeMl.Model;
 
 /// <summary>
 /// ViTDet's simple feature pyramid (Li et al. 2022; detectron2 <c>SimpleFeaturePyramid</c>) over a plain ViT: from the

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace MaeMl.Checkpoints;
+namespace MaeMl.Files;
 
 /// <summary>Whether a path (links followed) is a regular file: a pipe (FIFO), socket or device would block or never
 /// end when read, so readers check this before opening. Linux asks <c>statx</c> (its layout is the same on every

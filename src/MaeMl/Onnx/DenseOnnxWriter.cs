@@ -4,7 +4,7 @@ using Onnx;
 using static MaeMl.Onnx.OnnxGraphBuilder;
 using static TorchSharp.torch;
 
-namespace MaeMl.Heads;
+namespace MaeMl.Onnx;
 
 /// <summary>
 /// Writes the dense models' graphs: the ViT as <see cref="VitEncoderOnnxExporter"/> emits it (with the 0..255 preprocessing,

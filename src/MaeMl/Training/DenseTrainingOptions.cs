@@ -1,4 +1,4 @@
-namespace MaeMl.Heads;
+namespace MaeMl.Training;
 
 /// <summary>Fine-tuning settings shared by the detection and segmentation trainers (AdamW, warmup + cosine schedule).</summary>
 public sealed record DenseTrainingOptions

@@ -2,7 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace MaeMl.Heads;
+namespace MaeMl.Model;
 
 /// <summary>LayerNorm over the channel dimension of [N, C, H, W] maps (detectron2's <c>LayerNorm</c> used by ViTDet), eps 1e-6.</summary>
 public sealed class LayerNorm2d : nn.Module<Tensor, Tensor>

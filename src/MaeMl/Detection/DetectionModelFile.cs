@@ -1,0 +1,16 @@
+using System.Text.Json;
+using MaeMl.Checkpoints;
+
+namespace MaeMl.Detection;
+
+/// <summary>Trained detectors on disk (<c>detect-train --out</c>), in the <see cref="DenseModelFile"/> container.</summary>
+public static class DetectionModelFile
+{
+    public static void Save(DetectionModel model, string path, IReadOnlyList<string> classNames) =>
+        DenseModelFile.Write(path, new DenseModelHeader("detection", JsonSerializer.SerializeToNode(model.Config)!, classNames), model);
+
+    /// <exception cref="InvalidDataException">Not a detector file.</exception>
+    public static (DetectionModel Model, DenseModelHeader Header) Load(string path) =>
+        DenseModelFile.Load(path, "detection", json => new DetectionModel(json.Deserialize<DetectionConfig>()
+            ?? throw new InvalidDataException($"'{path}': empty detection configuration")));
+}
