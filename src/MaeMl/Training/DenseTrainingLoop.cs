@@ -19,8 +19,10 @@ public static class DenseTrainingLoop
     /// <param name="batchLoss">(row indices, random source) -> scalar loss of that batch.</param>
     /// <param name="o">The training settings.</param>
     /// <param name="log">Progress lines, or null.</param>
+    /// <param name="cancellationToken">Checked before every step.</param>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public static DenseTrainingResult Run(nn.Module model, Func<string, bool> isBackbone, int count, Func<long[], Random, Tensor> batchLoss,
-        DenseTrainingOptions o, Action<string>? log = null)
+        DenseTrainingOptions o, Action<string>? log = null, CancellationToken cancellationToken = default)
     {
         torch.manual_seed(o.Seed);
         var rng = new Random(o.Seed);
@@ -54,6 +56,7 @@ public static class DenseTrainingLoop
             double sum = 0;
             for (int s = 0; s < steps; s++)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 using var scope = NewDisposeScope();
                 double lr = schedule.At(epoch + (double)s / steps);
                 int k = 0;

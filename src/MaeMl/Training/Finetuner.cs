@@ -55,10 +55,6 @@ public sealed class Finetuner
             size, o.BatchSize, shuffle: true, dropLast: true, seed: o.Seed, prefetch: o.Prefetch, log: log);
         var valLoader = val is null ? null : new PrefetchingBatchLoader(val.Samples, SampleTransforms.ResizeCenterCrop(size, o.EvalCropPct),
             size, o.BatchSize, shuffle: false, dropLast: false, seed: o.Seed, prefetch: o.Prefetch, log: log);
-        int stepsPerEpoch = loader.BatchesPerEpoch;
-        int usableSteps = stepsPerEpoch - stepsPerEpoch % o.AccumIter;
-        if (usableSteps == 0) throw new ArgumentException($"{train.Samples.Count} images give {stepsPerEpoch} batches per epoch, fewer than accum_iter {o.AccumIter}");
-
         var (groups, lrScales) = LayerDecay.AdamWGroups(model, o.PeakLr, o.WeightDecay, o.LayerDecay);
         using var optimizer = new AdamW(groups, o.PeakLr, 0.9, 0.999);
         var schedule = new LearningRateSchedule(o.PeakLr, o.MinLr, o.WarmupEpochs, o.Epochs);
@@ -84,126 +80,84 @@ public sealed class Finetuner
             log($"resumed from {resume}: epoch {startEpoch}, step {startStep}, optimizer step {optimizerSteps}");
         }
         File.WriteAllText(Path.Combine(o.OutputDir, "run.json"), JsonSerializer.Serialize(o with { }, new JsonSerializerOptions { WriteIndented = true }));
+        int stepsPerEpoch = loader.BatchesPerEpoch;
         log($"fine-tuning on {train.Samples.Count} images of {classes.Count} classes from {o.TrainDir}" + (val is null ? "" : $", validating on {val.Samples.Count}") +
             $": {stepsPerEpoch} steps/epoch, batch {o.BatchSize} x accum {o.AccumIter}, lr {o.PeakLr:E3} (blr {o.BaseLr:E2}), layer decay {o.LayerDecay}, " +
             $"drop path {o.DropPath}, mixup {o.Mixup.MixupAlpha}/cutmix {o.Mixup.CutmixAlpha}/smoothing {o.Mixup.LabelSmoothing}, " +
             $"RandAugment {(o.RandAugment is null ? "off" : $"n{o.RandAugment.NumOps} m{o.RandAugment.Magnitude}")}, erasing {o.RandomErasingProb}, torch threads {torch.get_num_threads()}");
 
         using var metrics = new MetricsLog(Path.Combine(o.OutputDir, "metrics.jsonl"), resume is null ? null : (long)startEpoch * stepsPerEpoch + startStep);
-        StepBookkeeping? book = null;
-        double lastEpochLoss = double.NaN;
-        bool stoppedByTime = false;
-        int epochsDone = startEpoch;
-        ClassificationMetrics? lastEval = null;
-
-        JsonObject State(int epoch, int stepInEpoch) => new()
+        string? lastGood = null;
+        try
         {
-            ["epoch"] = epoch, ["step_in_epoch"] = stepInEpoch, ["optimizer_steps"] = optimizerSteps, ["seed"] = o.Seed,
-            ["steps_per_epoch"] = stepsPerEpoch, ["best_top1"] = double.IsNaN(bestTop1) ? null : bestTop1,
-            ["rng"] = "data order, augmentation, mixup and drop path derive from (seed, epoch, step)",
-            ["options"] = JsonSerializer.SerializeToNode(o with { }),
-        };
-        void Save(int epoch, int stepInEpoch, string path)
-        {
-            ClassifierCheckpoint.Save(path, model, classes, State(epoch, stepInEpoch), optimizer);
-            book?.CheckpointWritten();
+            if (File.Exists(lastPath) && ClassifierCheckpoint.ReadHeader(lastPath).Training is var lt)
+                lastGood = $"{lastPath} (epoch {lt["epoch"]?.GetValue<int>() ?? 0}, step {lt["step_in_epoch"]?.GetValue<int>() ?? 0})";
         }
-        book = new StepBookkeeping(metrics, progress, log, o.Epochs, o.BatchSize, o.AccumIter, stepsPerEpoch, usableSteps,
-            o.TimeLimit, o.CheckpointMinutes, (epoch, next) => Save(epoch, next, lastPath));
-        var wall = book.Wall;
-
+        catch (Exception e) when (e is InvalidDataException or IOException or InvalidOperationException or FormatException) { }
+        var loop = new TrainingLoop(loader, optimizer, schedule, lrScales, o.Epochs, o.BatchSize, o.AccumIter, o.TimeLimit, o.CheckpointMinutes,
+            metrics, progress, log, lastPath, lastGood, $"the {train.Samples.Count} images under '{o.TrainDir}'");
+        var task = new FinetuneTask(o, model, optimizer, mixup, classes, valLoader, stepsPerEpoch, bestPath, bestTop1, cancel);
         model.train();
-        for (int epoch = startEpoch; epoch < o.Epochs && !stoppedByTime; epoch++)
-        {
-            double lossSum = 0; int lossCount = 0;
-            var epochWatch = Stopwatch.StartNew();
-            long epochImages = 0;
-            int first = epoch == startEpoch ? startStep : 0;
-            foreach (var batch in loader.Epoch(epoch, first, cancel))
-            {
-                int step = batch.Index;
-                if (step >= usableSteps) break;
-                if (step % o.AccumIter == 0)
-                {
-                    double lr = schedule.At((double)step / stepsPerEpoch + epoch);
-                    int gi = 0;
-                    foreach (var g in optimizer.ParamGroups) g.LearningRate = lr * lrScales[gi++];
-                }
-                double lossValue;
-                using (var scope = NewDisposeScope())
-                {
-                    Tensor loss;
-                    for (int attempt = 1; ; attempt++)
-                    {
-                        // A LibTorch error in the forward pass (seen once on CPU: a garbage implicit Scalar, "Expected false to be true"
-                        // from Scalar::toFloat, which points at a TorchSharp temporary freed by its finalizer during the native call) is
-                        // retried: nothing has changed yet (drop path and mixup are re-seeded per step), so the retry computes the same step.
-                        try
-                        {
-                            torch.manual_seed(Seeds.Mix(o.Seed, epoch, step, 0xD4));   // drop path
-                            var (images, targets) = mixup.Apply(batch.ImagesTensor(), batch.LabelsTensor(), new Random(Seeds.MixInt(o.Seed, epoch, step, 0x4D49)), out _);
-                            loss = SoftTargetCrossEntropy.Loss(model.forward(images), targets);
-                            break;
-                        }
-                        catch (System.Runtime.InteropServices.ExternalException e) when (attempt < 3)
-                        {
-                            log($"warning: LibTorch error in the forward pass at epoch {epoch}, step {step}; retrying the step ({e.Message.Split('\n')[0].Trim()})");
-                        }
-                    }
-                    lossValue = loss.item<float>();
-                    if (!double.IsFinite(lossValue))
-                        throw new NonFiniteLossException($"Loss is {lossValue} at epoch {epoch}, step {step}; stopping. The last good checkpoint, if any, is {lastPath}. Try a lower --blr or more warmup.");
-                    if (o.AccumIter == 1) loss.backward();
-                    else using (var accum = o.AccumIter.ToScalar()) loss.div(accum).backward();
-                    if ((step + 1) % o.AccumIter == 0)
-                    {
-                        if (o.ClipGrad is double clip) nn.utils.clip_grad_norm_(model.parameters(), clip);
-                        optimizer.step();
-                        optimizer.zero_grad();
-                        optimizerSteps++;
-                    }
-                }
-                lossSum += lossValue; lossCount++;
-                epochImages += batch.Count;
-                if (book.AfterStep(epoch, step, lossValue, lossSum / lossCount, optimizer.ParamGroups.Last().LearningRate, epochImages, epochWatch.Elapsed))
-                {
-                    stoppedByTime = true;
-                    break;
-                }
-                cancel.ThrowIfCancellationRequested();
-            }
-            if (stoppedByTime) break;
-            lastEpochLoss = lossSum / Math.Max(1, lossCount);
-            epochsDone = epoch + 1;
-            var trainSeconds = epochWatch.Elapsed.TotalSeconds;
-            var entry = new JsonObject
-            {
-                ["type"] = "epoch", ["iter"] = (long)(epoch + 1) * stepsPerEpoch - 1, ["epoch"] = epoch, ["loss"] = lastEpochLoss,
-                ["images_per_s"] = Math.Round(epochImages / trainSeconds, 1), ["train_s"] = Math.Round(trainSeconds, 1),
-            };
-            bool best = false;
-            if (valLoader is not null)
-            {
-                lastEval = ClassifierEvaluation.Evaluate(model, valLoader, classes, cancel);
-                entry["val_top1"] = lastEval.Top1; entry["val_top5"] = lastEval.Top5; entry["val_loss"] = lastEval.MeanLoss;
-                best = double.IsNaN(bestTop1) || lastEval.Top1 > bestTop1;
-                if (best) bestTop1 = lastEval.Top1;
-            }
-            entry["elapsed_s"] = Math.Round(wall.Elapsed.TotalSeconds, 2);
-            Save(epoch + 1, 0, lastPath);
-            if (best) File.Copy(lastPath, bestPath, overwrite: true);
-            metrics.Write(entry);
-            log($"epoch {epoch + 1}/{o.Epochs}: loss {lastEpochLoss:F4}, {epochImages / trainSeconds:F0} img/s" +
-                (lastEval is null ? "" : $", val top-1 {lastEval.Top1:P2} top-5 {lastEval.Top5:P2} (best {bestTop1:P2})") +
-                $", {ConsoleProgress.Format(wall.Elapsed)} elapsed");
-        }
+        var run = loop.Run(task, startEpoch, startStep, optimizerSteps, cancel);
+        var lastEval = task.LastEval;
+        bestTop1 = task.BestTop1;
 
         if (lastEval is not null)
             File.WriteAllText(Path.Combine(o.OutputDir, "eval.json"), lastEval.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         WriteCurves(metrics.Path, o.OutputDir, $"fine-tuning ({model.Config.Encoder.EmbedDim}x{model.Config.Encoder.Depth}, {size}px, {(o.Init is null ? "scratch" : "from " + Path.GetFileName(o.Init))})");
         if (loader.Unreadable.Count > 0) log($"{loader.Unreadable.Count} unreadable training image(s) were skipped (listed above)");
         var skipped = loader.Unreadable.Concat(valLoader?.Unreadable ?? new Dictionary<string, string>()).ToDictionary(kv => kv.Key, kv => kv.Value);
-        return new FinetuneResult(lastPath, classes, epochsDone, optimizerSteps, lastEpochLoss, lastEval, bestTop1, wall.Elapsed, stoppedByTime, skipped);
+        return new FinetuneResult(lastPath, classes, run.EpochsDone, run.OptimizerSteps, run.LastEpochLoss, lastEval, bestTop1, run.Elapsed, run.StoppedByTimeLimit, skipped);
+    }
+
+    /// <summary>Fine-tuning as a <see cref="TrainingTask"/>: mixup/cutmix + soft-target cross-entropy with per-step seeded drop path,
+    /// gradient clipping, validation after every epoch with a best-model copy, <see cref="ClassifierCheckpoint"/>s.</summary>
+    sealed class FinetuneTask(FinetuneOptions o, VisionTransformer model, AdamW optimizer, Mixup mixup, IReadOnlyList<string> classes,
+        PrefetchingBatchLoader? valLoader, int stepsPerEpoch, string bestPath, double bestTop1, CancellationToken cancel) : TrainingTask
+    {
+        bool best;
+
+        public double BestTop1 { get; private set; } = bestTop1;
+        public ClassificationMetrics? LastEval { get; private set; }
+
+        public override Tensor Loss(ImageBatch batch, int epoch, int step)
+        {
+            torch.manual_seed(Seeds.Mix(o.Seed, epoch, step, 0xD4));   // drop path
+            var (images, targets) = mixup.Apply(batch.ImagesTensor(), batch.LabelsTensor(), new Random(Seeds.MixInt(o.Seed, epoch, step, 0x4D49)), out _);
+            return SoftTargetCrossEntropy.Loss(model.forward(images), targets);
+        }
+
+        public override void BeforeOptimizerStep()
+        {
+            if (o.ClipGrad is double clip) nn.utils.clip_grad_norm_(model.parameters(), clip);
+        }
+
+        public override string EndOfEpoch(int epoch, JsonObject entry)
+        {
+            best = false;
+            if (valLoader is null) return "";
+            var eval = ClassifierEvaluation.Evaluate(model, valLoader, classes, cancel);
+            model.train();
+            LastEval = eval;
+            entry["val_top1"] = eval.Top1; entry["val_top5"] = eval.Top5; entry["val_loss"] = eval.MeanLoss;
+            best = double.IsNaN(BestTop1) || eval.Top1 > BestTop1;
+            if (best) BestTop1 = eval.Top1;
+            return $", val top-1 {eval.Top1:P2} top-5 {eval.Top5:P2} (best {BestTop1:P2})";
+        }
+
+        public override void AfterEpochCheckpoint(int epoch, string lastPath)
+        {
+            if (best) File.Copy(lastPath, bestPath, overwrite: true);
+        }
+
+        public override void Save(string path, int epoch, int nextStep, long optimizerSteps) =>
+            ClassifierCheckpoint.Save(path, model, classes, new JsonObject
+            {
+                ["epoch"] = epoch, ["step_in_epoch"] = nextStep, ["optimizer_steps"] = optimizerSteps, ["seed"] = o.Seed,
+                ["steps_per_epoch"] = stepsPerEpoch, ["best_top1"] = double.IsNaN(BestTop1) ? null : BestTop1,
+                ["rng"] = "data order, augmentation, mixup and drop path derive from (seed, epoch, step)",
+                ["options"] = JsonSerializer.SerializeToNode(o with { }),
+            }, optimizer);
     }
 
     /// <summary>loss-curve.png from the step losses, and accuracy-curve.png from the epoch validation top-1 when there is one.</summary>
