@@ -4,6 +4,7 @@ namespace MaeMl;
 /// (run seed, epoch, position): a resumed run replays exactly what an uninterrupted one would have done.</summary>
 public static class Seeds
 {
+    /// <summary>A non-negative 63-bit seed that depends on every part and their order (each part folded in and mixed by SplitMix64).</summary>
     public static long Mix(params long[] parts)
     {
         ulong h = 0x9E3779B97F4A7C15UL;

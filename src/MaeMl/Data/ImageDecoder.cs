@@ -6,6 +6,7 @@ namespace MaeMl.Data;
 /// <summary>Raised for an image that cannot be decoded; names the file.</summary>
 public sealed class ImageDecodeException(string path, string problem) : IOException($"Cannot decode image '{path}': {problem}")
 {
+    /// <summary>The file (or, for in-memory data, the name) that failed to decode.</summary>
     public string ImagePath { get; } = path;
 }
 
@@ -31,6 +32,8 @@ public static class ImageDecoder
         return DecodeBitmap(data, path, maxPixels);
     }
 
+    /// <summary>Decodes encoded image bytes as <see cref="DecodeBitmap(string, long?)"/> does; <paramref name="nameForErrors"/> names
+    /// them in <see cref="ImageDecodeException"/> (empty, unknown format, over the pixel limit, truncated, out of memory).</summary>
     public static SKBitmap DecodeBitmap(byte[] data, string nameForErrors, long? maxPixels = null)
     {
         if (data.Length == 0) throw new ImageDecodeException(nameForErrors, "the file is empty");

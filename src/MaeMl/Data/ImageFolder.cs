@@ -4,6 +4,8 @@ using MaeMl.Files;
 namespace MaeMl.Data;
 
 /// <summary>One image file and, for labelled folders, its class index.</summary>
+/// <param name="Path">The image file.</param>
+/// <param name="Label">Index into <see cref="ImageFolder.Classes"/>; 0 in unlabelled folders.</param>
 public readonly record struct ImageSample(string Path, int Label);
 
 /// <summary>
@@ -17,7 +19,9 @@ public sealed class ImageFolder
     public static readonly IReadOnlySet<string> Extensions = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
         { ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ico", ".wbmp", ".heif", ".heic", ".avif" };
 
+    /// <summary>The folder the images were read from, as given.</summary>
     public string Root { get; }
+    /// <summary>The images: in ordinal path order for unlabelled folders, by class then path for labelled ones (after any limit).</summary>
     public IReadOnlyList<ImageSample> Samples { get; }
     /// <summary>Class names in label order (empty for unlabelled folders).</summary>
     public IReadOnlyList<string> Classes { get; }

@@ -15,17 +15,28 @@ public sealed class PrefetchingBatchLoader
     readonly ConcurrentDictionary<string, string> unreadable = new();
     readonly Action<string> log;
 
+    /// <summary>Images per batch (a last partial batch is smaller unless <see cref="DropLast"/>).</summary>
     public int BatchSize { get; }
+    /// <summary>Side in pixels of the square images the transform writes.</summary>
     public int ImageSize { get; }
+    /// <summary>Channels per image: 3 (RGB).</summary>
     public int Channels { get; } = 3;
+    /// <summary>Each epoch visits the samples in a seeded permutation of (<see cref="Seed"/>, epoch) rather than in list order.</summary>
     public bool Shuffle { get; }
+    /// <summary>The last partial batch of an epoch is left out (the official loaders' <c>drop_last=True</c> in training).</summary>
     public bool DropLast { get; }
+    /// <summary>Seeds the epoch order and each sample's augmentation (with the epoch and the sample's position).</summary>
     public int Seed { get; }
+    /// <summary>Batches decoded ahead, in flight at once (at least 1).</summary>
     public int Prefetch { get; }
 
     /// <summary>Files that failed to decode so far, with the reason.</summary>
     public IReadOnlyDictionary<string, string> Unreadable => unreadable;
 
+    /// <summary>A loader of <paramref name="samples"/> through <paramref name="transform"/> to <paramref name="imageSize"/> pixels;
+    /// <paramref name="log"/> receives the warning for each unreadable image (default: standard error). Throws
+    /// <see cref="ArgumentException"/> for no samples, a non-positive batch size, or fewer samples than one batch with
+    /// <paramref name="dropLast"/>.</summary>
     public PrefetchingBatchLoader(IReadOnlyList<ImageSample> samples, SampleTransform transform, int imageSize, int batchSize,
         bool shuffle, bool dropLast, int seed, int prefetch = 4, Action<string>? log = null)
     {
@@ -37,6 +48,7 @@ public sealed class PrefetchingBatchLoader
         ImageSize = imageSize; BatchSize = batchSize; Shuffle = shuffle; DropLast = dropLast; Seed = seed; Prefetch = Math.Max(1, prefetch);
     }
 
+    /// <summary>Batches in one epoch: samples / batch size, rounded down with <see cref="DropLast"/>, up without (before unreadable images are left out).</summary>
     public int BatchesPerEpoch => DropLast ? samples.Count / BatchSize : (samples.Count + BatchSize - 1) / BatchSize;
 
     /// <summary>The sample order of an epoch (a seeded permutation when shuffling).</summary>

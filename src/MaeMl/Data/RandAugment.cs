@@ -10,11 +10,47 @@ namespace MaeMl.Data;
 /// <c>ImageEnhance</c> blends. A lighter policy is the same class with a smaller <see cref="Magnitude"/>, fewer ops or a subset
 /// of <see cref="Ops"/>.
 /// </summary>
+/// <param name="NumOps">Ops drawn per image (timm's <c>n</c>, default 2).</param>
+/// <param name="Magnitude">Mean magnitude on timm's 0..10 scale (<c>m</c>, default 9).</param>
+/// <param name="MagnitudeStd">Standard deviation of the per-op magnitude (<c>mstd</c>, default 0.5; 0 for a fixed magnitude).</param>
+/// <param name="Ops">The ops to draw from; null for all of <see cref="Op"/>.</param>
 public sealed record RandAugment(int NumOps = 2, double Magnitude = 9, double MagnitudeStd = 0.5, IReadOnlyList<RandAugment.Op>? Ops = null)
 {
-    /// <summary>The operations of timm's increasing-magnitude RandAugment.</summary>
-    public enum Op { AutoContrast, Equalize, Invert, Rotate, PosterizeIncreasing, SolarizeIncreasing, SolarizeAdd, ColorIncreasing,
-        ContrastIncreasing, BrightnessIncreasing, SharpnessIncreasing, ShearX, ShearY, TranslateXRel, TranslateYRel }
+    /// <summary>The operations of timm's increasing-magnitude RandAugment. Below, l = magnitude / 10 in [0, 1] and ± a random
+    /// sign; colour ops change RGB and keep alpha; geometric ones fill uncovered pixels with (124, 116, 104).</summary>
+    public enum Op
+    {
+        /// <summary>Stretches each channel's min..max to 0..255 (magnitude ignored).</summary>
+        AutoContrast,
+        /// <summary>PIL's <c>ImageOps.equalize</c> per channel (magnitude ignored).</summary>
+        Equalize,
+        /// <summary>255 - v (magnitude ignored).</summary>
+        Invert,
+        /// <summary>Rotation by ± 30 l degrees about the centre.</summary>
+        Rotate,
+        /// <summary>Keeps the top 4 - int(4 l) bits of each value.</summary>
+        PosterizeIncreasing,
+        /// <summary>Inverts values at or above the threshold 256 - int(256 l).</summary>
+        SolarizeIncreasing,
+        /// <summary>Adds int(110 l) to values below 128 (clipped at 255).</summary>
+        SolarizeAdd,
+        /// <summary>Saturation: blend with the greyscale image, factor 1 ± 0.9 l (PIL's <c>ImageEnhance.Color</c>).</summary>
+        ColorIncreasing,
+        /// <summary>Blend with the mean grey, factor 1 ± 0.9 l (PIL's <c>ImageEnhance.Contrast</c>).</summary>
+        ContrastIncreasing,
+        /// <summary>Blend with black, factor 1 ± 0.9 l (PIL's <c>ImageEnhance.Brightness</c>).</summary>
+        BrightnessIncreasing,
+        /// <summary>Blend with PIL's SMOOTH-filtered image, factor 1 ± 0.9 l (PIL's <c>ImageEnhance.Sharpness</c>).</summary>
+        SharpnessIncreasing,
+        /// <summary>Horizontal shear, factor ± 0.3 l.</summary>
+        ShearX,
+        /// <summary>Vertical shear, factor ± 0.3 l.</summary>
+        ShearY,
+        /// <summary>Horizontal shift by ± 0.45 l of the width.</summary>
+        TranslateXRel,
+        /// <summary>Vertical shift by ± 0.45 l of the height.</summary>
+        TranslateYRel,
+    }
 
     static readonly SKColor Fill = new(124, 116, 104);
 

@@ -5,6 +5,10 @@ namespace MaeMl.Data;
 /// <see cref="Probability"/>, up to 10 tries for a box of area fraction in [0.02, 1/3] and log-uniform aspect in
 /// [0.3, 1/0.3] that fits; its pixels are replaced by per-pixel, per-channel N(0, 1) noise.
 /// </summary>
+/// <param name="Probability">Chance an image is erased (timm's <c>re_prob</c>; MAE fine-tuning's <c>--reprob</c>, default 0.25).</param>
+/// <param name="MinArea">Smallest box area as a fraction of the image (default 0.02).</param>
+/// <param name="MaxArea">Largest box area as a fraction of the image (default 1/3).</param>
+/// <param name="MinAspect">Smallest height/width aspect; the largest is 1 / MinAspect (default 0.3).</param>
 public sealed record RandomErasing(double Probability = 0.25, double MinArea = 0.02, double MaxArea = 1.0 / 3, double MinAspect = 0.3)
 {
     /// <summary>Erases in place; <paramref name="chw"/> holds <paramref name="channels"/> planes of height x width.</summary>

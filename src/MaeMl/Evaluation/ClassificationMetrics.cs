@@ -14,9 +14,12 @@ public sealed class ClassificationMetrics
     double lossSum;
     long lossCount;
 
+    /// <summary>Class names in label order; label i is <c>ClassNames[i]</c>.</summary>
     public IReadOnlyList<string> ClassNames { get; }
+    /// <summary>Number of classes (scores per row in <see cref="Add"/>).</summary>
     public int NumClasses => ClassNames.Count;
 
+    /// <summary>Empty metrics over <paramref name="classNames"/> (at least one).</summary>
     public ClassificationMetrics(IReadOnlyList<string> classNames)
     {
         if (classNames.Count == 0) throw new ArgumentException("No classes");
@@ -48,11 +51,15 @@ public sealed class ClassificationMetrics
         if (meanLoss is double loss) { lossSum += loss * labels.Length; lossCount += labels.Length; }
     }
 
+    /// <summary>Samples added so far.</summary>
     public long Count => count;
+    /// <summary>Fraction of samples whose highest score (first on ties) is the true class (<c>acc1</c>, as a fraction, not a percentage); NaN before any sample.</summary>
     public double Top1 => count == 0 ? double.NaN : (double)top1 / count;
-    /// <summary>Top-5 accuracy (top-k with k = number of classes, i.e. 1, when there are 5 or fewer).</summary>
+    /// <summary>Fraction of samples whose true class is among the 5 highest scores (ties broken by lower index first; <c>acc5</c>); 1 with 5 or fewer classes, NaN before any sample.</summary>
     public double Top5 => count == 0 ? double.NaN : (double)top5 / count;
+    /// <summary>Sample-weighted mean of the batch losses passed to <see cref="Add"/>; NaN when none was.</summary>
     public double MeanLoss => lossCount == 0 ? double.NaN : lossSum / lossCount;
+    /// <summary>Samples of <paramref name="trueClass"/> predicted (top-1) as <paramref name="predictedClass"/>.</summary>
     public long Confusion(int trueClass, int predictedClass) => confusion[trueClass, predictedClass];
 
     /// <summary>Accuracy within each true class (NaN for a class with no samples).</summary>
@@ -71,6 +78,8 @@ public sealed class ClassificationMetrics
     /// <summary>Mean of the per-class accuracies of the classes seen.</summary>
     public double MacroAccuracy => PerClassAccuracy().Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
 
+    /// <summary>The metrics as JSON: <c>count</c>, <c>top1</c>, <c>top5</c>, <c>macro_accuracy</c>, <c>loss</c> (null when not given),
+    /// <c>classes</c>, <c>per_class_accuracy</c> (null for unseen classes) and <c>confusion_matrix</c> (rows: true class).</summary>
     public JsonObject ToJson()
     {
         var perClass = PerClassAccuracy();

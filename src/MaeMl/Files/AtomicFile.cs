@@ -4,6 +4,8 @@ namespace MaeMl.Files;
 /// write to a temp file in the same folder, flush to disk, then rename over the target.</summary>
 public static class AtomicFile
 {
+    /// <summary>Runs <paramref name="write"/> on a stream to a temp file beside <paramref name="path"/> (its folder is created), then
+    /// replaces <paramref name="path"/> with it; on an exception the temp file is deleted and <paramref name="path"/> is untouched.</summary>
     public static void Write(string path, Action<Stream> write)
     {
         var full = Path.GetFullPath(path);

@@ -12,6 +12,7 @@ public sealed class Attention : nn.Module<Tensor, Tensor>
     readonly Linear proj;
     readonly int numHeads;
 
+    /// <summary><paramref name="numHeads"/> heads of width dim / numHeads; <c>qkv</c> dim -> 3 dim and <c>proj</c> dim -> dim, both with bias.</summary>
     public Attention(int dim, int numHeads) : base(nameof(Attention))
     {
         this.numHeads = numHeads;
@@ -20,6 +21,7 @@ public sealed class Attention : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>x [B, N, D] -> [B, N, D], every token attending to every token (no mask, no dropout).</summary>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();

@@ -13,6 +13,9 @@ public sealed class Block : nn.Module<Tensor, Tensor>
     readonly Mlp mlp;
     readonly double dropPath;
 
+    /// <summary>A block of width <paramref name="dim"/> with <paramref name="numHeads"/> heads, an MLP of hidden width
+    /// int(dim * <paramref name="mlpRatio"/>), LayerNorm <paramref name="eps"/> and stochastic depth rate <paramref name="dropPath"/>
+    /// on both residual branches (timm's <c>drop_path</c>; active only in training).</summary>
     public Block(int dim, int numHeads, double mlpRatio, double eps = 1e-6, double dropPath = 0) : base(nameof(Block))
     {
         norm1 = nn.LayerNorm(dim, eps);
@@ -23,6 +26,7 @@ public sealed class Block : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>x [N, T, D] -> [N, T, D].</summary>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();

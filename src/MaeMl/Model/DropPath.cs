@@ -6,6 +6,8 @@ namespace MaeMl.Model;
 /// <summary>Stochastic depth per sample (timm's <c>drop_path</c>): in training, zero a residual branch with probability p and scale survivors by 1/(1-p).</summary>
 public static class DropPath
 {
+    /// <summary>x with each sample's branch zeroed with probability <paramref name="p"/> and the rest scaled by 1/(1-p) (a per-sample
+    /// Bernoulli mask broadcast over all but dim 0); an alias of x when p is 0 or not <paramref name="training"/>. Returns a new tensor.</summary>
     public static Tensor Apply(Tensor x, double p, bool training)
     {
         if (p == 0 || !training) return x.alias();

@@ -11,6 +11,7 @@ public sealed class LayerNorm2d : nn.Module<Tensor, Tensor>
     readonly Parameter bias;
     readonly double eps;
 
+    /// <summary>Weight 1 and bias 0 over <paramref name="channels"/>; <paramref name="eps"/> is added to the (biased) variance.</summary>
     public LayerNorm2d(long channels, double eps = 1e-6) : base(nameof(LayerNorm2d))
     {
         weight = new Parameter(ones(channels));
@@ -19,6 +20,7 @@ public sealed class LayerNorm2d : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>x [N, C, H, W] -> [N, C, H, W], each pixel's C values normalised to mean 0, variance 1, then scaled and shifted per channel.</summary>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();

@@ -6,21 +6,33 @@ namespace MaeMl.Model;
 /// </summary>
 public sealed record MaeConfig
 {
+    /// <summary>Side of the square input images in pixels (<c>img_size</c>, default 224).</summary>
     public int ImageSize { get; init; } = 224;
+    /// <summary>Side of a square patch in pixels, p (<c>patch_size</c>, default 16); must divide <see cref="ImageSize"/>.</summary>
     public int PatchSize { get; init; } = 16;
+    /// <summary>Image channels, C (<c>in_chans</c>, default 3).</summary>
     public int InChans { get; init; } = 3;
+    /// <summary>Encoder width, D (<c>embed_dim</c>, default 1024 as ViT-L); divisible by 4 and by <see cref="NumHeads"/>.</summary>
     public int EmbedDim { get; init; } = 1024;
+    /// <summary>Encoder blocks (<c>depth</c>, default 24).</summary>
     public int Depth { get; init; } = 24;
+    /// <summary>Encoder attention heads (<c>num_heads</c>, default 16).</summary>
     public int NumHeads { get; init; } = 16;
+    /// <summary>Decoder width (<c>decoder_embed_dim</c>, default 512); divisible by 4 and by <see cref="DecoderNumHeads"/>.</summary>
     public int DecoderEmbedDim { get; init; } = 512;
+    /// <summary>Decoder blocks (<c>decoder_depth</c>, default 8).</summary>
     public int DecoderDepth { get; init; } = 8;
+    /// <summary>Decoder attention heads (<c>decoder_num_heads</c>, default 16).</summary>
     public int DecoderNumHeads { get; init; } = 16;
+    /// <summary>MLP hidden width over block width, encoder and decoder (<c>mlp_ratio</c>, default 4).</summary>
     public double MlpRatio { get; init; } = 4.0;
     /// <summary>Per-patch normalised pixel targets (the paper's best setting, on by default as in <c>main_pretrain.py --norm_pix_loss</c>).</summary>
     public bool NormPixLoss { get; init; } = true;
+    /// <summary>Fraction of patches removed per image in pretraining (<c>--mask_ratio</c>, default 0.75); in [0, 1).</summary>
     public double MaskRatio { get; init; } = 0.75;
     /// <summary>Stochastic depth rate of the encoder blocks (0 in pretraining; used when fine-tuning).</summary>
     public double DropPath { get; init; }
+    /// <summary>Epsilon of every LayerNorm (the presets' <c>partial(nn.LayerNorm, eps=1e-6)</c>, default 1e-6).</summary>
     public double LayerNormEps { get; init; } = 1e-6;
 
     /// <summary>Patches along one side.</summary>
@@ -32,7 +44,7 @@ public sealed record MaeConfig
     /// <summary>Visible patches per image: int(L * (1 - mask_ratio)), as the official code computes it.</summary>
     public int LenKeep => (int)(NumPatches * (1 - MaskRatio));
 
-    /// <summary>Throws <see cref="ArgumentException"/> with a message naming the bad setting.</summary>
+    /// <summary>Returns this configuration if it is consistent; throws <see cref="ArgumentException"/> with a message naming the bad setting.</summary>
     public MaeConfig Validate()
     {
         static void Check(bool ok, string message) { if (!ok) throw new ArgumentException($"Invalid MAE configuration: {message}"); }

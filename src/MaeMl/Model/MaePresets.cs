@@ -13,10 +13,15 @@ public static class MaePresets
         DecoderEmbedDim = 512, DecoderDepth = 8, DecoderNumHeads = 16,
     };
 
+    /// <summary><c>mae_vit_base_patch16_dec512d8b</c>: 224x224, patch 16, ViT-B encoder 768x12 (12 heads), decoder 512x8 (16 heads).</summary>
     public static MaeConfig MaeVitBasePatch16Dec512d8b => Paper(16, 768, 12, 12);
+    /// <summary><c>mae_vit_large_patch16_dec512d8b</c>: 224x224, patch 16, ViT-L encoder 1024x24 (16 heads), decoder 512x8 (16 heads).</summary>
     public static MaeConfig MaeVitLargePatch16Dec512d8b => Paper(16, 1024, 24, 16);
+    /// <summary><c>mae_vit_huge_patch14_dec512d8b</c>: 224x224, patch 14, ViT-H encoder 1280x32 (16 heads), decoder 512x8 (16 heads).</summary>
     public static MaeConfig MaeVitHugePatch14Dec512d8b => Paper(14, 1280, 32, 16);
+    /// <summary>224x224, patch 16, DeiT-S encoder 384x12 (6 heads), the paper's decoder 512x8 (16 heads); not an official preset.</summary>
     public static MaeConfig MaeVitSmallPatch16Dec512d8b => Paper(16, 384, 12, 6);
+    /// <summary>224x224, patch 16, DeiT-Ti encoder 192x12 (3 heads), the paper's decoder 512x8 (16 heads); not an official preset.</summary>
     public static MaeConfig MaeVitTinyPatch16Dec512d8b => Paper(16, 192, 12, 3);
 
     /// <summary>32x32, patch 4, encoder 192x6 (3 heads), decoder 128x2 (4 heads): the CPU reference configuration.</summary>
@@ -45,6 +50,8 @@ public static class MaePresets
         ["mae_vit_small_patch4_img32"] = () => MaeVitSmallPatch4Img32Dec256d4b,
     };
 
+    /// <summary>A fresh configuration of the preset <paramref name="name"/> (case-insensitive, a key of <see cref="All"/>); throws
+    /// <see cref="ArgumentException"/> listing the known names otherwise.</summary>
     public static MaeConfig Get(string name) =>
         All.TryGetValue(name, out var make) ? make()
         : throw new ArgumentException($"Unknown MAE preset '{name}'. Known presets: {string.Join(", ", All.Keys)}.");

@@ -11,6 +11,7 @@ namespace MaeMl.Model;
 /// <param name="IdsRestore">[N, L] int64 permutation that unshuffles the kept+masked sequence.</param>
 public sealed record MaeOutput(Tensor Loss, Tensor Pred, Tensor Mask, Tensor IdsRestore) : IDisposable
 {
+    /// <summary>Disposes the four tensors.</summary>
     public void Dispose() { Loss.Dispose(); Pred.Dispose(); Mask.Dispose(); IdsRestore.Dispose(); }
 }
 
@@ -31,8 +32,10 @@ public sealed class MaskedAutoencoderViT : VitEncoder<MaeOutput>
     readonly LayerNorm decoder_norm;
     readonly Linear decoder_pred;
 
+    /// <summary>The architecture this model was built with.</summary>
     public MaeConfig Config { get; }
 
+    /// <summary>A model of <paramref name="config"/> (validated), initialised by <see cref="InitializeWeights"/> from torch's global RNG.</summary>
     public MaskedAutoencoderViT(MaeConfig config) : base(nameof(MaskedAutoencoderViT), config, fixedPositions: true, withNorm: true)
     {
         Config = config;

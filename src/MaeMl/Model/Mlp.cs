@@ -10,6 +10,7 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
     readonly Linear fc1;
     readonly Linear fc2;
 
+    /// <summary>fc1 <paramref name="dim"/> -> <paramref name="hidden"/> (dim * mlp_ratio in a block), fc2 back to <paramref name="dim"/>.</summary>
     public Mlp(int dim, int hidden) : base(nameof(Mlp))
     {
         fc1 = nn.Linear(dim, hidden);
@@ -17,6 +18,7 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>x [..., D] -> [..., D].</summary>
     public override Tensor forward(Tensor x)
     {
         using var h = fc1.forward(x);

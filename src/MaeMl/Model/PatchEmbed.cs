@@ -10,6 +10,8 @@ public sealed class PatchEmbed : nn.Module<Tensor, Tensor>
     readonly Conv2d proj;
     readonly int imageSize;
 
+    /// <summary>A projection of square <paramref name="imageSize"/> images with <paramref name="inChans"/> channels in
+    /// <paramref name="patchSize"/>-pixel patches to <paramref name="embedDim"/>-wide tokens.</summary>
     public PatchEmbed(int imageSize, int patchSize, int inChans, int embedDim) : base(nameof(PatchEmbed))
     {
         this.imageSize = imageSize;
@@ -17,8 +19,10 @@ public sealed class PatchEmbed : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>The convolution (<c>patch_embed.proj</c>): weight [D, C, p, p], bias [D].</summary>
     public Conv2d Proj => proj;
 
+    /// <summary>x [N, C, S, S] -> tokens [N, L, D] with L = (S/p)^2; throws <see cref="ArgumentException"/> for another image size.</summary>
     public override Tensor forward(Tensor x)
     {
         if (x.ndim != 4 || x.shape[2] != imageSize || x.shape[3] != imageSize)

@@ -17,6 +17,8 @@ public sealed record VitClassifierConfig(MaeConfig Encoder, int NumClasses, bool
     /// <summary>The dense-backbone configuration of an encoder.</summary>
     public static VitClassifierConfig Backbone(MaeConfig encoder) => new(encoder, 0, GlobalPool: false) { FeatureMap = true };
 
+    /// <summary>Validates the encoder and the head settings and returns this configuration; throws <see cref="ArgumentException"/>
+    /// naming the bad setting.</summary>
     public VitClassifierConfig Validate()
     {
         Encoder.Validate();
@@ -38,8 +40,10 @@ public sealed class VisionTransformer : VitEncoder<Tensor>
     readonly LayerNorm? fc_norm;   // global pooling only
     readonly Linear? head;
 
+    /// <summary>The configuration this model was built with.</summary>
     public VitClassifierConfig Config { get; }
 
+    /// <summary>A model of <paramref name="config"/> (validated), initialised by <see cref="InitializeWeights"/> from torch's global RNG.</summary>
     public VisionTransformer(VitClassifierConfig config)
         : base(nameof(VisionTransformer), config.Validate().Encoder, fixedPositions: false, withNorm: !config.GlobalPool)
     {

@@ -14,10 +14,15 @@ namespace MaeMl.Model;
 /// </summary>
 public abstract class VitEncoder<TOutput> : nn.Module<Tensor, TOutput>
 {
+    /// <summary><c>patch_embed</c>: images [N, C, H, W] -> tokens [N, L, D].</summary>
     protected readonly PatchEmbed patch_embed;
+    /// <summary><c>cls_token</c> [1, 1, D].</summary>
     protected readonly Parameter cls_token;
+    /// <summary><c>pos_embed</c> [1, 1+L, D]: fixed sin-cos in MAE, learnt when fine-tuning; row 0 is the cls token's.</summary>
     protected readonly Parameter pos_embed;
+    /// <summary><c>blocks</c>: the encoder's <see cref="MaeConfig.Depth"/> transformer blocks.</summary>
     protected readonly ModuleList<Block> blocks;
+    /// <summary><c>norm</c>, the final LayerNorm; null when the subclass pools with <c>fc_norm</c> instead.</summary>
     protected readonly LayerNorm? norm;
 
     /// <param name="name">Module name.</param>

@@ -27,7 +27,15 @@ namespace MaeMl.Native
         const uint ShtDynsym = 11, ShtGnuVersym = 0x6fffffff, ShtGnuVerneed = 0x6ffffffe;
 
         /// <summary>Outcome of <see cref="Patch"/>.</summary>
-        public enum Result { Patched, AlreadyClean, NotElf64 }
+        public enum Result
+        {
+            /// <summary>The requirement was removed and the file replaced.</summary>
+            Patched,
+            /// <summary>The file did not require <see cref="Version"/>; it was left as it was.</summary>
+            AlreadyClean,
+            /// <summary>Not a 64-bit little-endian ELF file; it was left as it was.</summary>
+            NotElf64,
+        }
 
         /// <summary>True when the system's libstdc++ lacks <see cref="Version"/>, so the fix is needed.</summary>
         public static bool SystemNeedsFix()
