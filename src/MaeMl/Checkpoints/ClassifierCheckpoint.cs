@@ -52,6 +52,8 @@ public static class ClassifierCheckpoint
         return MaeCheckpoint.ReadHeaderJson(reader, path)["format"]?.GetValue<string>() == FormatName;
     }
 
+    /// <summary>Reads and checks the header only (no weights); throws <see cref="InvalidDataException"/> for a MAE checkpoint,
+    /// another file or a corrupt header.</summary>
     public static Header ReadHeader(string path)
     {
         using var reader = MaeCheckpoint.OpenFile(path);

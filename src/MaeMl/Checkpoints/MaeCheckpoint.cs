@@ -21,11 +21,18 @@ public static class MaeCheckpoint
 {
     const byte FormatVersion = 1;
     static readonly byte[] Magic = "MAEML"u8.ToArray();
+    /// <summary>File extension of MaeMl checkpoints.</summary>
     public const string Extension = ".maeml";
 
     /// <summary>Contents of the JSON header.</summary>
+    /// <param name="Config">The MAE architecture (encoder and decoder).</param>
+    /// <param name="Training">Whatever the trainer recorded (epoch, step, seed, options); empty when nothing was.</param>
+    /// <param name="HasOptimizer">True when an optimizer state is stored.</param>
     public sealed record Header(MaeConfig Config, JsonObject Training, bool HasOptimizer);
 
+    /// <summary>Writes <paramref name="model"/>, its configuration, <paramref name="training"/> (copied into the header) and the
+    /// optimizer state when given to <paramref name="path"/> atomically. Throws <see cref="NonFiniteWeightsException"/>, leaving any
+    /// existing file as it was, when a weight or optimizer moment is NaN or infinite.</summary>
     public static void Save(string path, MaskedAutoencoderViT model, JsonObject? training = null, OptimizerHelper? optimizer = null)
     {
         var header = new JsonObject
@@ -82,6 +89,8 @@ public static class MaeCheckpoint
         return stream.Read(head) == head.Length && head.AsSpan().SequenceEqual(Magic);
     }
 
+    /// <summary>Reads and checks the header only (no weights); throws <see cref="InvalidDataException"/> for a classifier checkpoint,
+    /// another file, a newer format or a corrupt header.</summary>
     public static Header ReadHeader(string path)
     {
         using var reader = Open(path);

@@ -23,6 +23,8 @@ public sealed record SegmentationConfig(MaeConfig Encoder, int NumClasses, Segme
     /// <summary>The scales in use.</summary>
     public double[] Scales => PyramidScales ?? [4.0, 2.0, 1.0, 0.5];
 
+    /// <summary>Validates the encoder, at least 2 classes and positive <see cref="PyramidChannels"/>, and returns this configuration;
+    /// throws <see cref="ArgumentException"/> naming the bad setting.</summary>
     public SegmentationConfig Validate()
     {
         Encoder.Validate();

@@ -17,8 +17,11 @@ public sealed class SegmentationDataset : IDisposable
     public Tensor Labels { get; }
     /// <summary>Image files, in row order.</summary>
     public IReadOnlyList<string> ImagePaths { get; }
+    /// <summary>Output classes K: label ids 0..K-1.</summary>
     public int NumClasses { get; }
+    /// <summary>The label of unlabelled pixels in <see cref="Labels"/> (the mask's ignore value; default 255).</summary>
     public int IgnoreIndex { get; }
+    /// <summary>Images N.</summary>
     public int Count => ImagePaths.Count;
 
     SegmentationDataset(Tensor images, Tensor labels, IReadOnlyList<string> paths, int numClasses, int ignoreIndex) =>
@@ -51,6 +54,10 @@ public sealed class SegmentationDataset : IDisposable
     public static SegmentationDataset Load(string imageDir, string maskDir, int size, int numClasses, int ignoreValue = 255, int? limit = null) =>
         Load(Pair(imageDir, maskDir, limit), size, numClasses, ignoreValue);
 
+    /// <summary>Loads <paramref name="pairs"/> (as <see cref="Pair"/> makes them) at <paramref name="size"/> x <paramref name="size"/>;
+    /// mask values equal to <paramref name="ignoreValue"/> or at least <paramref name="numClasses"/> become <paramref name="ignoreValue"/>,
+    /// the dataset's <see cref="IgnoreIndex"/>. An unreadable image or mask throws an <see cref="AggregateException"/> holding its
+    /// <see cref="ImageDecodeException"/> (the pairs are decoded in parallel).</summary>
     public static SegmentationDataset Load(IReadOnlyList<(string Image, string Mask)> pairs, int size, int numClasses, int ignoreValue = 255)
     {
         int n = pairs.Count, plane = size * size;
@@ -93,5 +100,6 @@ public sealed class SegmentationDataset : IDisposable
         return data;
     }
 
+    /// <summary>Disposes <see cref="Images"/> and <see cref="Labels"/>.</summary>
     public void Dispose() { Images.Dispose(); Labels.Dispose(); }
 }

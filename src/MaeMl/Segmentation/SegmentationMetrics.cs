@@ -7,10 +7,13 @@ namespace MaeMl.Segmentation;
 /// labels or the predictions (union &gt; 0, as mmseg's nan-mean), and pixel accuracy over labelled pixels. Pixels whose
 /// label is the ignore index are left out.
 /// </summary>
+/// <param name="numClasses">Classes K (label ids 0..K-1; other labels are left out).</param>
+/// <param name="ignoreIndex">The label of unlabelled pixels.</param>
 public sealed class SegmentationMetrics(int numClasses, int ignoreIndex)
 {
     readonly long[] confusion = new long[numClasses * numClasses];   // [label, prediction]
 
+    /// <summary>Classes K: the confusion matrix is K x K.</summary>
     public int NumClasses => numClasses;
 
     /// <summary>Adds a batch: predicted and true class ids of the same shape (any layout), int64.</summary>

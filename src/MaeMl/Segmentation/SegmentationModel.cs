@@ -15,11 +15,14 @@ public sealed class SegmentationModel : nn.Module<Tensor, Tensor>
     readonly nn.Module backbone;
     readonly Sequential head;
 
+    /// <summary>The architecture this model was built with (validated).</summary>
     public SegmentationConfig Config { get; }
 
     /// <summary>The ViT inside the backbone (load pretrained weights into it).</summary>
     public VisionTransformer Vit { get; }
 
+    /// <summary>A model of <paramref name="config"/> with a freshly initialised ViT (load pretrained weights with
+    /// <see cref="VisionTransformer.LoadEncoder"/> on <see cref="Vit"/>) and head (TorchSharp's default init).</summary>
     public SegmentationModel(SegmentationConfig config) : base(nameof(SegmentationModel))
     {
         Config = config.Validate();

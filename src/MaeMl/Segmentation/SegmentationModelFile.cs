@@ -6,9 +6,12 @@ namespace MaeMl.Segmentation;
 /// <summary>Trained segmenters on disk (<c>segment-train --out</c>), in the <see cref="DenseModelFile"/> container.</summary>
 public static class SegmentationModelFile
 {
+    /// <summary>Writes <paramref name="model"/> with its configuration, <paramref name="classNames"/> and <paramref name="ignoreIndex"/>
+    /// to <paramref name="path"/> atomically.</summary>
     public static void Save(SegmentationModel model, string path, IReadOnlyList<string> classNames, int ignoreIndex) =>
         DenseModelFile.Write(path, new DenseModelHeader("segmentation", JsonSerializer.SerializeToNode(model.Config)!, classNames, ignoreIndex), model);
 
+    /// <summary>A segmenter built from the file's configuration with its weights, in eval mode, and the header (class names, ignore index).</summary>
     /// <exception cref="InvalidDataException">Not a segmenter file.</exception>
     public static (SegmentationModel Model, DenseModelHeader Header) Load(string path) =>
         DenseModelFile.Load(path, "segmentation", json => new SegmentationModel(json.Deserialize<SegmentationConfig>()

@@ -5,7 +5,7 @@ using static MaeMl.Onnx.OnnxGraphBuilder;
 
 namespace MaeMl.Segmentation;
 
-/// <summary>Output names of an exported segmentation model.</summary>
+/// <summary>Input and output names of an exported segmentation model.</summary>
 public static class SegmentationOnnxNames
 {
     /// <summary>Input: [N, 3, S, S] RGB planes 0..255 (what ML.NET's ExtractPixels gives).</summary>
@@ -22,6 +22,9 @@ public static class SegmentationOnnxNames
 /// </summary>
 public static class SegmentationOnnxExporter
 {
+    /// <summary>Builds the graph from <paramref name="model"/>'s weights, writes it to <paramref name="path"/> atomically (with
+    /// <c>maeml.*</c> metadata: task, image size, classes, head, preprocessing) and returns it. Outputs
+    /// <see cref="SegmentationOnnxNames.ClassMap"/> and, with <paramref name="includeProbabilities"/>, <see cref="SegmentationOnnxNames.Probabilities"/>.</summary>
     public static ModelProto Export(SegmentationModel model, string path, bool includeProbabilities = false)
     {
         var c = model.Config;

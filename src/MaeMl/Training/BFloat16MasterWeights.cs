@@ -15,8 +15,11 @@ public sealed class BFloat16MasterWeights : IDisposable
 {
     readonly List<(Parameter Master, Parameter Work)> trainable = new();
 
+    /// <summary>The bfloat16 working copy: forward and backward run on it, the optimizer never sees it.</summary>
     public MaskedAutoencoderViT Work { get; }
 
+    /// <summary>A bfloat16 copy of <paramref name="master"/> holding its current weights; <paramref name="master"/>'s trainable
+    /// parameters are the ones kept in step (the fixed position tables are copied once).</summary>
     public BFloat16MasterWeights(MaskedAutoencoderViT master)
     {
         Work = new MaskedAutoencoderViT(master.Config);
@@ -51,5 +54,6 @@ public sealed class BFloat16MasterWeights : IDisposable
         }
     }
 
+    /// <summary>Disposes the working copy (the master model is the caller's).</summary>
     public void Dispose() => Work.Dispose();
 }

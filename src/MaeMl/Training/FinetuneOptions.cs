@@ -22,15 +22,21 @@ public sealed record FinetuneOptions
     public MaeConfig? Model { get; init; }
     /// <summary>Global average pooling + <c>fc_norm</c> (MAE's fine-tuning default) instead of the cls token.</summary>
     public bool GlobalPool { get; init; } = true;
+    /// <summary>Training epochs (<c>--epochs</c>, default 100).</summary>
     public int Epochs { get; init; } = 100;
+    /// <summary>Epochs of linear lr warmup, fractional allowed (<c>--warmup_epochs</c>, default 5).</summary>
     public double WarmupEpochs { get; init; } = 5;
+    /// <summary>Images per forward/backward (<c>--batch_size</c>, default 64); also the validation batch.</summary>
     public int BatchSize { get; init; } = 64;
     /// <summary>Gradient accumulation: effective batch = BatchSize x AccumIter.</summary>
     public int AccumIter { get; init; } = 16;
     /// <summary>lr = blr x effective batch / 256 (paper: 5e-4 for ViT-B, 1e-3 for L/H).</summary>
     public double BaseLr { get; init; } = 5e-4;
+    /// <summary>Absolute lr (<c>--lr</c>); overrides <see cref="BaseLr"/> when set.</summary>
     public double? Lr { get; init; }
+    /// <summary>Floor of the cosine schedule (<c>--min_lr</c>, default 1e-6).</summary>
     public double MinLr { get; init; } = 1e-6;
+    /// <summary>AdamW weight decay (<c>--weight_decay</c>, default 0.05); none for biases, 1-D tensors, <c>pos_embed</c> and <c>cls_token</c>.</summary>
     public double WeightDecay { get; init; } = 0.05;
     /// <summary>Layer-wise lr decay (paper: 0.65 ViT-B, 0.75 ViT-L/H); 1 disables it.</summary>
     public double LayerDecay { get; init; } = 0.65;
@@ -38,6 +44,7 @@ public sealed record FinetuneOptions
     public double DropPath { get; init; } = 0.1;
     /// <summary>Gradient-norm clipping; null (the official default) for none.</summary>
     public double? ClipGrad { get; init; }
+    /// <summary>Mixup, cutmix and label smoothing (default: <c>--mixup 0.8 --cutmix 1.0 --smoothing 0.1</c>); <see cref="MixupOptions.None"/> for plain cross entropy.</summary>
     public MixupOptions Mixup { get; init; } = new();
     /// <summary>RandAugment policy; null for none. Default rand-m9-mstd0.5-inc1.</summary>
     public RandAugment? RandAugment { get; init; } = new();
@@ -47,19 +54,26 @@ public sealed record FinetuneOptions
     public double MinCropScale { get; init; } = 0.08;
     /// <summary>Evaluation crop: resize the shorter side to size / pct, center crop (0.875 as ImageNet; 1 for images already at the model size).</summary>
     public double EvalCropPct { get; init; } = 224.0 / 256.0;
+    /// <summary>Seeds the initial weights of new parts, data order, augmentation, mixup and drop path (<c>--seed</c>, default 0).</summary>
     public int Seed { get; init; }
     /// <summary>Use at most this many images per class (evenly spaced), for quick runs.</summary>
     public int? LimitPerClass { get; init; }
+    /// <summary>Use at most this many validation images per class (evenly spaced).</summary>
     public int? ValLimitPerClass { get; init; }
+    /// <summary>Batches decoded ahead (default 4).</summary>
     public int Prefetch { get; init; } = 4;
+    /// <summary>Mid-epoch checkpoint interval in minutes (default 5), so a kill loses at most this much work; 0 saves at every optimizer step.</summary>
     public double CheckpointMinutes { get; init; } = 5;
+    /// <summary>Stop cleanly (with a checkpoint) after this long; the schedule is not shortened, <see cref="Resume"/> finishes it.</summary>
     public TimeSpan? TimeLimit { get; init; }
     /// <summary>Checkpoint to continue from, or "auto" for OutputDir/checkpoint-last.maeml when it exists.</summary>
     public string? Resume { get; init; }
     /// <summary>Torch intra-op threads (0: library default).</summary>
     public int Threads { get; init; }
 
+    /// <summary>Images per optimizer step: <see cref="BatchSize"/> x <see cref="AccumIter"/>.</summary>
     public int EffectiveBatchSize => BatchSize * AccumIter;
+    /// <summary>The lr at the end of warmup: <see cref="Lr"/>, or <see cref="BaseLr"/> x <see cref="EffectiveBatchSize"/> / 256.</summary>
     public double PeakLr => Lr ?? LearningRateSchedule.ScaledLr(BaseLr, EffectiveBatchSize);
 
     /// <summary>The paper's ViT-B/16 ImageNet recipe (100 epochs, blr 5e-4, layer decay 0.65, drop path 0.1, batch 1024).</summary>
@@ -72,6 +86,7 @@ public sealed record FinetuneOptions
         TrainDir = trainDir, OutputDir = outputDir, BatchSize = 128, AccumIter = 1, BaseLr = 1e-3, LayerDecay = 0.75, EvalCropPct = 1.0,
     };
 
+    /// <summary>Returns these options if they are consistent; throws <see cref="ArgumentException"/> naming the bad setting.</summary>
     public FinetuneOptions Validate()
     {
         if (Init is null && Model is null) throw new ArgumentException("Give starting weights (Init) or an architecture to train from scratch (Model)");

@@ -11,8 +11,18 @@ using static TorchSharp.torch;
 
 namespace MaeMl.Training;
 
-/// <summary>How a <see cref="Finetuner.Run"/> ended: the last checkpoint (a <see cref="ClassifierCheckpoint"/>), the final model's
+/// <summary>How a <see cref="Finetuner.Run"/> ended: the last checkpoint (a <see cref="ClassifierCheckpoint"/>), the last epoch's
 /// validation metrics (null without a validation set), the best validation top-1 over the epochs (NaN without one), the wall-clock time.</summary>
+/// <param name="CheckpointPath">The run's <see cref="Finetuner.LastCheckpointName"/>.</param>
+/// <param name="ClassNames">Classes in label order (the training folder's subfolders, sorted).</param>
+/// <param name="EpochsDone">Epochs completed, those before a resume included.</param>
+/// <param name="OptimizerSteps">Optimizer steps taken, those before a resume included.</param>
+/// <param name="LastEpochLoss">Mean training loss of the last epoch completed in this run (NaN when none was).</param>
+/// <param name="Validation">Metrics of the last end-of-epoch evaluation in this run; null without a validation set or when no epoch ended.</param>
+/// <param name="BestTop1">Best validation top-1 (a fraction) over all epochs, resumed ones included; NaN without a validation set.</param>
+/// <param name="Elapsed">Wall-clock time of this run's training loop.</param>
+/// <param name="StoppedByTimeLimit">The run stopped at <see cref="FinetuneOptions.TimeLimit"/> with a checkpoint, before the schedule's end.</param>
+/// <param name="SkippedImages">Unreadable training and validation images, with the reason.</param>
 public sealed record FinetuneResult(string CheckpointPath, IReadOnlyList<string> ClassNames, int EpochsDone, long OptimizerSteps, double LastEpochLoss,
     ClassificationMetrics? Validation, double BestTop1, TimeSpan Elapsed, bool StoppedByTimeLimit, IReadOnlyDictionary<string, string> SkippedImages);
 
@@ -24,12 +34,16 @@ public sealed record FinetuneResult(string CheckpointPath, IReadOnlyList<string>
 /// </summary>
 public sealed class Finetuner
 {
+    /// <summary>The run's checkpoint in the output folder (<c>checkpoint-last.maeml</c>, a <see cref="ClassifierCheckpoint"/>), rewritten at every save.</summary>
     public const string LastCheckpointName = "checkpoint-last" + MaeCheckpoint.Extension;
+    /// <summary>Copy of the epoch checkpoint with the best validation top-1 so far (<c>checkpoint-best.maeml</c>; only with a validation set).</summary>
     public const string BestCheckpointName = "checkpoint-best" + MaeCheckpoint.Extension;
     readonly FinetuneOptions options;
     readonly ConsoleProgress progress;
     readonly Action<string> log;
 
+    /// <summary>A run of <paramref name="options"/> (validated: throws <see cref="ArgumentException"/>); progress goes to
+    /// <paramref name="progress"/> (default: a console bar), messages to <paramref name="log"/> (default: progress lines).</summary>
     public Finetuner(FinetuneOptions options, ConsoleProgress? progress = null, Action<string>? log = null)
     {
         this.options = options.Validate();
@@ -37,6 +51,13 @@ public sealed class Finetuner
         this.log = log ?? this.progress.Line;
     }
 
+    /// <summary>
+    /// Fine-tunes (or resumes, see <see cref="FinetuneOptions.Resume"/>) to the end of the schedule or the time limit, writing
+    /// <c>run.json</c>, <c>metrics.jsonl</c>, <see cref="LastCheckpointName"/> (every epoch, every <see cref="FinetuneOptions.CheckpointMinutes"/>
+    /// and at the time limit), <c>loss-curve.png</c> and, with a validation set, <see cref="BestCheckpointName"/>, <c>eval.json</c>
+    /// (the last evaluation) and <c>accuracy-curve.png</c> to the output folder. Throws <see cref="NonFiniteLossException"/> when training diverges (the last good
+    /// checkpoint is kept) and <see cref="OperationCanceledException"/> when <paramref name="cancel"/> fires.
+    /// </summary>
     public FinetuneResult Run(CancellationToken cancel = default)
     {
         var o = options;

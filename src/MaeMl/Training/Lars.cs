@@ -9,13 +9,20 @@ namespace MaeMl.Training;
 /// update <c>g + wd p</c> is scaled by the trust ratio <c>eta ||p|| / ||g + wd p||</c> (1 when either norm is 0); biases and
 /// norms get plain SGD; then heavy-ball momentum <c>mu = m mu + g</c>, <c>p -= lr mu</c>.
 /// </summary>
+/// <param name="parameters">The parameters to update.</param>
+/// <param name="lr">Initial <see cref="LearningRate"/>.</param>
+/// <param name="weightDecay">Weight decay of multi-dimensional tensors (default 0).</param>
+/// <param name="momentum">Heavy-ball momentum m (default 0.9).</param>
+/// <param name="trustCoefficient">eta of the trust ratio (default 0.001).</param>
 public sealed class Lars(IEnumerable<Parameter> parameters, double lr, double weightDecay = 0, double momentum = 0.9, double trustCoefficient = 0.001) : IDisposable
 {
     readonly List<Parameter> parameters = parameters.ToList();
     readonly Dictionary<Parameter, Tensor> buffers = new();
 
+    /// <summary>The lr of the next <see cref="Step"/> (set it from the schedule before each step).</summary>
     public double LearningRate { get; set; } = lr;
 
+    /// <summary>Updates every parameter that has a gradient (under <c>no_grad</c>); momentum buffers start at zero on first use.</summary>
     public void Step()
     {
         using var _ = no_grad();
@@ -42,11 +49,13 @@ public sealed class Lars(IEnumerable<Parameter> parameters, double lr, double we
         }
     }
 
+    /// <summary>Zeroes the parameters' gradients.</summary>
     public void ZeroGrad()
     {
         foreach (var p in parameters) p.grad?.zero_();
     }
 
+    /// <summary>Frees the momentum buffers.</summary>
     public void Dispose()
     {
         foreach (var t in buffers.Values) t.Dispose();

@@ -5,6 +5,11 @@ using static TorchSharp.torch;
 namespace MaeMl.Training;
 
 /// <summary>One optimizer parameter group of a layer-decayed recipe: its lr multiplier and weight decay.</summary>
+/// <param name="Name"><c>layer_{id}_decay</c> or <c>layer_{id}_no_decay</c>.</param>
+/// <param name="LayerId">0 for the embeddings, i+1 for block i, num_layers for everything after the blocks.</param>
+/// <param name="LrScale"><c>decay^(num_layers - LayerId)</c>.</param>
+/// <param name="WeightDecay">The group's weight decay: the recipe's, or 0 for the no-decay group.</param>
+/// <param name="ParameterNames">State-dict names of the group's parameters.</param>
 public sealed record LayerDecayGroup(string Name, int LayerId, double LrScale, double WeightDecay, IReadOnlyList<string> ParameterNames);
 
 /// <summary>

@@ -13,6 +13,14 @@ namespace MaeMl.Training;
 
 /// <summary>How a <see cref="LinearProbe.Run"/> ended: the classifier checkpoint (BatchNorm folded into the head), validation metrics
 /// (null without a validation set), final training top-1 of the head, and where the time went.</summary>
+/// <param name="CheckpointPath">The saved <see cref="LinearProbe.CheckpointName"/>.</param>
+/// <param name="ClassNames">Classes in label order (the training folder's subfolders, sorted).</param>
+/// <param name="Validation">Metrics of the final head on the validation set; null without one.</param>
+/// <param name="TrainTop1">Top-1 (a fraction) of the head on the last epoch's training batches, measured while training.</param>
+/// <param name="FeatureTime">Time spent computing encoder features.</param>
+/// <param name="HeadTrainingTime">Time spent training the head.</param>
+/// <param name="Elapsed">Wall-clock time of the whole run.</param>
+/// <param name="SkippedImages">Unreadable training and validation images, with the reason.</param>
 public sealed record LinearProbeResult(string CheckpointPath, IReadOnlyList<string> ClassNames, ClassificationMetrics? Validation, double TrainTop1,
     TimeSpan FeatureTime, TimeSpan HeadTrainingTime, TimeSpan Elapsed, IReadOnlyDictionary<string, string> SkippedImages);
 
@@ -25,11 +33,14 @@ public sealed record LinearProbeResult(string CheckpointPath, IReadOnlyList<stri
 /// </summary>
 public sealed class LinearProbe
 {
+    /// <summary>The probe's result in the output folder (<c>checkpoint-linprobe.maeml</c>, a <see cref="ClassifierCheckpoint"/>).</summary>
     public const string CheckpointName = "checkpoint-linprobe" + MaeCheckpoint.Extension;
     readonly LinearProbeOptions options;
     readonly ConsoleProgress progress;
     readonly Action<string> log;
 
+    /// <summary>A probe of <paramref name="options"/> (validated: throws <see cref="ArgumentException"/>); progress goes to
+    /// <paramref name="progress"/> (default: a console bar), messages to <paramref name="log"/> (default: progress lines).</summary>
     public LinearProbe(LinearProbeOptions options, ConsoleProgress? progress = null, Action<string>? log = null)
     {
         this.options = options.Validate();
@@ -37,6 +48,12 @@ public sealed class LinearProbe
         this.log = log ?? this.progress.Line;
     }
 
+    /// <summary>
+    /// Trains the head for all epochs (not resumable) and writes <see cref="CheckpointName"/>, <c>run.json</c>, <c>metrics.jsonl</c>,
+    /// <c>loss-curve.png</c> and, with a validation set, <c>eval.json</c> and <c>accuracy-curve.png</c> to the output folder. Throws
+    /// <see cref="ArgumentException"/> for a single class or fewer than 2 readable training images, and
+    /// <see cref="OperationCanceledException"/> when <paramref name="cancel"/> fires.
+    /// </summary>
     public LinearProbeResult Run(CancellationToken cancel = default)
     {
         var o = options;

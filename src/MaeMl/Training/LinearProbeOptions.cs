@@ -22,21 +22,33 @@ public enum LinearProbeOptimizer
 /// </summary>
 public sealed record LinearProbeOptions
 {
+    /// <summary>Training images in class folders (<c>root/&lt;class&gt;/*.jpg</c>).</summary>
     public required string TrainDir { get; init; }
+    /// <summary>Validation images in the same class folders, scored after every epoch; null for none.</summary>
     public string? ValDir { get; init; }
+    /// <summary>Where the checkpoint, metrics.jsonl, eval.json and the curves go.</summary>
     public required string OutputDir { get; init; }
     /// <summary>Pretrained weights (any file <see cref="Interop.MaeModelFile.LoadClassifier(string, Interop.MaeLoadOptions?)"/> reads); null probes a random <see cref="Model"/>.</summary>
     public string? Init { get; init; }
+    /// <summary>Architecture of a random encoder when <see cref="Init"/> is null; with <see cref="Init"/> it supplies the heads when the file cannot.</summary>
     public MaeConfig? Model { get; init; }
     /// <summary>Mean of the patch tokens + a fresh fc_norm instead of the cls token; off as <c>main_linprobe.py</c>.</summary>
     public bool GlobalPool { get; init; }
+    /// <summary>Head training epochs (<c>--epochs</c>, default 90).</summary>
     public int Epochs { get; init; } = 90;
+    /// <summary>Epochs of linear lr warmup (<c>--warmup_epochs</c>, default 10).</summary>
     public double WarmupEpochs { get; init; } = 10;
+    /// <summary>Features per head step (default 256, at least 2; capped at the number of training images); an epoch's last partial batch is dropped.</summary>
     public int BatchSize { get; init; } = 256;
+    /// <summary>base lr: lr = blr x <see cref="BatchSize"/> / 256 (<c>--blr</c>, default 0.1).</summary>
     public double BaseLr { get; init; } = 0.1;
+    /// <summary>Absolute lr (<c>--lr</c>); overrides <see cref="BaseLr"/> when set (LARS wants the official 6.4).</summary>
     public double? Lr { get; init; }
+    /// <summary>Floor of the cosine schedule (<c>--min_lr</c>, default 0).</summary>
     public double MinLr { get; init; }
+    /// <summary>Weight decay of the head (<c>--weight_decay</c>, default 0).</summary>
     public double WeightDecay { get; init; }
+    /// <summary>The head's optimizer (default <see cref="LinearProbeOptimizer.Sgd"/>; the official one is <see cref="LinearProbeOptimizer.Lars"/>).</summary>
     public LinearProbeOptimizer Optimizer { get; init; } = LinearProbeOptimizer.Sgd;
     /// <summary>
     /// True (default): the frozen encoder's features of every training image are computed once, with the evaluation transform, and
@@ -44,19 +56,27 @@ public sealed record LinearProbeOptions
     /// epoch from RandomResizedCrop(scale 0.08-1) + flip views, which costs one encoder forward pass per image per epoch.
     /// </summary>
     public bool CacheFeatures { get; init; } = true;
+    /// <summary>RandomResizedCrop minimum area fraction of the per-epoch views (only without <see cref="CacheFeatures"/>; default 0.08).</summary>
     public double MinCropScale { get; init; } = 0.08;
     /// <summary>Evaluation (and cached-feature) crop: 0.875 ImageNet-style, 1 for images already at the model size.</summary>
     public double EvalCropPct { get; init; } = 224.0 / 256.0;
     /// <summary>Images per encoder forward pass when computing features.</summary>
     public int FeatureBatchSize { get; init; } = 256;
+    /// <summary>Seeds a random encoder, the head's initialisation, the order of the features and the per-epoch views (default 0).</summary>
     public int Seed { get; init; }
+    /// <summary>Use at most this many training images per class (evenly spaced), for quick runs.</summary>
     public int? LimitPerClass { get; init; }
+    /// <summary>Use at most this many validation images per class (evenly spaced).</summary>
     public int? ValLimitPerClass { get; init; }
+    /// <summary>Batches decoded ahead while computing features (default 4).</summary>
     public int Prefetch { get; init; } = 4;
+    /// <summary>Torch intra-op threads (0: library default).</summary>
     public int Threads { get; init; }
 
+    /// <summary>The lr at the end of warmup: <see cref="Lr"/>, or <see cref="BaseLr"/> x <see cref="BatchSize"/> / 256.</summary>
     public double PeakLr => Lr ?? LearningRateSchedule.ScaledLr(BaseLr, BatchSize);
 
+    /// <summary>Returns these options if they are consistent; throws <see cref="ArgumentException"/> naming the bad setting.</summary>
     public LinearProbeOptions Validate()
     {
         if (Init is null && Model is null) throw new ArgumentException("Give pretrained weights (Init) or an architecture (Model)");

@@ -7,9 +7,11 @@ namespace MaeMl.Training;
 public sealed class MetricsLog : IDisposable
 {
     readonly StreamWriter writer;
+    /// <summary>The JSON-lines file (a run's <c>metrics.jsonl</c>).</summary>
     public string Path { get; }
 
-    /// <summary>Opens the log; when resuming, drops entries at or after <paramref name="resumeIter"/> (work the resumed run redoes).</summary>
+    /// <summary>Opens the log (never through a symbolic link): a new run (<paramref name="resumeIter"/> null) starts it empty; a resumed
+    /// one keeps only the entries before <paramref name="resumeIter"/> (later ones are work the resumed run redoes).</summary>
     public MetricsLog(string path, long? resumeIter = null)
     {
         Path = path;
@@ -27,13 +29,15 @@ public sealed class MetricsLog : IDisposable
         writer = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read)) { AutoFlush = true };
     }
 
+    /// <summary>Appends <paramref name="entry"/> as one line, flushed at once.</summary>
     public void Write(JsonObject entry) => writer.WriteLine(entry.ToJsonString());
 
-    /// <summary>Reads (iter, loss) pairs of step entries from a metrics file.</summary>
+    /// <summary>The (iter, loss, epoch_f) of every step entry of a metrics file, in file order.</summary>
     public static List<(long Iter, double Loss, double Epoch)> ReadLoss(string path) =>
         File.ReadAllLines(path).Select(l => JsonNode.Parse(l)!).Where(n => n["type"]?.GetValue<string>() == "step")
             .Select(n => (n["iter"]!.GetValue<long>(), n["loss"]!.GetValue<double>(), n["epoch_f"]!.GetValue<double>())).ToList();
 
+    /// <summary>Closes the file.</summary>
     public void Dispose() => writer.Dispose();
 
     /// <summary>Draws the per-step loss of a metrics.jsonl file against epochs (<see cref="Visualization.LossCurvePlot"/>).</summary>

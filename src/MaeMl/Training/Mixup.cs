@@ -19,6 +19,7 @@ public sealed record MixupOptions
     /// <summary>No mixing, no smoothing: plain cross entropy.</summary>
     public static MixupOptions None => new() { MixupAlpha = 0, CutmixAlpha = 0, LabelSmoothing = 0 };
 
+    /// <summary>True when a batch can be mixed: <see cref="Prob"/> &gt; 0 and mixup or cutmix is on.</summary>
     public bool Mixes => Prob > 0 && (MixupAlpha > 0 || CutmixAlpha > 0);
 }
 
@@ -28,8 +29,11 @@ public sealed record MixupOptions
 /// the clipped box area), chosen with <c>switch_prob</c>; targets are the same mixture of smoothed one-hot labels.
 /// Randomness comes from the <see cref="Random"/> passed in, so a step is reproducible from its seed.
 /// </summary>
+/// <param name="options">Mixup, cutmix and label-smoothing settings.</param>
+/// <param name="numClasses">Classes C of the soft targets.</param>
 public sealed class Mixup(MixupOptions options, int numClasses)
 {
+    /// <summary>The settings this mixer applies.</summary>
     public MixupOptions Options { get; } = options;
 
     /// <summary>Mixed images (a new tensor) and soft targets [N, C] for a batch; <paramref name="lambda"/> is 1 when not mixed.</summary>

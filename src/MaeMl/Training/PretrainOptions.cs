@@ -9,8 +9,12 @@ public sealed record PretrainOptions
     public required string DataDir { get; init; }
     /// <summary>Where checkpoints, metrics.jsonl, loss-curve.png go.</summary>
     public required string OutputDir { get; init; }
+    /// <summary>Architecture, mask ratio and loss (<c>--model</c>, <c>--mask_ratio</c>, <c>--norm_pix_loss</c>; default
+    /// <c>mae_vit_tiny_patch4_img32</c>, the CPU reference, where the official default is <c>mae_vit_large_patch16</c>).</summary>
     public MaeConfig Model { get; init; } = MaePresets.MaeVitTinyPatch4Img32Dec128d2b;
+    /// <summary>Training epochs (<c>--epochs</c>, default 400).</summary>
     public int Epochs { get; init; } = 400;
+    /// <summary>Epochs of linear lr warmup, fractional allowed (<c>--warmup_epochs</c>, default 40).</summary>
     public double WarmupEpochs { get; init; } = 40;
     /// <summary>Images per forward/backward.</summary>
     public int BatchSize { get; init; } = 64;
@@ -20,8 +24,11 @@ public sealed record PretrainOptions
     public double BaseLr { get; init; } = 1.5e-4;
     /// <summary>Absolute lr; overrides <see cref="BaseLr"/> when set.</summary>
     public double? Lr { get; init; }
+    /// <summary>Floor of the cosine schedule (<c>--min_lr</c>, default 0).</summary>
     public double MinLr { get; init; }
+    /// <summary>AdamW weight decay of weights, not of biases and 1-D tensors (<c>--weight_decay</c>, default 0.05).</summary>
     public double WeightDecay { get; init; } = 0.05;
+    /// <summary>Seeds the initial weights, data order, augmentation and masks (<c>--seed</c>, default 0).</summary>
     public int Seed { get; init; }
     /// <summary>RandomResizedCrop minimum area fraction.</summary>
     public double MinCropScale { get; init; } = 0.2;
@@ -51,9 +58,12 @@ public sealed record PretrainOptions
     /// <summary>Torch intra-op threads (0: library default).</summary>
     public int Threads { get; init; }
 
+    /// <summary>Images per optimizer step: <see cref="BatchSize"/> x <see cref="AccumIter"/>.</summary>
     public int EffectiveBatchSize => BatchSize * AccumIter;
+    /// <summary>The lr at the end of warmup: <see cref="Lr"/>, or <see cref="BaseLr"/> x <see cref="EffectiveBatchSize"/> / 256.</summary>
     public double PeakLr => Lr ?? LearningRateSchedule.ScaledLr(BaseLr, EffectiveBatchSize);
 
+    /// <summary>Returns these options if they are consistent; throws <see cref="ArgumentException"/> naming the bad setting.</summary>
     public PretrainOptions Validate()
     {
         Model.Validate();

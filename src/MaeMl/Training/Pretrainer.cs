@@ -11,6 +11,13 @@ using static TorchSharp.torch;
 namespace MaeMl.Training;
 
 /// <summary>How a <see cref="Pretrainer.Run"/> ended.</summary>
+/// <param name="CheckpointPath">The run's <see cref="Pretrainer.LastCheckpointName"/>.</param>
+/// <param name="EpochsDone">Epochs completed, those before a resume included.</param>
+/// <param name="OptimizerSteps">Optimizer steps taken, those before a resume included.</param>
+/// <param name="LastEpochLoss">Mean loss of the last epoch completed in this run (NaN when none was).</param>
+/// <param name="ImagesPerSecond">Images trained on in this run per second of its training loop.</param>
+/// <param name="StoppedByTimeLimit">The run stopped at <see cref="PretrainOptions.TimeLimit"/> with a checkpoint, before the schedule's end.</param>
+/// <param name="SkippedImages">Unreadable images, with the reason.</param>
 public sealed record PretrainResult(string CheckpointPath, int EpochsDone, long OptimizerSteps, double LastEpochLoss,
     double ImagesPerSecond, bool StoppedByTimeLimit, IReadOnlyDictionary<string, string> SkippedImages);
 
@@ -21,11 +28,14 @@ public sealed record PretrainResult(string CheckpointPath, int EpochsDone, long 
 /// </summary>
 public sealed class Pretrainer
 {
+    /// <summary>The run's checkpoint in the output folder (<c>checkpoint-last.maeml</c>), rewritten at every save.</summary>
     public const string LastCheckpointName = "checkpoint-last" + MaeCheckpoint.Extension;
     readonly PretrainOptions options;
     readonly ConsoleProgress progress;
     readonly Action<string> log;
 
+    /// <summary>A run of <paramref name="options"/> (validated: throws <see cref="ArgumentException"/>); progress goes to
+    /// <paramref name="progress"/> (default: a console bar), messages to <paramref name="log"/> (default: progress lines).</summary>
     public Pretrainer(PretrainOptions options, ConsoleProgress? progress = null, Action<string>? log = null)
     {
         this.options = options.Validate();
@@ -56,6 +66,13 @@ public sealed class Pretrainer
         return copy;
     }
 
+    /// <summary>
+    /// Pretrains (or resumes, see <see cref="PretrainOptions.Resume"/>) to the end of the schedule or the time limit, holding the output
+    /// folder's lock (<see cref="RunFolder.Lock"/>) and writing <c>run.json</c>, <c>metrics.jsonl</c>, <see cref="LastCheckpointName"/>
+    /// (every epoch, every <see cref="PretrainOptions.CheckpointMinutes"/> and at the time limit), the every-N-epochs copies and
+    /// <c>loss-curve.png</c>. Throws <see cref="NonFiniteLossException"/> when training diverges (the last good checkpoint is kept) and
+    /// <see cref="OperationCanceledException"/> when <paramref name="cancel"/> fires.
+    /// </summary>
     public PretrainResult Run(CancellationToken cancel = default)
     {
         var o = options;

@@ -6,6 +6,7 @@ namespace MaeMl.Training;
 /// smoothed one-hot targets it equals <c>LabelSmoothingCrossEntropy</c>.</summary>
 public static class SoftTargetCrossEntropy
 {
+    /// <summary>logits [N, C], targets [N, C] (rows of class probabilities) -> the scalar mean loss.</summary>
     public static Tensor Loss(Tensor logits, Tensor targets)
     {
         using var scope = NewDisposeScope();

@@ -42,6 +42,12 @@ public abstract class TrainingTask
 }
 
 /// <summary>How a <see cref="TrainingLoop.Run"/> ended.</summary>
+/// <param name="EpochsDone">Epochs completed, those before the start point included.</param>
+/// <param name="OptimizerSteps">Optimizer steps taken, those before the start point included.</param>
+/// <param name="LastEpochLoss">Mean loss of the last epoch completed in this call (NaN when none was).</param>
+/// <param name="ImagesSeen">Images trained on in this call.</param>
+/// <param name="Elapsed">Wall-clock time of this call.</param>
+/// <param name="StoppedByTimeLimit">The loop stopped at the time limit with a checkpoint, before the schedule's end.</param>
 public sealed record TrainingLoopResult(int EpochsDone, long OptimizerSteps, double LastEpochLoss, long ImagesSeen, TimeSpan Elapsed, bool StoppedByTimeLimit);
 
 /// <summary>
@@ -68,8 +74,20 @@ public sealed class TrainingLoop
     readonly Stopwatch sinceCheckpoint = new();
     string? lastGood;
 
+    /// <summary>A loop over <paramref name="loader"/>'s epochs; throws <see cref="ArgumentException"/> when an epoch has fewer batches
+    /// than <paramref name="accumIter"/> or <paramref name="lrScales"/> does not match the optimizer's groups.</summary>
     /// <param name="loader">Training batches (the epoch's order is a function of seed and epoch).</param>
     /// <param name="optimizer">Its groups' lr is set from <paramref name="schedule"/> times <paramref name="lrScales"/> (all 1 when null).</param>
+    /// <param name="schedule">The lr, evaluated at the fractional epoch of each accumulation group's first batch.</param>
+    /// <param name="lrScales">One lr multiplier per optimizer group, in group order (layer decay); null for all 1.</param>
+    /// <param name="epochs">Length of the run in epochs.</param>
+    /// <param name="batchSize">Images per batch, for the ETA.</param>
+    /// <param name="accumIter">Batches per optimizer step; the loss is divided by it. An epoch's batches beyond the last whole group are left out.</param>
+    /// <param name="timeLimit">Stop cleanly with a checkpoint at the first accumulation boundary after this long; null for none.</param>
+    /// <param name="checkpointMinutes">Mid-epoch checkpoint interval in minutes, checked at accumulation boundaries.</param>
+    /// <param name="metrics">Receives a <c>step</c> line per batch and an <c>epoch</c> line per epoch.</param>
+    /// <param name="progress">The progress bar, updated after every batch.</param>
+    /// <param name="log">Receives the epoch lines, the time-limit notice and retry warnings.</param>
     /// <param name="lastPath">checkpoint-last of the run.</param>
     /// <param name="lastGood">What checkpoint-last holds now, for messages (null: nothing written yet).</param>
     /// <param name="dataDescription">The training data in words, for the error when nothing could be decoded.</param>

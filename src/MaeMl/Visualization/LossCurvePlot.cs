@@ -6,6 +6,9 @@ namespace MaeMl.Visualization;
 /// Hand-drawn with SkiaSharp because plotting libraries for .NET need SkiaSharp 3, which breaks ML.NET 5's image code.</summary>
 public static class LossCurvePlot
 {
+    /// <summary>Writes a <paramref name="width"/> x <paramref name="height"/> PNG (default 900 x 500 pixels) of <paramref name="points"/>
+    /// (joined in the order given) under <paramref name="title"/>: the raw curve and a moving average over count/50 points, axes
+    /// labelled <paramref name="xLabel"/> and <paramref name="yLabel"/>, written atomically. An empty list draws "no data".</summary>
     public static void Write(IReadOnlyList<(double X, double Y)> points, string pngPath, string title, int width = 900, int height = 500,
         string xLabel = "epoch", string yLabel = "loss")
     {

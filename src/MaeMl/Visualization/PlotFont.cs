@@ -19,6 +19,8 @@ public static class PlotFont
         return SKTypeface.Default;
     });
 
+    /// <summary>A new antialiased text paint of <paramref name="size"/> pixels in <see cref="PlotFont"/>'s typeface, black unless
+    /// <paramref name="color"/> is given (the caller disposes it).</summary>
     public static SKPaint Text(float size, SKColor? color = null) => new()
     {
         Typeface = typeface.Value, TextSize = size, IsAntialias = true, Color = color ?? SKColors.Black,

@@ -14,6 +14,7 @@ namespace MaeMl.Visualization;
 /// </summary>
 public static class ReconstructionGrid
 {
+    /// <summary>The column titles of the grid, in panel order (those of <see cref="Compose"/>).</summary>
     public static readonly string[] Columns = { "original", "masked", "reconstruction", "recon + visible" };
 
     /// <summary>Runs the model on the images (resized to the model's size) with a seeded mask and writes the grid PNG.</summary>
