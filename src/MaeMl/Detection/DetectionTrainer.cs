@@ -7,7 +7,9 @@ namespace MaeMl.Detection;
 public static class DetectionTrainer
 {
     /// <summary>Trains on <paramref name="data"/>; random horizontal flips move the boxes with the images.</summary>
-    public static DenseTrainingResult Train(DetectionModel model, DetectionDataset data, DenseTrainingOptions options, Action<string>? log = null) =>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (checked before every step).</exception>
+    public static DenseTrainingResult Train(DetectionModel model, DetectionDataset data, DenseTrainingOptions options, Action<string>? log = null,
+        CancellationToken cancellationToken = default) =>
         DenseTrainingLoop.Run(model, name => name.StartsWith("backbone.net."), data.Count, (rows, rng) =>
         {
             using var index = tensor(rows);
@@ -16,7 +18,7 @@ public static class DetectionTrainer
             if (options.Flip && rng.Next(2) == 1) (images, boxes) = DetectionDataset.FlipHorizontal(images, boxes);
             using var output = model.forward(images);
             return FcosLoss.Compute(model, output, boxes);
-        }, options, log);
+        }, options, log, cancellationToken);
 
     /// <summary>Detections per image of images [N, 3, S, S], in model pixels.</summary>
     public static List<DetectedBox[]> Predict(DetectionModel model, Tensor images, int batchSize = 16)

@@ -49,10 +49,46 @@ public static class DenseCatalog
     }
 }
 
-/// <summary>ML.NET catalog extension for the MAE object-detection trainer.</summary>
+/// <summary>ML.NET catalog extensions for the MAE object-detection trainer.</summary>
 public static class MaeObjectDetectionCatalog
 {
-    /// <summary>An object-detection trainer on a MAE ViT; see <see cref="MaeObjectDetectionTrainer"/>.</summary>
-    public static MaeObjectDetectionTrainer MaeObjectDetection(this MulticlassClassificationCatalog.MulticlassClassificationTrainers trainers, MLContext ml, MaeObjectDetectionOptions? options = null) =>
-        new(ml, options ?? new MaeObjectDetectionOptions());
+    /// <summary>
+    /// An object-detection trainer on a MAE ViT (simple feature pyramid + FCOS) with the columns of ML.NET's own object-detection
+    /// trainer; see <see cref="MaeObjectDetectionTrainer"/>. Seed, log and cancellation come from the catalog's <see cref="MLContext"/>.
+    /// </summary>
+    /// <param name="catalog">The multiclass trainers catalog (<c>mlContext.MulticlassClassification.Trainers</c>).</param>
+    /// <param name="labelColumnName">Vector of keys: the class of each box.</param>
+    /// <param name="predictedLabelColumnName">Output: the class of each predicted box (keys of the label's type).</param>
+    /// <param name="scoreColumnName">Output: the score of each predicted box, best first.</param>
+    /// <param name="boundingBoxColumnName">Vector of floats, x0 y0 x1 y1 per box in pixels of the image.</param>
+    /// <param name="predictedBoundingBoxColumnName">Output: x0 y0 x1 y1 per predicted box in pixels of the image.</param>
+    /// <param name="imageColumnName">Image column (<see cref="Microsoft.ML.Data.MLImage"/>).</param>
+    /// <param name="pretrainedEncoderFile">MAE / encoder file whose encoder initialises the ViT, or null for a random initialisation.</param>
+    /// <param name="epochs">Training epochs.</param>
+    /// <param name="batchSize">Images per step.</param>
+    public static MaeObjectDetectionTrainer MaeObjectDetection(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        string labelColumnName = "Label", string predictedLabelColumnName = "PredictedLabel", string scoreColumnName = "Score",
+        string boundingBoxColumnName = "BoundingBoxes", string predictedBoundingBoxColumnName = "PredictedBoundingBoxes", string imageColumnName = "Image",
+        string? pretrainedEncoderFile = null, int epochs = 20, int batchSize = 16) =>
+        catalog.MaeObjectDetection(new MaeObjectDetectionOptions
+        {
+            LabelColumnName = labelColumnName, PredictedLabelColumnName = predictedLabelColumnName, ScoreColumnName = scoreColumnName,
+            BoundingBoxColumnName = boundingBoxColumnName, PredictedBoundingBoxColumnName = predictedBoundingBoxColumnName, ImageColumnName = imageColumnName,
+            PretrainedEncoderFile = pretrainedEncoderFile, Training = new Training.DenseTrainingOptions { Epochs = epochs, BatchSize = batchSize },
+        });
+
+    /// <summary>An object-detection trainer on a MAE ViT; see <see cref="MaeObjectDetectionOptions"/> for the settings.</summary>
+    public static MaeObjectDetectionTrainer MaeObjectDetection(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        MaeObjectDetectionOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new MaeObjectDetectionTrainer(options, MLNetHost.FromCatalog(catalog, nameof(MaeObjectDetection), options.Logger));
+    }
+
+    /// <summary>An object-detection trainer on a MAE ViT; the context is the catalog's own (<paramref name="ml"/> is not needed).</summary>
+    [Obsolete("Use mlContext.MulticlassClassification.Trainers.MaeObjectDetection(options): the trainer takes the catalog's own MLContext")]
+    public static MaeObjectDetectionTrainer MaeObjectDetection(this MulticlassClassificationCatalog.MulticlassClassificationTrainers trainers, MLContext ml,
+        MaeObjectDetectionOptions? options = null) =>
+        trainers.MaeObjectDetection(options ?? new MaeObjectDetectionOptions());
 }

@@ -1,9 +1,12 @@
 using MaeMl.Training;
 using MaeMl.Model;
+using Microsoft.Extensions.Logging;
+using Microsoft.ML;
 
 namespace MaeMl.MLNet;
 
-/// <summary>Settings of <see cref="MaeObjectDetectionTrainer"/>. Column names default to those of ML.NET's own object-detection trainer.</summary>
+/// <summary>Settings of <see cref="MaeObjectDetectionTrainer"/>
+/// (<see cref="MaeObjectDetectionCatalog.MaeObjectDetection(MulticlassClassificationCatalog.MulticlassClassificationTrainers, MaeObjectDetectionOptions)"/>). Column names default to those of ML.NET's own object-detection trainer.</summary>
 public sealed record MaeObjectDetectionOptions
 {
     /// <summary>Vector of keys: the class of each box.</summary>
@@ -32,9 +35,24 @@ public sealed record MaeObjectDetectionOptions
     public float NmsIoU { get; init; } = 0.6f;
     /// <summary>Detections returned per image at most, all classes together (the best by score after NMS).</summary>
     public int MaxDetections { get; init; } = 100;
+    /// <summary>Epochs, batch size, learning rates, flips and time limit of training (its <see cref="DenseTrainingOptions.Seed"/> is
+    /// replaced by <see cref="Seed"/>).</summary>
     public DenseTrainingOptions Training { get; init; } = new();
+    /// <summary>Seed of initialisation, data order and flips. Null (default): drawn from the <see cref="MLContext"/> the trainer was
+    /// created from, so <c>new MLContext(seed: 1)</c> makes the run reproducible.</summary>
+    public int? Seed { get; init; }
     /// <summary>Where the trained model's ONNX file is written (null: a temporary file). The fitted ML.NET model embeds it.</summary>
     public string? OnnxModelFile { get; init; }
-    /// <summary>Progress lines of training, or null.</summary>
+    /// <summary>CUDA device for scoring with ONNX Runtime (needs the <c>Microsoft.ML.OnnxRuntime.Gpu</c> native package), or null for
+    /// the CPU. Training runs in TorchSharp on the CPU.</summary>
+    public int? GpuDeviceId { get; init; }
+    /// <summary>Score on the CPU when the GPU cannot be used (also when the CPU-only ONNX Runtime package is referenced). Default true.</summary>
+    public bool FallbackToCpu { get; init; } = true;
+    /// <summary>Progress lines also go here (they always go to <c>MLContext.Log</c>). Null: only the context's log.</summary>
+    public ILogger? Logger { get; init; }
+    /// <summary>Stops training early (as <c>MLContext.CancelExecution()</c> does): <c>Fit</c> throws <see cref="OperationCanceledException"/>.</summary>
+    public CancellationToken CancellationToken { get; init; }
+    /// <summary>Receives progress lines (superseded by <see cref="Logger"/> and <c>MLContext.Log</c>; kept for one release).</summary>
+    [Obsolete("Use Logger (Microsoft.Extensions.Logging) or MLContext.Log")]
     public Action<string>? Log { get; init; }
 }

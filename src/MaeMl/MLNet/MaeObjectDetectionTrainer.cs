@@ -1,6 +1,7 @@
 using MaeMl.Detection;
 using MaeMl.Interop;
 using MaeMl.Model;
+using Microsoft.Extensions.Logging;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Transforms.Image;
@@ -22,12 +23,41 @@ namespace MaeMl.MLNet;
 /// (<see cref="ImageSizeMappingFactory"/>, which <c>Model.Load</c> finds in MaeMl.dll by itself), <c>ResizeImages</c>,
 /// <c>ExtractPixels</c>, <c>ApplyOnnxModel</c>, <c>MapValue</c> + <c>MapValueToKey</c> for the predicted keys, copies and
 /// drops. <see cref="Predict"/> runs the trained TorchSharp model on the same pixels and gives the same detections.
-/// Training holds the images in memory at the model's size.
+/// Training holds the images in memory at the model's size. Seed, log and cancellation come from the <see cref="MLContext"/> the
+/// catalog belongs to (<see cref="MaeObjectDetectionCatalog"/>); the device of <c>ApplyOnnxModel</c> is resolved by
+/// <see cref="OnnxDevice"/>, so <see cref="MaeObjectDetectionOptions.FallbackToCpu"/> also holds with the CPU-only ONNX Runtime.
 /// </summary>
-public sealed class MaeObjectDetectionTrainer(MLContext ml, MaeObjectDetectionOptions options) : IEstimator<ITransformer>
+public sealed class MaeObjectDetectionTrainer : IEstimator<ITransformer>
 {
     const string Prefix = "MaeDetection.";
     const string Resized = Prefix + "Resized";
+    readonly MaeObjectDetectionOptions options;
+    readonly MLNetHost host;
+    readonly MLContext ml;
+    readonly int seed;
+
+    internal MaeObjectDetectionTrainer(MaeObjectDetectionOptions options, MLNetHost host)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        this.options = options;
+        this.host = host;
+        seed = options.Seed ?? host.NextSeed();
+        ml = host.NewContext(seed);
+    }
+
+    /// <summary>A trainer on <paramref name="ml"/>'s seed, log and cancellation.</summary>
+    [Obsolete("Use mlContext.MulticlassClassification.Trainers.MaeObjectDetection(options)")]
+    public MaeObjectDetectionTrainer(MLContext ml, MaeObjectDetectionOptions options)
+        : this(options, MLNetHost.FromCatalog((ml ?? throw new ArgumentNullException(nameof(ml))).MulticlassClassification.Trainers,
+            nameof(MaeObjectDetectionCatalog.MaeObjectDetection), options?.Logger)) { }
+
+#pragma warning disable CS0618 // the obsolete string callback is still honoured for one release
+    void Log(string message, LogLevel level = LogLevel.Information)
+    {
+        host.Log(message, level);
+        options.Log?.Invoke(message);
+    }
+#pragma warning restore CS0618
 
     /// <summary>The last trained model (disposed by the caller), for evaluation or saving with <see cref="DetectionModelFile"/>.</summary>
     public DetectionModel? TrainedModel { get; private set; }
@@ -35,8 +65,12 @@ public sealed class MaeObjectDetectionTrainer(MLContext ml, MaeObjectDetectionOp
     DetectionConfig Config(int numClasses) => new(options.Encoder, numClasses, options.PyramidChannels, options.PyramidScales, options.HeadConvs)
         { ScoreThreshold = options.ScoreThreshold, NmsIoU = options.NmsIoU, MaxDetections = options.MaxDetections };
 
+    /// <summary>Trains on the rows of <paramref name="input"/> and returns the fitted chain of ML.NET transformers.</summary>
+    /// <exception cref="OperationCanceledException">The catalog's <see cref="MLContext"/> or <see cref="MaeObjectDetectionOptions.CancellationToken"/>
+    /// was cancelled (checked before training and before every step).</exception>
     public ITransformer Fit(IDataView input)
     {
+        ArgumentNullException.ThrowIfNull(input);
         var o = options;
         var schema = input.Schema;
         var label = schema.GetColumnOrNull(o.LabelColumnName) ?? throw new ArgumentOutOfRangeException(nameof(input), $"Could not find label column '{o.LabelColumnName}'");
@@ -51,6 +85,9 @@ public sealed class MaeObjectDetectionTrainer(MLContext ml, MaeObjectDetectionOp
         if (label.HasKeyValues()) { label.GetKeyValues(ref names); classNames = names.DenseValues().Select(v => v.ToString()).ToList(); }
         else classNames = Enumerable.Range(1, numClasses).Select(i => i.ToString()).ToList();
         var config = Config(numClasses).Validate();
+        using var cancel = host.Watch(o.CancellationToken);
+        if (host.IsCanceled) throw new OperationCanceledException("MLContext.CancelExecution() was called before Fit");
+        cancel.Token.ThrowIfCancellationRequested();
 
         // ---- read the rows through the chain's own preprocessing
         int size = o.Encoder.ImageSize;
@@ -60,19 +97,44 @@ public sealed class MaeObjectDetectionTrainer(MLContext ml, MaeObjectDetectionOp
         var scaled = boxes.Select((bs, i) => bs.Select(b => b.Transform((float)size / sizes[i].Width, (float)size / sizes[i].Height)).ToArray()).ToList();
 
         // ---- train
+        manual_seed(seed);   // initialisation; DenseTrainingLoop seeds again for data order and flips
         var model = new DetectionModel(config);
-        if (o.PretrainedEncoderFile is not null)
+        try
         {
-            using var mae = MaeModelFile.LoadMae(o.PretrainedEncoderFile, new MaeLoadOptions { AllowMissingDecoder = true });
-            model.Vit.LoadEncoder(mae.state_dict().Where(kv => MaskedAutoencoderViT.IsEncoderKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value));
+            if (o.PretrainedEncoderFile is not null)
+            {
+                using var mae = MaeModelFile.LoadMae(o.PretrainedEncoderFile, new MaeLoadOptions { AllowMissingDecoder = true });
+                model.Vit.LoadEncoder(mae.state_dict().Where(kv => MaskedAutoencoderViT.IsEncoderKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value));
+            }
+            using var data = DetectionDataset.FromPixels(pixels, scaled, classNames, size);
+            var result = DetectionTrainer.Train(model, data, o.Training with { Seed = seed }, m => Log(m), cancel.Token);
+            Log($"trained {result.Steps} steps in {result.Seconds:F0} s (seed {seed})");
         }
-        using (var data = DetectionDataset.FromPixels(pixels, scaled, classNames, size))
-            DetectionTrainer.Train(model, data, o.Training, o.Log);
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
         model.eval();
         TrainedModel?.Dispose();
         TrainedModel = model;
-        var onnx = o.OnnxModelFile ?? Path.Combine(Path.GetTempPath(), $"maeml-detector-{Guid.NewGuid():N}.onnx");
-        DetectionOnnxExporter.Export(model, onnx);
+        byte[] onnx;
+        if (o.OnnxModelFile is { } file)
+        {
+            DetectionOnnxExporter.Export(model, file);
+            onnx = File.ReadAllBytes(file);
+        }
+        else
+        {
+            var temporary = Path.Combine(Path.GetTempPath(), $"maeml-detector-{Guid.NewGuid():N}.onnx");
+            try
+            {
+                DetectionOnnxExporter.Export(model, temporary);
+                onnx = File.ReadAllBytes(temporary);
+            }
+            finally { File.Delete(temporary); }
+        }
+        Log("exported the detector with its post-processing to ONNX");
         return FitChain(input, onnx, classNames);
     }
 
@@ -197,7 +259,7 @@ public sealed class MaeObjectDetectionTrainer(MLContext ml, MaeObjectDetectionOp
     }
 
     /// <summary>The fitted inference chain over an exported detector, predicted keys numbered as <paramref name="classNames"/>.</summary>
-    ITransformer FitChain(IDataView input, string onnx, List<string> classNames)
+    ITransformer FitChain(IDataView input, byte[] onnx, List<string> classNames)
     {
         var preprocessing = FitPreprocessing(input);
         var rest = Inference(onnx, classNames, [DetectionOnnxNames.Pixels, DetectionOnnxNames.ImageSize], [ImageSizeMappingFactory.ImageColumn, DetectionOnnxNames.ImageSize])
@@ -206,18 +268,17 @@ public sealed class MaeObjectDetectionTrainer(MLContext ml, MaeObjectDetectionOp
     }
 
     /// <summary>From the preprocessed columns on: <c>ApplyOnnxModel</c>, the predicted keys, the output copies and the drops.</summary>
-    IEstimator<ITransformer> Inference(string onnx, List<string> classNames, string[] onnxInputs, string[] alsoDrop)
+    /// <remarks>The model is handed over as bytes (held by the transformer, as the classifier's), so no file of ours has to outlive <c>Fit</c>.</remarks>
+    IEstimator<ITransformer> Inference(byte[] onnx, List<string> classNames, string[] onnxInputs, string[] alsoDrop)
     {
         var o = options;
         var t = ml.Transforms;
         string names = Prefix + "LabelNames";
         var lookup = ml.Data.LoadFromEnumerable(classNames.Select((n, i) => new LabelLookup { Index = i, Name = n }));
         var keyData = ml.Data.LoadFromEnumerable(classNames.Select(n => new KeyName { Name = n }));
-        return t.ApplyOnnxModel(new OnnxOptions
-            {
-                ModelFile = onnx, InputColumns = onnxInputs,
-                OutputColumns = [DetectionOnnxNames.Boxes, DetectionOnnxNames.Scores, DetectionOnnxNames.Labels],
-            })
+        var device = OnnxDevice.Resolve(o.GpuDeviceId, o.FallbackToCpu, m => Log(m, LogLevel.Warning));
+        return t.ApplyOnnxModel([DetectionOnnxNames.Boxes, DetectionOnnxNames.Scores, DetectionOnnxNames.Labels], onnxInputs,
+                new MemoryStream(onnx, writable: false), device, o.FallbackToCpu)
             .Append(t.Conversion.MapValue(names, lookup, lookup.Schema[nameof(LabelLookup.Index)], lookup.Schema[nameof(LabelLookup.Name)], DetectionOnnxNames.Labels))
             .Append(t.Conversion.MapValueToKey(o.PredictedLabelColumnName, names, keyData: keyData))
             .Append(t.CopyColumns(o.ScoreColumnName, DetectionOnnxNames.Scores))
@@ -234,19 +295,14 @@ public sealed class MaeObjectDetectionTrainer(MLContext ml, MaeObjectDetectionOp
     {
         foreach (var name in new[] { options.LabelColumnName, options.ImageColumnName, options.BoundingBoxColumnName })
             if (!inputSchema.Any(c => c.Name == name)) throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Could not find input column '{name}'");
-        var stub = Path.Combine(Path.GetTempPath(), $"maeml-detector-schema-{Guid.NewGuid():N}.onnx");
-        try
-        {
-            var g = new Onnx.OnnxGraphBuilder("maeml_detector_schema");
-            int s = options.Encoder.ImageSize;
-            g.Input(DetectionOnnxNames.Pixels, "batch", 3, s, s);
-            g.Output(g.Node("Identity", [g.Initializer("no_boxes", ReadOnlySpan<float>.Empty, 1, 0, 4)], "boxes"), DetectionOnnxNames.Boxes, "batch", "detections", 4);
-            g.Output(g.Node("Identity", [g.Initializer("no_scores", ReadOnlySpan<float>.Empty, 1, 0)], "scores"), DetectionOnnxNames.Scores, "batch", "detections");
-            var noLabels = g.Node("Cast", [g.Initializer("no_labels", ReadOnlySpan<float>.Empty, 1, 0)], "labels", Onnx.OnnxGraphBuilder.Attr("to", 7L));
-            g.Output(noLabels, DetectionOnnxNames.Labels, global::Onnx.TensorProto.Types.DataType.Int64, "batch", "detections");
-            Onnx.VitEncoderOnnxExporter.Save(g.ToModel(17), stub);
-            return Stretch().Append(Inference(stub, ["class"], [DetectionOnnxNames.Pixels], [])).GetOutputSchema(inputSchema);
-        }
-        finally { File.Delete(stub); }
+        var g = new Onnx.OnnxGraphBuilder("maeml_detector_schema");
+        int s = options.Encoder.ImageSize;
+        g.Input(DetectionOnnxNames.Pixels, "batch", 3, s, s);
+        g.Output(g.Node("Identity", [g.Initializer("no_boxes", ReadOnlySpan<float>.Empty, 1, 0, 4)], "boxes"), DetectionOnnxNames.Boxes, "batch", "detections", 4);
+        g.Output(g.Node("Identity", [g.Initializer("no_scores", ReadOnlySpan<float>.Empty, 1, 0)], "scores"), DetectionOnnxNames.Scores, "batch", "detections");
+        var noLabels = g.Node("Cast", [g.Initializer("no_labels", ReadOnlySpan<float>.Empty, 1, 0)], "labels", Onnx.OnnxGraphBuilder.Attr("to", 7L));
+        g.Output(noLabels, DetectionOnnxNames.Labels, global::Onnx.TensorProto.Types.DataType.Int64, "batch", "detections");
+        var stub = Google.Protobuf.MessageExtensions.ToByteArray(g.ToModel(17));
+        return Stretch().Append(Inference(stub, ["class"], [DetectionOnnxNames.Pixels], [])).GetOutputSchema(inputSchema);
     }
 }

@@ -1,6 +1,7 @@
 using MaeMl.Detection;
 using MaeMl.Training;
 using MaeMl.MLNet;
+using Microsoft.Extensions.Logging;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Xunit;
@@ -48,9 +49,9 @@ public sealed class ObjectDetectionTrainerTests(ObjectDetectionTrainerTests.Trai
             Data = Ml.Data.LoadFromEnumerable(Images.Select(ToRow));
             Loaded = Inputs(Ml).Fit(Data).Transform(Data);
             var onnx = Path.Combine(Dir, "det.onnx");
-            Trainer = Ml.MulticlassClassification.Trainers.MaeObjectDetection(Ml, new MaeObjectDetectionOptions
+            Trainer = Ml.MulticlassClassification.Trainers.MaeObjectDetection(new MaeObjectDetectionOptions
             {
-                BoundingBoxColumnName = "BoundingBoxes", Encoder = DenseTestData.TinyEncoder(32), PyramidChannels = 8, HeadConvs = 1, OnnxModelFile = onnx,
+                Seed = 0, BoundingBoxColumnName = "BoundingBoxes", Encoder = DenseTestData.TinyEncoder(32), PyramidChannels = 8, HeadConvs = 1, OnnxModelFile = onnx,
                 Training = new DenseTrainingOptions { Epochs = 15, BatchSize = 4, Lr = 2e-3, BackboneLrScale = 1 },
             });
             Model = Inputs(Ml).Append(Trainer).Fit(Data);
@@ -227,9 +228,9 @@ public sealed class ObjectDetectionCapTests : IDisposable
         var images = DenseTestData.WriteBoxImages(Path.Combine(dir, "images"), 4, ["a", "b", "c"]);
         var ml = new MLContext(seed: 0);
         var data = ml.Data.LoadFromEnumerable(images.Select(b => new ObjectDetectionTrainerTests.Row { ImagePath = b.Path, LabelNames = b.Names, BoundingBoxes = b.Boxes }));
-        var trainer = ml.MulticlassClassification.Trainers.MaeObjectDetection(ml, new MaeObjectDetectionOptions
+        var trainer = ml.MulticlassClassification.Trainers.MaeObjectDetection(new MaeObjectDetectionOptions
         {
-            BoundingBoxColumnName = "BoundingBoxes", Encoder = DenseTestData.TinyEncoder(32), PyramidChannels = 8, HeadConvs = 1,
+            Seed = 0, BoundingBoxColumnName = "BoundingBoxes", Encoder = DenseTestData.TinyEncoder(32), PyramidChannels = 8, HeadConvs = 1,
             OnnxModelFile = Path.Combine(dir, "det.onnx"), Training = new DenseTrainingOptions { Epochs = 1, BatchSize = 4 },
         });
         var model = ml.Transforms.Conversion.MapValueToKey("Label", "LabelNames").Append(ml.Transforms.LoadImages("Image", null, "ImagePath")).Append(trainer).Fit(data);
@@ -239,5 +240,123 @@ public sealed class ObjectDetectionCapTests : IDisposable
         var boxes = scored.GetColumn<VBuffer<float>>("PredictedBoundingBoxes").Select(v => v.DenseValues().Count()).ToArray();
         Assert.All(counts, c => Assert.Equal(100, c));   // 340 locations x 3 classes above the threshold: capped at 100 in all
         Assert.Equal(counts.Select(c => 4 * c), boxes);
+    }
+}
+
+/// <summary>
+/// The detector takes the catalog's own MLContext, as ML.NET's trainers and the MAE classifier do: its seed (two fits under the
+/// same context seed are identical, another seed differs), its log (progress lines in MLContext.Log, also to an ILogger), its
+/// cancellation (CancelExecution, or the option's token during training: OperationCanceledException); no temporary ONNX file stays.
+/// </summary>
+[Collection("TorchGlobalRng")]
+public sealed class ObjectDetectionContextTests(ITestOutputHelper output) : IDisposable
+{
+    readonly string dir = TestImages.TempDir("det-context");
+    public void Dispose() => Directory.Delete(dir, true);
+
+    static MaeObjectDetectionOptions Tiny(int epochs) => new()
+    {
+        Encoder = DenseTestData.TinyEncoder(32), PyramidChannels = 8, HeadConvs = 1, Training = new DenseTrainingOptions { Epochs = epochs, BatchSize = 4 },
+    };
+
+    static IDataView Loaded(MLContext ml, List<DenseTestData.BoxImage> images)
+    {
+        var data = ml.Data.LoadFromEnumerable(images.Select(b => new ObjectDetectionTrainerTests.Row { ImagePath = b.Path, LabelNames = b.Names, BoundingBoxes = b.Boxes }));
+        return ml.Transforms.Conversion.MapValueToKey("Label", "LabelNames").Append(ml.Transforms.LoadImages("Image", null, "ImagePath")).Fit(data).Transform(data);
+    }
+
+    [Fact]
+    public void Uses_the_catalogs_context_for_seed_log_and_cancellation_and_leaves_no_temporary_files()
+    {
+        var images = DenseTestData.WriteBoxImages(Path.Combine(dir, "images"), 8, ["square", "circle"]);
+        var temp = Path.GetTempPath();
+        var before = Directory.GetFiles(temp, "maeml-detector-*").ToHashSet();
+        float[] Run(int seed, List<string> log, List<string>? logger = null)
+        {
+            var ml = new MLContext(seed);
+            ml.Log += (_, e) => { if (e.Message.Contains("MaeObjectDetection")) lock (log) log.Add(e.Message); };
+            var data = Loaded(ml, images);
+            var trainer = ml.MulticlassClassification.Trainers.MaeObjectDetection(Tiny(2) with { Logger = logger is null ? null : new ListLogger(logger) });
+            var model = trainer.Fit(data);
+            using (trainer.TrainedModel) { }
+            var scored = model.Transform(data);
+            return scored.GetColumn<VBuffer<float>>("Score").SelectMany(v => v.DenseValues())
+                .Concat(scored.GetColumn<VBuffer<float>>("PredictedBoundingBoxes").SelectMany(v => v.DenseValues())).ToArray();
+        }
+        List<string> log = [], logger = [];
+        var a = Run(3, log, logger);
+        var b = Run(3, []);
+        var c = Run(4, []);
+        foreach (var line in log) output.WriteLine(line);
+        Assert.NotEmpty(a);
+        Assert.Equal(a, b);
+        Assert.NotEqual(a, c);
+        Assert.Contains(log, l => l.Contains("epoch 2/2: loss"));
+        Assert.Contains(logger, l => l.StartsWith("epoch 2/2: loss"));
+        Assert.DoesNotContain(Directory.GetFiles(temp, "maeml-detector-*"), f => !before.Contains(f));
+
+        // cancellation through the context (what ML.NET's own components use), before training
+        var cancelled = new MLContext(0);
+        var data = Loaded(new MLContext(0), images);   // loaded by another context: ML.NET's own transforms would stop on the cancelled one
+        typeof(MLContext).GetMethod("CancelExecution", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic)!
+            .Invoke(cancelled, null);
+        var byContext = Assert.ThrowsAny<OperationCanceledException>(() => cancelled.MulticlassClassification.Trainers.MaeObjectDetection(Tiny(50)).Fit(data));
+        output.WriteLine($"context: {byContext.Message}");
+
+        // through the option's token, during training (cancelled once the first epoch is logged)
+        using var source = new CancellationTokenSource();
+        List<string> lines = [];
+        var ml = new MLContext(0);
+        var trainer = ml.MulticlassClassification.Trainers.MaeObjectDetection(Tiny(50) with
+        {
+            CancellationToken = source.Token, Logger = new ListLogger(lines, l => { if (l.StartsWith("epoch 1/")) source.Cancel(); }),
+        });
+        Assert.ThrowsAny<OperationCanceledException>(() => trainer.Fit(data));
+        Assert.Null(trainer.TrainedModel);
+        Assert.Contains(lines, l => l.StartsWith("epoch 1/50"));
+        Assert.DoesNotContain(lines, l => l.StartsWith("epoch 2/50"));
+        Assert.DoesNotContain(Directory.GetFiles(temp, "maeml-detector-*"), f => !before.Contains(f));
+    }
+
+    /// <summary>A GPU asked for with FallbackToCpu scores on the CPU when there is none (the device is resolved by OnnxDevice first, so
+    /// this also holds with the CPU-only native package, whose missing CUDA entry point ML.NET's own fallback does not catch).</summary>
+    [Fact]
+    public void Gpu_device_with_fallback_scores_on_a_machine_without_one()
+    {
+        var images = DenseTestData.WriteBoxImages(Path.Combine(dir, "images"), 4, ["square", "circle"]);
+        var ml = new MLContext(0);
+        var data = Loaded(ml, images);
+        var trainer = ml.MulticlassClassification.Trainers.MaeObjectDetection(Tiny(1) with { GpuDeviceId = 0, FallbackToCpu = true });
+        var model = trainer.Fit(data);
+        using (trainer.TrainedModel) { }
+        var scores = model.Transform(data).GetColumn<VBuffer<float>>("Score").ToList();
+        Assert.Equal(4, scores.Count);
+        output.WriteLine($"providers {string.Join(", ", OnnxDevice.AvailableProviders())}; {scores.Sum(v => v.Length)} detections");
+    }
+
+    [Fact]
+    public void Simple_argument_overload_sets_the_columns_and_the_obsolete_one_still_works()
+    {
+        var ml = new MLContext(0);
+        var trainer = ml.MulticlassClassification.Trainers.MaeObjectDetection(labelColumnName: "L", boundingBoxColumnName: "B", imageColumnName: "I", epochs: 3, batchSize: 2);
+        var o = (MaeObjectDetectionOptions)typeof(MaeObjectDetectionTrainer).GetField("options", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!.GetValue(trainer)!;
+        Assert.Equal(("L", "B", "I", 3, 2), (o.LabelColumnName, o.BoundingBoxColumnName, o.ImageColumnName, o.Training.Epochs, o.Training.BatchSize));
+        Assert.Equal(("PredictedLabel", "Score", "PredictedBoundingBoxes"), (o.PredictedLabelColumnName, o.ScoreColumnName, o.PredictedBoundingBoxColumnName));
+        Assert.Null(o.Seed);
+#pragma warning disable CS0618 // the old overload, kept for one release
+        Assert.NotNull(ml.MulticlassClassification.Trainers.MaeObjectDetection(ml, null));
+#pragma warning restore CS0618
+    }
+
+    sealed class ListLogger(List<string> lines, Action<string>? also = null) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(LogLevel logLevel) => true;
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            var line = formatter(state, exception);
+            lock (lines) lines.Add(line);
+            also?.Invoke(line);
+        }
     }
 }
