@@ -39,7 +39,7 @@ if [ -e "$tooldir/libtorch_python.so" ] || [ -e "$tooldir/onnxruntime.dll" ]; th
 "$maeml" info > "$work/info.txt"
 head -3 "$work/info.txt"
 grep -q '^ONNX Runtime: 1\.' "$work/info.txt" || { echo "the tool's ONNX Runtime does not load"; exit 1; }
-"$maeml" inspect "$repo/pretrained/cifar10-vit-tiny.pth" > "$work/inspect.txt"
+"$maeml" inspect "$repo/pretrained/cifar10-vit-tiny.maeml" > "$work/inspect.txt"
 head -3 "$work/inspect.txt"
 "$maeml" export-onnx --checkpoint "$repo/pretrained/cifar10-vit-tiny.maeml" --out "$work/encoder.onnx" --verify 2
 # ML.NET (LoadImages + ApplyMaeEncoder + LbfgsMaximumEntropy) inside the tool, on a few of the bundled images

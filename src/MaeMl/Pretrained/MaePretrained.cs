@@ -5,8 +5,9 @@ namespace MaeMl.Pretrained;
 
 /// <summary>A model MaeMl ships: its files and the architecture settings shapes cannot tell.</summary>
 /// <param name="Name">The name to pass to <see cref="MaePretrained.Load(string, MaeLoadOptions?)"/>.</param>
-/// <param name="WeightsFile">Full MAE (encoder + decoder) weights, MaeMl checkpoint format (a .pth copy sits beside it).</param>
-/// <param name="EncoderOnnxFile">The encoder exported to ONNX with preprocessing (cls, mean and tokens outputs).</param>
+/// <param name="WeightsFile">Full MAE (encoder + decoder) weights, MaeMl checkpoint format: the one shipped file (official .pth: `maeml convert`).</param>
+/// <param name="EncoderOnnxFile">The encoder exported to ONNX with preprocessing (cls, mean and tokens outputs): not shipped, written
+/// from the weights at first use (see <see cref="MaePretrained.EncoderOnnxPath"/>).</param>
 /// <param name="Preset">The <see cref="MaePresets"/> name of the architecture.</param>
 /// <param name="Description">What it was trained on and how.</param>
 public sealed record PretrainedModel(string Name, string WeightsFile, string EncoderOnnxFile, string Preset, string Description);
@@ -42,8 +43,33 @@ public static class MaePretrained
     /// <summary>Path of a shipped model's weights file.</summary>
     public static string WeightsPath(string name) => Locate(Require(name).WeightsFile);
 
-    /// <summary>Path of a shipped model's encoder ONNX file (for <c>ApplyMaeEncoder</c>).</summary>
-    public static string EncoderOnnxPath(string name) => Locate(Require(name).EncoderOnnxFile);
+    /// <summary>
+    /// Path of a shipped model's encoder as ONNX (for <c>ApplyMaeEncoder</c>): the file beside the weights when there is one,
+    /// otherwise exported from the weights at first use (cls, mean and tokens outputs, preprocessing inside) into
+    /// <c>$XDG_CACHE_HOME/maeml</c> (or <c>~/.cache/maeml</c>), keyed by the weights' size and time, and reused afterwards.
+    /// Only one copy of the weights is shipped; the ONNX and official <c>.pth</c> forms are derived on demand
+    /// (<c>maeml export-onnx</c>, <c>maeml convert</c>).
+    /// </summary>
+    public static string EncoderOnnxPath(string name)
+    {
+        var model = Require(name);
+        var beside = SearchFolders().Select(d => Path.Combine(d, model.EncoderOnnxFile)).FirstOrDefault(File.Exists);
+        if (beside is not null) return beside;
+        var weights = new FileInfo(WeightsPath(name));
+        var cache = Path.Combine(CacheFolder(), $"{Path.GetFileNameWithoutExtension(model.EncoderOnnxFile)}-{weights.Length:x}-{weights.LastWriteTimeUtc.Ticks:x}.onnx");
+        if (File.Exists(cache)) return cache;
+        Directory.CreateDirectory(Path.GetDirectoryName(cache)!);
+        using var mae = Load(name);
+        Onnx.VitEncoderOnnxExporter.Save(Onnx.VitEncoderOnnxExporter.Build(mae.state_dict(), mae.Config), cache);
+        return cache;
+    }
+
+    static string CacheFolder()
+    {
+        var root = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        if (string.IsNullOrEmpty(root)) root = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        return Path.Combine(root, "maeml");
+    }
 
     static PretrainedModel? Find(string name) => Available.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase));
 

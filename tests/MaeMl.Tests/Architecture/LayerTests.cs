@@ -18,9 +18,9 @@ public sealed class LayerTests(ITestOutputHelper output)
         ["Model", "Data"],
         ["Checkpoints", "Evaluation", "Visualization"],
         ["Interop"],
-        ["Training", "Pretrained"],
+        ["Training"],
         ["Onnx"],
-        ["Detection", "Segmentation"],
+        ["Detection", "Segmentation", "Pretrained"],
         ["MLNet"],
     ];
 

@@ -36,7 +36,11 @@ public class MaePretrainedTests
             Assert.Throws<FileNotFoundException>(() => MaePretrained.EncoderOnnxPath("cifar10-vit-tiny"));
 
             Environment.SetEnvironmentVariable("MAEML_PRETRAINED", repoPretrained);
-            Assert.Equal(Path.Combine(repoPretrained, "cifar10-vit-tiny-encoder.onnx"), MaePretrained.EncoderOnnxPath("cifar10-vit-tiny"));
+            // the encoder ONNX is not shipped: exported from the weights at first use into the cache, then reused
+            var onnx = MaePretrained.EncoderOnnxPath("cifar10-vit-tiny");
+            Assert.True(File.Exists(onnx), onnx);
+            Assert.Equal(File.GetLastWriteTimeUtc(onnx), File.GetLastWriteTimeUtc(MaePretrained.EncoderOnnxPath("cifar10-vit-tiny")));
+            Assert.Equal(192, MaeMl.Onnx.EncoderOnnxModelInfo.Read(onnx).OutputSize(MaeMl.Onnx.EncoderPooling.Mean));
             using var mae = MaePretrained.Load("cifar10-vit-tiny");
             Assert.Equal(192, mae.Config.EmbedDim);
         }
