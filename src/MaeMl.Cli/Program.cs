@@ -8,8 +8,7 @@ public static class Program
 {
     public static int Main(string[] args)
     {
-        var root = new RootCommand("maeml: Masked Autoencoders (MAE) for .NET - pretrain, fine-tune, evaluate, look at, convert and export ViT encoders.");
-        foreach (var command in Commands()) root.Subcommands.Add(command);
+        var root = Root();
         // --verbose (anywhere) adds the stack trace to a failure's one line
         bool verbose = args.Contains("--verbose");
         if (verbose) args = args.Where(a => a != "--verbose").ToArray();
@@ -41,7 +40,7 @@ public static class Program
         return null;
     }
 
-    /// <summary>The one error line: the message (which names the file) of the exception, or of the file error inside a
+    /// <summary>The one error line (commands throw; nothing below Main catches to reword): the message (which names the file) of the exception, or of the file error inside a
     /// wrapper; exception types the user did not cause (a bug, native code) are named too.</summary>
     public static string OneLine(Exception e)
     {
@@ -50,13 +49,25 @@ public static class Program
         var message = e.Message.ReplaceLineEndings(" ").Trim();
         return e switch
         {
-            CliException or IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException => message,
+            CliException or IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException or MaeMl.Training.NonFiniteLossException => message,
             OutOfMemoryException => $"out of memory ({message}); use a smaller model, batch or image size",
             _ => $"{message} ({e.GetType().Name}; run with --verbose for details)",
         };
     }
 
-    /// <summary>Every subcommand, one file each under Commands/.</summary>
+    /// <summary>The <c>maeml</c> command tree; its help leaves out the spellings <see cref="Vocabulary"/> keeps only for compatibility.</summary>
+    public static RootCommand Root()
+    {
+        var root = new RootCommand("maeml: Masked Autoencoders (MAE) for .NET - pretrain, fine-tune, evaluate, look at, convert and export ViT encoders. " +
+                                   $"The same words everywhere: {Vocabulary.Model} is a preset name, {Vocabulary.Weights} a weights file to read or start from, " +
+                                   $"{Vocabulary.Resume} continues an interrupted run, {Vocabulary.Out} is what a command writes, {Vocabulary.Data} unlabelled images, " +
+                                   $"{Vocabulary.Train} / {Vocabulary.Val} labelled training / held-out images, {Vocabulary.Threads} the CPU threads.");
+        foreach (var command in Commands()) root.Subcommands.Add(command);
+        Vocabulary.HideLegacyAliasesInHelp(root);
+        return root;
+    }
+
+    /// <summary>Every subcommand, one file each under Commands/ (shared code lives in <see cref="CliHelpers"/> and <see cref="Reports"/>).</summary>
     public static IEnumerable<Command> Commands()
     {
         yield return InfoCommand.Create();
@@ -68,7 +79,7 @@ public static class Program
         yield return ConvertCommand.Create();
         yield return ExportOnnxCommand.Create();
         yield return BenchFeaturizeCommand.Create();
-        yield return LinearEvalCommand.Create();
+        yield return LinearProbeCommand.CreateLinearEvalAlias();
         yield return SegmentTrainCommand.Create();
         yield return SegmentEvalCommand.Create();
         yield return DetectTrainCommand.Create();

@@ -16,16 +16,18 @@ public static class BenchCommand
 {
     public static Command Create()
     {
-        var data = new Option<string?>("--data") { Description = "Image folder for the data-loading measurement (default: generated 32x32 JPEGs)" };
-        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 64 };
-        var steps = new Option<int>("--steps") { Description = "Timed steps per measurement (small-image model)", DefaultValueFactory = _ => 20 };
-        var vitbBatch = new Option<int>("--vitb-batch-size") { DefaultValueFactory = _ => 8 };
-        var vitbSteps = new Option<int>("--vitb-steps") { DefaultValueFactory = _ => 3 };
-        var skipVitb = new Option<bool>("--skip-vitb") { Description = "Skip the ViT-B/16 measurement" };
+        var data = new Option<string?>(Vocabulary.Data) { Description = "Image folder for the data-loading measurement (default: generated 32x32 JPEGs)." };
+        var batch = new Option<int>("--batch-size") { Description = "Images per step of the small-image model (and of the data loader).", DefaultValueFactory = _ => 64 };
+        var steps = new Option<int>("--steps") { Description = "Timed steps per measurement (small-image model).", DefaultValueFactory = _ => 20 };
+        var vitbBatch = new Option<int>("--vitb-batch-size") { Description = "Images per step of the ViT-B/16 measurement.", DefaultValueFactory = _ => 8 };
+        var vitbSteps = new Option<int>("--vitb-steps") { Description = "Timed steps per ViT-B/16 measurement.", DefaultValueFactory = _ => 3 };
+        var skipVitb = new Option<bool>("--skip-vitb") { Description = "Skip the ViT-B/16 measurement." };
+        var threads = Vocabulary.ThreadsOption();
         var command = new Command("bench", "Benchmark MAE training steps (MAE vs full-sequence baseline, fp32 and bf16), GFLOP/s against GEMM, and data loading.")
-        { data, batch, steps, vitbBatch, vitbSteps, skipVitb };
+        { data, batch, steps, vitbBatch, vitbSteps, skipVitb, threads };
         command.SetAction(r =>
         {
+            Vocabulary.ApplyThreads(r.GetValue(threads));
             Run(r.GetValue(data), r.GetValue(batch), r.GetValue(steps), r.GetValue(vitbBatch), r.GetValue(vitbSteps), r.GetValue(skipVitb));
             return 0;
         });

@@ -13,27 +13,23 @@ namespace MaeMl.Cli.Commands;
 /// <summary><c>maeml bench-featurize</c>: images/s of the ML.NET pipeline, batched ONNX Runtime and TorchSharp.</summary>
 public static class BenchFeaturizeCommand
 {
-    public sealed class ImageFile
-    {
-        public string ImagePath { get; set; } = "";
-        public string Label { get; set; } = "";
-    }
-
     public static Command Create()
     {
         var command = new Command("bench-featurize", "Featurize images (class folders) three ways and print images/s: the ML.NET pipeline (ApplyMaeEncoder, row by row), ONNX Runtime with batches (MaeEncoder) and TorchSharp with batches. Decoding is included in all three.");
         var source = new EncoderSource();
         source.AddTo(command);
-        var data = new Option<string>("--data") { Description = "Folder of class folders of images, e.g. cifar10/test.", Required = true };
+        var data = new Option<string>(Vocabulary.Data) { Description = "Folder of class folders of images, e.g. cifar10/test (the labels are not used).", Required = true };
         var limit = new Option<int>("--limit") { Description = "Images to featurize (seeded random subset).", DefaultValueFactory = _ => 2000 };
         var batch = new Option<int>("--batch-size") { Description = "Batch size of the ONNX Runtime and TorchSharp paths.", DefaultValueFactory = _ => 64 };
         var pooling = new Option<string>("--pooling") { Description = "cls, mean or tokens.", DefaultValueFactory = _ => "cls" };
-        var onnxOut = new Option<string?>("--onnx") { Description = "Keep the exported encoder at this path (default: a temporary file)." };
-        foreach (var o in new Option[] { data, limit, batch, pooling, onnxOut }) command.Options.Add(o);
+        var onnxOut = new Option<string?>(Vocabulary.Out) { Description = "Keep the exported ONNX encoder at this path (default: a temporary file, deleted)." }.Legacy("--onnx");
+        var threads = Vocabulary.ThreadsOption("and ONNX Runtime intra-op threads of the batched path");
+        foreach (var o in new Option[] { data, limit, batch, pooling, onnxOut, threads }) command.Options.Add(o);
         command.SetAction(parse =>
         {
-            var files = ImageFolderListing.List(parse.GetValue(data)!, parse.GetValue(limit), seed: 0);
-            var pool = ExportOnnxCommand.ParsePooling(parse.GetValue(pooling)!);
+            Vocabulary.ApplyThreads(parse.GetValue(threads));
+            var files = CliHelpers.ListClassFolders(parse.GetValue(data)!, parse.GetValue(limit), seed: 0);
+            var pool = CliHelpers.Pooling(parse.GetValue(pooling)!);
             int batchSize = parse.GetValue(batch);
             var (model, description) = source.Load(parse);
             using var _ = model;
@@ -48,16 +44,15 @@ public static class BenchFeaturizeCommand
 
                 // ML.NET pipeline
                 var ml = new MLContext(seed: 0);
-                var view = ml.Data.LoadFromEnumerable(files.Select(f => new ImageFile { ImagePath = f.Path, Label = f.Label }));
-                var featurizer = ml.Transforms.LoadImages("Image", null, nameof(ImageFile.ImagePath))
-                    .Append(ml.Transforms.ApplyMaeEncoder("Features", "Image", onnx, pool)).Fit(view);
+                var view = MlNetLinearProbe.Images(ml, files);
+                var featurizer = MlNetLinearProbe.Featurizer(ml, onnx, pool).Fit(view);
                 Count(featurizer.Transform(ml.Data.TakeRows(view, warm.Count)));
                 var watch = Stopwatch.StartNew();
                 int n = Count(featurizer.Transform(view));
                 Report("ML.NET pipeline (LoadImages + ApplyMaeEncoder)", n, watch.Elapsed);
 
                 // ONNX Runtime, batched
-                using (var encoder = MaeEncoder.Open(onnx, pool))
+                using (var encoder = MaeEncoder.Open(onnx, pool, intraOpThreads: parse.GetValue(threads)))
                 {
                     encoder.EmbedFiles(warm, batchSize);
                     watch.Restart();

@@ -14,18 +14,18 @@ public static class DenseCheckCommand
     public static Command Create()
     {
         var command = new Command("dense-check", "Check that a preset's detector (ViTDet pyramid + FCOS) and segmenter (pyramid head) build, run one training step on random data and export to ONNX (run once with ONNX Runtime); print times and sizes.");
-        var preset = new Option<string>("--model") { Description = "MAE preset.", DefaultValueFactory = _ => "mae_vit_base_patch16" };
-        var size = new Option<int>("--image-size") { DefaultValueFactory = _ => 224 };
-        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 1 };
-        var channels = new Option<int>("--pyramid-channels") { Description = "detectron2: 256.", DefaultValueFactory = _ => 256 };
-        var convs = new Option<int>("--head-convs") { Description = "FCOS: 4.", DefaultValueFactory = _ => 4 };
-        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
-        var output = new Option<string>("--output-dir") { DefaultValueFactory = _ => Path.GetTempPath() };
+        var preset = new Option<string>(Vocabulary.Model) { Description = "MAE preset of the ViT.", DefaultValueFactory = _ => "mae_vit_base_patch16" };
+        var size = new Option<int>("--image-size") { Description = "Square input size (a multiple of the patch size).", DefaultValueFactory = _ => 224 };
+        var batch = new Option<int>("--batch-size") { Description = "Random images per training step and ONNX run.", DefaultValueFactory = _ => 1 };
+        var channels = new Option<int>("--pyramid-channels") { Description = "Channels of the feature pyramid and heads (detectron2: 256).", DefaultValueFactory = _ => 256 };
+        var convs = new Option<int>("--head-convs") { Description = "Conv layers per FCOS tower (FCOS: 4).", DefaultValueFactory = _ => 4 };
+        var threads = Vocabulary.ThreadsOption();
+        var output = new Option<string>(Vocabulary.Out) { Description = "Folder for the exported ONNX files (deleted after the check).", DefaultValueFactory = _ => Path.GetTempPath() }.Legacy("--output-dir");
         foreach (var o in new Option[] { preset, size, batch, channels, convs, threads, output }) command.Options.Add(o);
-        command.SetAction(parse => ModelFileOptions.Run(() =>
+        command.SetAction(parse =>
         {
-            if (parse.GetValue(threads) > 0) set_num_threads(parse.GetValue(threads));
-            var encoder = CliParsing.Preset(parse.GetValue(preset)!) with { ImageSize = parse.GetValue(size), DropPath = 0 };
+            Vocabulary.ApplyThreads(parse.GetValue(threads));
+            var encoder = CliHelpers.Preset(parse.GetValue(preset)!) with { ImageSize = parse.GetValue(size), DropPath = 0 };
             int n = parse.GetValue(batch), s = encoder.ImageSize;
             Console.WriteLine($"{parse.GetValue(preset)}: ViT {encoder.EmbedDim}x{encoder.Depth}, patch {encoder.PatchSize}, input {s}x{s}, batch {n}, torch threads {get_num_threads()}");
             manual_seed(0);
@@ -56,7 +56,7 @@ public static class DenseCheckCommand
                 File.Delete(path);
             }
             return 0;
-        }));
+        });
         return command;
     }
 

@@ -7,19 +7,21 @@ namespace MaeMl.Cli.Commands;
 /// <summary><c>maeml detect-train</c>: fine-tunes a MAE ViT with ViTDet's simple feature pyramid and an FCOS head, then reports validation AP.</summary>
 public static class DetectTrainCommand
 {
+    static readonly DetectionConfig Defaults = new(new Model.MaeConfig(), 1);
+
     public static Command Create()
     {
         var command = new Command("detect-train", "Object detection: fine-tune a ViT (MAE-initialised or from scratch) with ViTDet's simple feature pyramid and an FCOS head (focal + GIoU + centerness) on YOLO / VOC / COCO boxes; print validation COCO-style mAP@[.5:.95] and AP50.");
-        var dense = new DenseCommandOptions();
+        var dense = new DenseTrainingOptionGroup();
         dense.AddTo(command);
         var data = new DetectionDataOptions();
         data.AddTo(command, training: true);
-        var convs = new Option<int>("--head-convs") { Description = "Conv layers per FCOS tower (FCOS: 4).", DefaultValueFactory = _ => 2 };
-        var threshold = new Option<float>("--score-threshold") { Description = "Only scores above this become detections (in [0, 1)); the saved model keeps it.", DefaultValueFactory = _ => 0.05f };
-        var nmsIoU = new Option<float>("--nms-iou") { Description = "IoU above which NMS drops the lower-scored box of the same class.", DefaultValueFactory = _ => 0.6f };
-        var maxDetections = new Option<int>("--max-detections") { Description = "Detections per image at most, all classes together (COCO: 100).", DefaultValueFactory = _ => 100 };
+        var convs = new Option<int>("--head-convs") { Description = "Conv layers per FCOS tower (FCOS: 4).", DefaultValueFactory = _ => Defaults.HeadConvs };
+        var threshold = new Option<float>("--score-threshold") { Description = "Only scores above this become detections (in [0, 1)); the saved model keeps it.", DefaultValueFactory = _ => Defaults.ScoreThreshold };
+        var nmsIoU = new Option<float>("--nms-iou") { Description = "IoU above which NMS drops the lower-scored box of the same class.", DefaultValueFactory = _ => Defaults.NmsIoU };
+        var maxDetections = new Option<int>("--max-detections") { Description = "Detections per image at most, all classes together (COCO: 100).", DefaultValueFactory = _ => Defaults.MaxDetections };
         foreach (var o in new Option[] { convs, threshold, nmsIoU, maxDetections }) command.Options.Add(o);
-        command.SetAction(parse => ModelFileOptions.Run(() =>
+        command.SetAction(parse =>
         {
             var (encoder, weights, description) = dense.ReadBackbone(parse);
             using var train = data.Load(parse, encoder.ImageSize, validation: false, parse.GetValue(dense.Limit));
@@ -34,13 +36,13 @@ public static class DetectTrainCommand
                               $"val {val.Count} images ({val.Boxes.Sum(b => b.Length)} boxes), torch threads {get_num_threads()}");
             var result = DetectionTrainer.Train(model, train, dense.ReadTraining(parse), Console.WriteLine);
             Console.WriteLine($"trained {result.Steps} steps in {result.Seconds:F0} s");
-            Console.WriteLine(DetectEvalCommand.Describe(config));
-            DetectEvalCommand.Report(DetectionTrainer.Evaluate(model, train), "train", train.ClassNames);
-            DetectEvalCommand.Report(DetectionTrainer.Evaluate(model, val), "val", val.ClassNames);
-            if (parse.GetValue(dense.Output) is { } output) { DetectionModelFile.Save(model, output, train.ClassNames); Console.WriteLine($"saved {output}"); }
-            if (parse.GetValue(dense.Picture) is { } picture) DetectEvalCommand.Draw(model, val, picture, data.ReadResize(parse));
+            Console.WriteLine(Reports.Describe(config));
+            Reports.Detection(DetectionTrainer.Evaluate(model, train), "train", train.ClassNames);
+            Reports.Detection(DetectionTrainer.Evaluate(model, val), "val", val.ClassNames);
+            if (parse.GetValue(dense.Out) is { } output) { DetectionModelFile.Save(model, output, train.ClassNames); Console.WriteLine($"saved {output}"); }
+            if (parse.GetValue(dense.Picture) is { } picture) Reports.DrawBoxes(model, val, picture, data.ReadResize(parse));
             return 0;
-        }));
+        });
         return command;
     }
 }

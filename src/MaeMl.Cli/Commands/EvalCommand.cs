@@ -5,7 +5,8 @@ using MaeMl.Checkpoints;
 using MaeMl.Data;
 using MaeMl.Evaluation;
 using MaeMl.Interop;
-using TorchSharp;
+using MaeMl.Model;
+using MaeMl.Training;
 using MaeMl.Files;
 
 namespace MaeMl.Cli.Commands;
@@ -13,24 +14,29 @@ namespace MaeMl.Cli.Commands;
 /// <summary><c>maeml eval</c>: top-1/top-5, per-class accuracy and confusion matrix of a classifier on class folders.</summary>
 public static class EvalCommand
 {
+    /// <summary>The evaluation crop of the fine-tuning recipe, for classifiers that do not record theirs.</summary>
+    static readonly double DefaultCropPct = FinetuneOptions.PaperVitBase("", "").EvalCropPct;
+
     public static Command Create()
     {
-        var modelFile = new Option<string>("--model") { Description = "Classifier: a checkpoint of 'maeml finetune'/'linprobe', or an official fine-tuned .pth / safetensors", Required = true };
-        var data = new Option<string>("--data") { Description = "Images in class folders (DIR/<class>/*.jpg)", Required = true };
-        var limit = new Option<int?>("--limit-per-class") { Description = "Use at most this many images per class" };
-        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 128 };
-        var crop = new Option<double?>("--crop-pct") { Description = "Center-crop fraction (default: what the checkpoint was validated with, else 0.875)" };
-        var output = new Option<string?>("--out") { Description = "Write the metrics (with confusion matrix) as JSON here" };
-        var threads = new Option<int>("--threads") { Description = "Torch threads (0 = default)", DefaultValueFactory = _ => 0 };
-        var heads = new Option<int?>("--heads") { Description = "Attention heads, for .pth/safetensors files of an unknown architecture" };
+        var modelFile = new Option<string>(Vocabulary.Weights) { Description = "Classifier weights: a checkpoint of 'maeml finetune' / 'linprobe', or an official fine-tuned .pth / safetensors.", Required = true }.Legacy("--model");
+        var data = new Option<string>(Vocabulary.Val) { Description = "Held-out images in class folders (DIR/<class>/*.jpg).", Required = true }.Legacy("--data");
+        var limit = new Option<int?>("--val-limit-per-class") { Description = "Use at most this many images per class (evenly spaced)." }.Legacy("--limit-per-class");
+        var batch = new Option<int>("--batch-size") { Description = "Images per forward pass.", DefaultValueFactory = _ => 128 };
+        var crop = new Option<double?>("--eval-crop-pct") { Description = $"Center-crop fraction (default: what the checkpoint was validated with, else {DefaultCropPct})." }.Legacy("--crop-pct");
+        var output = new Option<string?>(Vocabulary.Out) { Description = "Write the metrics (with confusion matrix) as JSON here." };
+        var threads = Vocabulary.ThreadsOption();
+        var heads = new Option<int?>("--heads") { Description = "Attention heads, for .pth / safetensors files of an unknown architecture." };
         var command = new Command("eval", "Evaluate a classifier on class folders: top-1/top-5, per-class accuracy, confusion matrix.")
         { modelFile, data, limit, batch, crop, output, threads, heads };
-        command.SetAction(r => ModelFileOptions.Run(() =>
+        command.SetAction(r =>
         {
-            if (r.GetValue(threads) is > 0 and var t) torch.set_num_threads(t);
+            Vocabulary.ApplyThreads(r.GetValue(threads));
             var path = r.GetValue(modelFile)!;
+            if (!File.Exists(path) && MaePresets.All.ContainsKey(path))
+                throw new CliException($"'{path}' is a preset name: eval reads a classifier's weights file ({Vocabulary.Weights} FILE)");
             IReadOnlyList<string>? names = null;
-            double cropPct = 224.0 / 256.0;
+            double cropPct = DefaultCropPct;
             if (ClassifierCheckpoint.IsClassifierCheckpoint(path))
             {
                 var header = ClassifierCheckpoint.ReadHeader(path);
@@ -56,7 +62,7 @@ public static class EvalCommand
                 Console.WriteLine($"metrics written to {json}");
             }
             return 0;
-        }));
+        });
         return command;
     }
 }

@@ -12,29 +12,27 @@ public static class ExportOnnxCommand
         var command = new Command("export-onnx", "Export the ViT encoder (with ImageNet preprocessing, dynamic batch) to ONNX for ONNX Runtime and ML.NET's ApplyMaeEncoder.");
         var source = new EncoderSource();
         source.AddTo(command);
-        var output = new Option<string>("--out") { Description = "ONNX file to write.", Required = true };
+        var output = new Option<string>(Vocabulary.Out) { Description = "ONNX file to write.", Required = true };
         var pooling = new Option<string>("--pooling") { Description = "Outputs: cls, mean, tokens, a comma-separated list, or all.", DefaultValueFactory = _ => "all" };
         var noPreprocessing = new Option<bool>("--no-preprocessing") { Description = "Take already normalised pixels instead of 0..255 RGB (not usable by ApplyMaeEncoder)." };
-        var opset = new Option<int>("--opset") { Description = "ONNX opset (17 or newer).", DefaultValueFactory = _ => 17 };
+        var opset = new Option<int>("--opset") { Description = "ONNX opset (17 or newer).", DefaultValueFactory = _ => new VitEncoderOnnxOptions().Opset };
         var verify = new Option<int>("--verify") { Description = "Compare ONNX Runtime with TorchSharp on this many random images and print the max abs difference.", DefaultValueFactory = _ => 0 };
-        foreach (var o in new Option[] { output, pooling, noPreprocessing, opset, verify }) command.Options.Add(o);
+        var threads = Vocabulary.ThreadsOption("also of the --verify run");
+        foreach (var o in new Option[] { output, pooling, noPreprocessing, opset, verify, threads }) command.Options.Add(o);
         command.SetAction(parse =>
         {
-            var poolings = ParsePoolings(parse.GetValue(pooling)!);
+            Vocabulary.ApplyThreads(parse.GetValue(threads));
+            var poolings = CliHelpers.Poolings(parse.GetValue(pooling)!);
             var (model, description) = source.Load(parse);
             using var _ = model;
             var path = parse.GetValue(output)!;
             var watch = Stopwatch.StartNew();
-            try
+            VitEncoderOnnxExporter.Export(model, path, new VitEncoderOnnxOptions
             {
-                VitEncoderOnnxExporter.Export(model, path, new VitEncoderOnnxOptions
-                {
-                    Poolings = poolings,
-                    IncludePreprocessing = !parse.GetValue(noPreprocessing),
-                    Opset = parse.GetValue(opset),
-                });
-            }
-            catch (ArgumentException e) { throw new CliException(e.Message); }
+                Poolings = poolings,
+                IncludePreprocessing = !parse.GetValue(noPreprocessing),
+                Opset = parse.GetValue(opset),
+            });
             Console.WriteLine($"{description}");
             Console.WriteLine($"wrote {path} ({new FileInfo(path).Length / 1e6:F1} MB, outputs {string.Join(", ", poolings.Select(EncoderOnnxNames.Output))}) in {watch.Elapsed.TotalSeconds:F1} s");
             int n = parse.GetValue(verify);
@@ -51,15 +49,4 @@ public static class ExportOnnxCommand
         });
         return command;
     }
-
-    public static EncoderPooling[] ParsePoolings(string value)
-    {
-        if (value.Equals("all", StringComparison.OrdinalIgnoreCase)) return Enum.GetValues<EncoderPooling>();
-        return value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(v => Enum.TryParse<EncoderPooling>(v, ignoreCase: true, out var p) ? p : throw new CliException($"unknown pooling '{v}' (use cls, mean, tokens or all)"))
-            .Distinct().ToArray();
-    }
-
-    public static EncoderPooling ParsePooling(string value) =>
-        Enum.TryParse<EncoderPooling>(value, ignoreCase: true, out var p) ? p : throw new CliException($"unknown pooling '{value}' (use cls, mean or tokens)");
 }

@@ -8,12 +8,12 @@ public static class InspectCommand
 {
     public static Command Create()
     {
-        var file = new Argument<string>("file") { Description = "A .pth (torch.save), .safetensors or .maeml file" };
+        var file = new Argument<string>("file") { Description = "A weights file: .pth (torch.save), .safetensors or .maeml." };
         var shared = new ModelFileOptions();
         var command = new Command("inspect", "List a weight file's tensors and shapes and the MAE configuration inferred from them.");
         command.Arguments.Add(file);
         shared.AddTo(command);
-        command.SetAction(parse => ModelFileOptions.Run(() =>
+        command.SetAction(parse =>
         {
             var info = MaeModelFile.Inspect(parse.GetValue(file)!, shared.Read(parse));
             Console.WriteLine($"{info.Path}: {info.Format}, {info.Naming} names, {info.Tensors.Count} tensors, " +
@@ -30,7 +30,7 @@ public static class InspectCommand
                                   (s.HasDecoder ? $", decoder {s.DecoderEmbedDim}x{s.DecoderDepth}" : "") + $"\nconfiguration incomplete: {info.ConfigProblem}");
             else Console.WriteLine($"not a MAE / ViT checkpoint: {info.ConfigProblem}");
             return 0;
-        }));
+        });
         return command;
     }
 }

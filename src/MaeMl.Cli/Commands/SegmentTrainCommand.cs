@@ -10,13 +10,13 @@ public static class SegmentTrainCommand
     public static Command Create()
     {
         var command = new Command("segment-train", "Semantic segmentation: fine-tune a ViT (MAE-initialised or from scratch) with a linear or pyramid head on image + mask PNG folders (pixel = class id); print validation mIoU and pixel accuracy.");
-        var dense = new DenseCommandOptions();
+        var dense = new DenseTrainingOptionGroup();
         dense.AddTo(command);
         var data = new SegmentationDataOptions();
         data.AddTo(command, withValidation: true);
         var head = new Option<string>("--head") { Description = "linear (per-patch baseline) or pyramid (FPN-lite on the simple feature pyramid).", DefaultValueFactory = _ => "pyramid" };
         command.Options.Add(head);
-        command.SetAction(parse => ModelFileOptions.Run(() =>
+        command.SetAction(parse =>
         {
             var kind = parse.GetValue(head)!.ToLowerInvariant() switch
             {
@@ -34,12 +34,12 @@ public static class SegmentTrainCommand
             var options = dense.ReadTraining(parse);
             var result = SegmentationTrainer.Train(model, train, options, Console.WriteLine);
             Console.WriteLine($"trained {result.Steps} steps in {result.Seconds:F0} s");
-            SegmentEvalCommand.Report(SegmentationTrainer.Evaluate(model, train), "train", []);
-            SegmentEvalCommand.Report(SegmentationTrainer.Evaluate(model, val), "val", data.Names(parse));
-            if (parse.GetValue(dense.Output) is { } output) { SegmentationModelFile.Save(model, output, data.Names(parse), train.IgnoreIndex); Console.WriteLine($"saved {output}"); }
-            if (parse.GetValue(dense.Picture) is { } picture) SegmentEvalCommand.Draw(model, val, picture);
+            Reports.Segmentation(SegmentationTrainer.Evaluate(model, train), "train", []);
+            Reports.Segmentation(SegmentationTrainer.Evaluate(model, val), "val", data.Names(parse));
+            if (parse.GetValue(dense.Out) is { } output) { SegmentationModelFile.Save(model, output, data.Names(parse), train.IgnoreIndex); Console.WriteLine($"saved {output}"); }
+            if (parse.GetValue(dense.Picture) is { } picture) Reports.DrawMasks(model, val, picture, data.Names(parse));
             return 0;
-        }));
+        });
         return command;
     }
 }

@@ -20,7 +20,7 @@ public class ExportOnnxCommandTests
 
             Assert.Equal(2, MaeMl.Cli.Program.Main(["export-onnx", "--model", "mae_vit_tiny_patch4_img32", "--out", path, "--pooling", "max"]));
             Assert.Equal(2, MaeMl.Cli.Program.Main(["export-onnx", "--out", path]));
-            Assert.Equal(2, MaeMl.Cli.Program.Main(["export-onnx", "--checkpoint", path + ".missing.maeml", "--out", path]));
+            Assert.Equal(2, MaeMl.Cli.Program.Main(["export-onnx", "--weights", path + ".missing.maeml", "--out", path]));
         }
         finally { File.Delete(path); }
     }

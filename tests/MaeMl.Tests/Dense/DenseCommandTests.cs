@@ -20,10 +20,10 @@ public sealed class DenseCommandTests : IDisposable
         var (images, _, masks) = DenseTestData.Write(dir, 6);
         string model = Path.Combine(dir, "seg.model"), picture = Path.Combine(dir, "seg.png");
         var train = Run(new[] { "segment-train" }.Concat(Tiny).Concat(new[] {
-            "--images", images, "--masks", masks, "--val-images", images, "--val-masks", masks, "--classes", "3", "--names", "bg,square,circle", "--output", model }).ToArray());
+            "--train", images, "--masks", masks, "--val", images, "--val-masks", masks, "--classes", "3", "--names", "bg,square,circle", "--out", model }).ToArray());
         Assert.True(train.Code == 0, train.Out + train.Err);
         Assert.Contains("val: mIoU", train.Out);
-        var eval = Run("segment-eval", "--model-file", model, "--val-images", images, "--val-masks", masks, "--picture", picture);
+        var eval = Run("segment-eval", "--weights", model, "--val", images, "--val-masks", masks, "--picture", picture);
         Assert.True(eval.Code == 0, eval.Out + eval.Err);
         Assert.Contains("val: mIoU", eval.Out);
         Assert.True(new FileInfo(picture).Length > 0);
@@ -35,24 +35,24 @@ public sealed class DenseCommandTests : IDisposable
         var (images, labels, _) = DenseTestData.Write(dir, 6);
         string model = Path.Combine(dir, "det.model"), picture = Path.Combine(dir, "det.png");
         var train = Run(new[] { "detect-train" }.Concat(Tiny).Concat(new[] {
-            "--images", images, "--labels", labels, "--val-images", images, "--val-labels", labels, "--names", "square,circle", "--head-convs", "1", "--max-detections", "3", "--output", model }).ToArray());
+            "--train", images, "--labels", labels, "--val", images, "--val-labels", labels, "--names", "square,circle", "--head-convs", "1", "--max-detections", "3", "--out", model }).ToArray());
         Assert.True(train.Code == 0, train.Out + train.Err);
         Assert.Contains("val: mAP@[.5:.95]", train.Out);
         Assert.Contains("at most 3 an image", train.Out);
-        var eval = Run("detect-eval", "--model-file", model, "--val-images", images, "--val-labels", labels, "--names", "square,circle", "--picture", picture);
+        var eval = Run("detect-eval", "--weights", model, "--val", images, "--val-labels", labels, "--names", "square,circle", "--picture", picture);
         Assert.True(eval.Code == 0, eval.Out + eval.Err);
         Assert.Contains("AP50", eval.Out);
         var detections = System.Text.RegularExpressions.Regex.Match(eval.Out, @"(\d+) detections\)");
         Assert.True(detections.Success && int.Parse(detections.Groups[1].Value) <= 3 * 6, eval.Out);   // the saved model keeps its cap: 3 an image
         Assert.True(new FileInfo(picture).Length > 0);
 
-        var noNames = Run(new[] { "detect-train" }.Concat(Tiny).Concat(new[] { "--images", images, "--labels", labels, "--val-images", images, "--val-labels", labels }).ToArray());
+        var noNames = Run(new[] { "detect-train" }.Concat(Tiny).Concat(new[] { "--train", images, "--labels", labels, "--val", images, "--val-labels", labels }).ToArray());
         Assert.Equal(2, noNames.Code);
         Assert.Contains("--names", noNames.Err);
-        var badThreshold = Run(new[] { "detect-train" }.Concat(Tiny).Concat(new[] { "--images", images, "--labels", labels, "--val-images", images, "--val-labels", labels, "--names", "a,b", "--score-threshold", "1.5" }).ToArray());
+        var badThreshold = Run(new[] { "detect-train" }.Concat(Tiny).Concat(new[] { "--train", images, "--labels", labels, "--val", images, "--val-labels", labels, "--names", "a,b", "--score-threshold", "1.5" }).ToArray());
         Assert.Equal(2, badThreshold.Code);
         Assert.Contains("ScoreThreshold", badThreshold.Err);
-        var wrongFile = Run("segment-eval", "--model-file", model, "--val-images", images, "--val-masks", labels);
+        var wrongFile = Run("segment-eval", "--weights", model, "--val", images, "--val-masks", labels);
         Assert.Equal(2, wrongFile.Code);
         Assert.Contains("not a segmentation model", wrongFile.Err);
     }

@@ -26,12 +26,12 @@ public class ConvertAndInspectCommandTests
         string st = Path.Combine(dir, "model.safetensors"), hf = Path.Combine(dir, "hf.safetensors"),
                maeml = Path.Combine(dir, "model.maeml"), pth = Path.Combine(dir, "back.pth");
 
-        Assert.Equal(0, Run("convert", "--from", official, "--to", st).Code);
-        Assert.Equal(0, Run("convert", "--from", st, "--to", hf, "--naming", "hf").Code);
-        var toMaeml = Run("convert", "--from", hf, "--to", maeml, "--heads", "2", "--decoder-heads", "2");
+        Assert.Equal(0, Run("convert", "--weights", official, "--out", st).Code);
+        Assert.Equal(0, Run("convert", "--weights", st, "--out", hf, "--naming", "hf").Code);
+        var toMaeml = Run("convert", "--weights", hf, "--out", maeml, "--heads", "2", "--decoder-heads", "2");
         Assert.True(toMaeml.Code == 0, toMaeml.Err);
         Assert.Contains("loaded 50 of the model's 50 tensors", toMaeml.Out);
-        Assert.Equal(0, Run("convert", "--from", maeml, "--to", pth).Code);
+        Assert.Equal(0, Run("convert", "--weights", maeml, "--out", pth).Code);
 
         Assert.Equal(OfficialFixture.Config, MaeCheckpoint.ReadHeader(maeml).Config);
         var back = PyTorchCheckpointFile.Read(pth);
@@ -47,7 +47,7 @@ public class ConvertAndInspectCommandTests
         var dir = TempDir.Create();
         var source = Path.Combine(AppContext.BaseDirectory, "Fixtures", "pytorch-checkpoints", "finetuned.pth");
         var target = Path.Combine(dir, "finetuned-24.safetensors");
-        var (code, output, err) = Run("convert", "--from", source, "--to", target, "--heads", "2", "--image-size", "24");
+        var (code, output, err) = Run("convert", "--weights", source, "--out", target, "--heads", "2", "--image-size", "24");
         Assert.True(code == 0, err);
         Assert.Contains("pos_embed [1, 17, 32] -> [1, 37, 32]", output);
         using var vit = MaeModelFile.LoadClassifier(target, new MaeLoadOptions { NumHeads = 2 });
@@ -83,7 +83,7 @@ public class ConvertAndInspectCommandTests
         Assert.Contains("nope.pth", err);
         Assert.Single(err.Trim().Split('\n'));
 
-        (code, _, err) = Run("convert", "--from", OfficialFixture.PathOf("checkpoint-encoder.pth"), "--to", Path.Combine(dir, "e.maeml"), "--heads", "2");
+        (code, _, err) = Run("convert", "--weights", OfficialFixture.PathOf("checkpoint-encoder.pth"), "--out", Path.Combine(dir, "e.maeml"), "--heads", "2");
         Assert.Equal(2, code);
         Assert.Contains("--encoder-only", err);
     }

@@ -22,27 +22,27 @@ public class FinetuneCommandTests
         using (var mae = new MaskedAutoencoderViT(new MaeConfig { ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2 }))
             MaeCheckpoint.Save(pretrained, mae);
 
-        var ft = Run("finetune", "--train", train, "--val", val, "--out", Path.Combine(root, "ft"), "--init", pretrained, "--epochs", "1",
+        var ft = Run("finetune", "--train", train, "--val", val, "--out", Path.Combine(root, "ft"), "--weights", pretrained, "--epochs", "1",
             "--batch-size", "4", "--warmup-epochs", "0.5", "--randaug", "1x5", "--threads", "1");
         Assert.True(ft.Code == 0, ft.Err + ft.Out);
         Assert.Contains("top-1", ft.Out);
         var checkpoint = Path.Combine(root, "ft", "checkpoint-last.maeml");
 
-        var eval = Run("eval", "--model", checkpoint, "--data", val, "--out", Path.Combine(root, "eval.json"));
+        var eval = Run("eval", "--weights", checkpoint, "--val", val, "--out", Path.Combine(root, "eval.json"));
         Assert.True(eval.Code == 0, eval.Err + eval.Out);
         Assert.Contains("confusion matrix", eval.Out);
         Assert.True(File.Exists(Path.Combine(root, "eval.json")));
 
-        var lp = Run("linprobe", "--train", train, "--val", val, "--out", Path.Combine(root, "lp"), "--init", pretrained, "--epochs", "3", "--batch-size", "4", "--eval-crop-pct", "1");
+        var lp = Run("linprobe", "--train", train, "--val", val, "--out", Path.Combine(root, "lp"), "--weights", pretrained, "--epochs", "3", "--batch-size", "4", "--eval-crop-pct", "1");
         Assert.True(lp.Code == 0, lp.Err + lp.Out);
         Assert.True(File.Exists(Path.Combine(root, "lp", "checkpoint-linprobe.maeml")));
 
         var bad = Run("finetune", "--train", train, "--out", Path.Combine(root, "x"));
         Assert.Equal(2, bad.Code);
-        Assert.Contains("--init", bad.Err);
-        var single = Run("finetune", "--train", Path.Combine(train, "class0"), "--out", Path.Combine(root, "y"), "--init", pretrained);
+        Assert.Contains("--weights", bad.Err);
+        var single = Run("finetune", "--train", Path.Combine(train, "class0"), "--out", Path.Combine(root, "y"), "--weights", pretrained);
         Assert.Equal(2, single.Code);
-        var wrongClasses = Run("eval", "--model", checkpoint, "--data", root);
+        var wrongClasses = Run("eval", "--weights", checkpoint, "--val", root);
         Assert.Equal(2, wrongClasses.Code);
     }
 }

@@ -1,15 +1,15 @@
 using System.CommandLine;
 using MaeMl.Segmentation;
 
-namespace MaeMl.Cli.Commands;
+namespace MaeMl.Cli;
 
 /// <summary>The image/mask folder options of <c>segment-train</c> and <c>segment-eval</c>.</summary>
 public sealed class SegmentationDataOptions
 {
-    public Option<string> Images { get; } = new("--images") { Description = "Training images." };
+    public Option<string> Images { get; } = new Option<string>(Vocabulary.Train) { Description = "Training images (a folder; masks in --masks)." }.Legacy("--images");
     public Option<string> Masks { get; } = new("--masks") { Description = "Training masks: single-channel PNGs named as the images, pixel = class id." };
-    public Option<string> ValImages { get; } = new("--val-images") { Description = "Validation images.", Required = true };
-    public Option<string> ValMasks { get; } = new("--val-masks") { Description = "Validation masks.", Required = true };
+    public Option<string> ValImages { get; } = new Option<string>(Vocabulary.Val) { Description = "Validation images (a folder; masks in --val-masks).", Required = true }.Legacy("--val-images");
+    public Option<string> ValMasks { get; } = new("--val-masks") { Description = "Validation masks, named as the validation images.", Required = true };
     public Option<int> NumClasses { get; } = new("--classes") { Description = "Number of class ids (ids >= this are ignored); COCO128 panoptic ids go to 200.", DefaultValueFactory = _ => 201 };
     public Option<int> IgnoreValue { get; } = new("--ignore-value") { Description = "Mask value meaning 'not labelled' (COCO128: 0).", DefaultValueFactory = _ => 255 };
     public Option<string?> ClassNames { get; } = new("--names") { Description = "Class names: comma-separated, or a YAML file with a 'classes:'/'names:' block." };
@@ -23,7 +23,7 @@ public sealed class SegmentationDataOptions
     }
 
     public int Classes(ParseResult parse) => parse.GetValue(NumClasses);
-    public List<string> Names(ParseResult parse) => DenseCommandOptions.ClassNames(parse.GetValue(ClassNames));
+    public List<string> Names(ParseResult parse) => CliHelpers.ClassNames(parse.GetValue(ClassNames));
 
     public SegmentationDataset Load(ParseResult parse, int size, bool validation, int limit = 0, int? numClasses = null, int? ignore = null) =>
         SegmentationDataset.Load(parse.GetValue(validation ? ValImages : Images)!, parse.GetValue(validation ? ValMasks : Masks)!, size,

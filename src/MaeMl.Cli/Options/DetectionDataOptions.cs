@@ -2,16 +2,16 @@ using System.CommandLine;
 using System.Globalization;
 using MaeMl.Detection;
 
-namespace MaeMl.Cli.Commands;
+namespace MaeMl.Cli;
 
 /// <summary>The box-annotation options of <c>detect-train</c> and <c>detect-eval</c>: YOLO txt folders, Pascal VOC XML folders or a COCO JSON file.</summary>
 public sealed class DetectionDataOptions
 {
     public Option<string> Format { get; } = new("--format") { Description = "yolo (labels: folder of stem.txt), voc (labels: folder of XML) or coco (labels: JSON file).", DefaultValueFactory = _ => "yolo" };
-    public Option<string> Images { get; } = new("--images") { Description = "Training images." };
+    public Option<string> Images { get; } = new Option<string>(Vocabulary.Train) { Description = "Training images (a folder; annotations in --labels)." }.Legacy("--images");
     public Option<string> Labels { get; } = new("--labels") { Description = "Training annotations (see --format)." };
-    public Option<string> ValImages { get; } = new("--val-images") { Description = "Validation images.", Required = true };
-    public Option<string> ValLabels { get; } = new("--val-labels") { Description = "Validation annotations.", Required = true };
+    public Option<string> ValImages { get; } = new Option<string>(Vocabulary.Val) { Description = "Validation images (a folder; annotations in --val-labels).", Required = true }.Legacy("--val-images");
+    public Option<string> ValLabels { get; } = new("--val-labels") { Description = "Validation annotations (see --format).", Required = true };
     public Option<string?> ClassNames { get; } = new("--names") { Description = "YOLO class names: comma-separated, or a YAML file with a 'names:' block (VOC and COCO files name their classes)." };
     public Option<string?> KeepClasses { get; } = new("--keep-classes") { Description = "Train and evaluate on these class ids only, renumbered, e.g. 0 for COCO's person." };
     public Option<string> Resize { get; } = new("--resize") { Description = "stretch or letterbox.", DefaultValueFactory = _ => "stretch" };
@@ -36,7 +36,7 @@ public sealed class DetectionDataOptions
         var data = parse.GetValue(Format)!.ToLowerInvariant() switch
         {
             "yolo" => DetectionDataset.FromYolo(images, labels, YoloNames(parse), size, resize, lim),
-            "voc" => DetectionDataset.FromPascalVoc(images, labels, DenseCommandOptions.ClassNames(parse.GetValue(ClassNames)), size, resize, lim),
+            "voc" => DetectionDataset.FromPascalVoc(images, labels, CliHelpers.ClassNames(parse.GetValue(ClassNames)), size, resize, lim),
             "coco" => DetectionDataset.FromCoco(images, labels, size, resize, lim),
             var f => throw new CliException($"unknown --format '{f}' (use yolo, voc or coco)"),
         };
@@ -49,7 +49,7 @@ public sealed class DetectionDataOptions
 
     List<string> YoloNames(ParseResult parse)
     {
-        var names = DenseCommandOptions.ClassNames(parse.GetValue(ClassNames));
+        var names = CliHelpers.ClassNames(parse.GetValue(ClassNames));
         return names.Count > 0 ? names : throw new CliException("YOLO labels carry class ids only: give --names (a comma-separated list or the dataset's YAML)");
     }
 }

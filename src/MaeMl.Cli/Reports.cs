@@ -1,0 +1,55 @@
+using MaeMl.Detection;
+using MaeMl.Segmentation;
+using MaeMl.Visualization;
+
+namespace MaeMl.Cli;
+
+/// <summary>The result lines and pictures the train and eval commands of one task print alike.</summary>
+public static class Reports
+{
+    /// <summary>The post-processing the AP is measured with (that of the exported ONNX model too).</summary>
+    public static string Describe(DetectionConfig c) =>
+        FormattableString.Invariant($"detections: scores above {c.ScoreThreshold}, best {c.PreNmsTopK} candidates, class-wise NMS at IoU {c.NmsIoU}, at most {c.MaxDetections} an image");
+
+    public static void Detection(DetectionEvaluation e, string split, IReadOnlyList<string> names)
+    {
+        Console.WriteLine($"{split}: mAP@[.5:.95] {e.MAP:F4}, AP50 {e.AP50:F4}, AP75 {e.AP75:F4} ({e.GroundTruthBoxes} boxes, {e.Detections} detections)");
+        var per = Enumerable.Range(0, e.PerClassAP.Length).Where(c => !double.IsNaN(e.PerClassAP[c])).OrderByDescending(c => e.PerClassAP[c]).Take(8)
+            .Select(c => $"{(c < names.Count ? names[c] : c.ToString())} {e.PerClassAP[c]:F3}");
+        Console.WriteLine($"  AP by class (best): {string.Join(", ", per)}");
+    }
+
+    public static void Segmentation(SegmentationMetrics m, string split, IReadOnlyList<string> names)
+    {
+        Console.WriteLine($"{split}: mIoU {m.MeanIoU:P2}, pixel accuracy {m.PixelAccuracy:P2} ({m.Pixels} labelled pixels)");
+        if (names.Count == 0) return;
+        var iou = m.PerClassIoU();
+        var best = Enumerable.Range(0, iou.Length).Where(c => !double.IsNaN(iou[c])).OrderByDescending(c => iou[c]).Take(10)
+            .Select(c => $"{(c < names.Count ? names[c] : c.ToString())} {iou[c]:P1}");
+        Console.WriteLine($"  best classes: {string.Join(", ", best)}");
+    }
+
+    /// <summary>True (left) and predicted (right) boxes of the first <paramref name="count"/> images.</summary>
+    public static void DrawBoxes(DetectionModel model, DetectionDataset data, string path, DetectionResize resize, int count = 6)
+    {
+        int n = Math.Min(count, data.Count);
+        var predicted = DetectionTrainer.Predict(model, data.Images[..n]);
+        DetectionPicture.Boxes(path, data.ImagePaths.Take(n).ToList(), model.Config.Encoder.ImageSize, data.Boxes.Take(n).ToList(), predicted, data.ClassNames, resize);
+        Console.WriteLine($"wrote {path}");
+    }
+
+    /// <summary>Image, true mask and predicted mask of the first <paramref name="count"/> images; the legend names the classes by
+    /// <paramref name="classNames"/> (else "class N").</summary>
+    public static void DrawMasks(SegmentationModel model, SegmentationDataset data, string path, IReadOnlyList<string>? classNames = null, int count = 6)
+    {
+        int n = Math.Min(count, data.Count);
+        using var predicted = SegmentationTrainer.Predict(model, data.Images[..n]);
+        int plane = model.Config.Encoder.ImageSize * model.Config.Encoder.ImageSize;
+        var pred = predicted.data<long>().ToArray();
+        var truth = data.Labels[..n].contiguous().data<long>().ToArray();
+        DensePredictionPicture.Masks(path, data.ImagePaths.Take(n).ToList(), model.Config.Encoder.ImageSize,
+            Enumerable.Range(0, n).Select(i => truth[(i * plane)..((i + 1) * plane)]).ToList(),
+            Enumerable.Range(0, n).Select(i => pred[(i * plane)..((i + 1) * plane)]).ToList(), data.IgnoreIndex, classNames: classNames);
+        Console.WriteLine($"wrote {path}");
+    }
+}
