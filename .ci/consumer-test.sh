@@ -41,13 +41,13 @@ head -3 "$work/info.txt"
 grep -q '^ONNX Runtime: 1\.' "$work/info.txt" || { echo "the tool's ONNX Runtime does not load"; exit 1; }
 "$maeml" inspect "$repo/pretrained/cifar10-vit-tiny.maeml" > "$work/inspect.txt"
 head -3 "$work/inspect.txt"
-"$maeml" export-onnx --checkpoint "$repo/pretrained/cifar10-vit-tiny.maeml" --out "$work/encoder.onnx" --verify 2
+"$maeml" export-onnx --weights "$repo/pretrained/cifar10-vit-tiny.maeml" --out "$work/encoder.onnx" --verify 2
 # ML.NET (LoadImages + ApplyMaeEncoder + LbfgsMaximumEntropy) inside the tool, on a few of the bundled images
-"$maeml" linear-eval --checkpoint "$repo/pretrained/cifar10-vit-tiny.maeml" --train "$repo/samples/data/cifar10-mini/train" \
-    --test "$repo/samples/data/cifar10-mini/test" --train-limit 100 --test-limit 50 --pooling mean
+"$maeml" linprobe --trainer mlnet --weights "$repo/pretrained/cifar10-vit-tiny.maeml" --train "$repo/samples/data/cifar10-mini/train" \
+    --val "$repo/samples/data/cifar10-mini/test" --limit-per-class 10 --val-limit-per-class 5 --pooling mean
 # a short pretraining run (a small model, one epoch over 64 of the bundled images)
 "$maeml" pretrain --data "$repo/samples/data/cifar10-mini/train" --out "$work/pretrain" --limit 64 --epochs 1 --warmup-epochs 0 \
-    --batch-size 32 --depth 2 --embed-dim 64 --num-heads 2 --decoder-embed-dim 32 --decoder-depth 1 --decoder-num-heads 2 \
+    --batch-size 32 --depth 2 --embed-dim 64 --heads 2 --decoder-embed-dim 32 --decoder-depth 1 --decoder-heads 2 \
     --precision Float32
 test -s "$work/pretrain/checkpoint-last.maeml" || { echo "the tool's pretrain wrote no checkpoint"; exit 1; }
 echo "maeml tool OK"

@@ -13,8 +13,8 @@ SUBSET=(--limit-per-class 400 --val-limit-per-class 200)
 RECIPE=(--recipe small --epochs 3 --warmup-epochs 0.5 --batch-size 64 --blr 2e-3 --mixup 0 --cutmix 0 --randaug none --reprob 0
         --min-crop-scale 0.35 --threads 1 --seed 0)
 
-time $MAEML finetune --train "$DATA/train" --val "$DATA/test" --out "$OUT/mae" --init "$PRETRAINED" "${SUBSET[@]}" "${RECIPE[@]}"
+time $MAEML finetune --train "$DATA/train" --val "$DATA/test" --out "$OUT/mae" --weights "$PRETRAINED" "${SUBSET[@]}" "${RECIPE[@]}"
 time $MAEML finetune --train "$DATA/train" --val "$DATA/test" --out "$OUT/scratch" --model mae_vit_tiny_patch4_img32 "${SUBSET[@]}" "${RECIPE[@]}"
-time $MAEML linprobe --train "$DATA/train" --val "$DATA/test" --out "$OUT/linprobe" --init "$PRETRAINED" "${SUBSET[@]}" \
+time $MAEML linprobe --train "$DATA/train" --val "$DATA/test" --out "$OUT/linprobe" --weights "$PRETRAINED" "${SUBSET[@]}" \
   --epochs 90 --warmup-epochs 10 --batch-size 256 --blr 0.1 --eval-crop-pct 1 --threads 1 --seed 0
-$MAEML eval --model "$OUT/mae/checkpoint-last.maeml" --data "$DATA/test" --limit-per-class 200 --out "$OUT/mae/test-metrics.json" --threads 1
+$MAEML eval --weights "$OUT/mae/checkpoint-last.maeml" --val "$DATA/test" --val-limit-per-class 200 --out "$OUT/mae/test-metrics.json" --threads 1

@@ -9,7 +9,7 @@
 #   (b) MAE encoder featurizer (ApplyMaeEncoder on the ONNX encoder exported from MAE_MODEL_FILE, mean pooling)
 #       + the same NormalizeMinMax + LbfgsMaximumEntropy                                  bench/MaeMl.Transfer (same process, same split)
 #   (c) linear probe of the frozen MAE encoder: BatchNorm + linear head (main_linprobe.py recipe)   maeml linprobe
-#   (d) full fine-tune from the MAE                                                       maeml finetune --init
+#   (d) full fine-tune from the MAE                                                       maeml finetune --weights
 #   (e) the same architecture from scratch, same recipe and budget                        maeml finetune --model
 #   (f) (d) and (e) with 10% of the labels (500 per class)                                maeml finetune --limit-per-class 500
 # (a)-(c) train on the same images (PROBE_TRAIN_PER_CLASS per class); every row is scored on the same test images
@@ -81,7 +81,7 @@ jq -r '.rows[] | [.row, .method, .train_images, .test_images, .top1, .wall_s, .i
 echo "== (c): linear probe (maeml linprobe)"
 fresh c-linprobe
 t0=$(now)
-"${MAEML_CMD[@]}" linprobe --train "$DATA/train" --val "$DATA/test" --out "$OUT/c-linprobe" --init "$MAE" \
+"${MAEML_CMD[@]}" linprobe --train "$DATA/train" --val "$DATA/test" --out "$OUT/c-linprobe" --weights "$MAE" \
   --limit-per-class "$PROBE_TRAIN_PER_CLASS" --val-limit-per-class "$TEST_PER_CLASS" \
   --epochs "$LP_EPOCHS" --warmup-epochs "$LP_WARMUP" --batch-size "$LP_BATCH" --blr "$LP_BLR" --eval-crop-pct 1 \
   --threads "$THREADS" --seed "$SEED" 2>&1 | tee "$OUT/c-linprobe.log"
@@ -118,9 +118,9 @@ finetune() {
 }
 
 labels_all=$([[ "$FT_LABELS_PER_CLASS" == 0 ]] && echo "all labels" || echo "$FT_LABELS_PER_CLASS labels per class")
-finetune d d-finetune-mae "$FT_LABELS_PER_CLASS" "fine-tune from the MAE, $labels_all, $FT_EPOCHS epoch(s)" --init "$MAE"
+finetune d d-finetune-mae "$FT_LABELS_PER_CLASS" "fine-tune from the MAE, $labels_all, $FT_EPOCHS epoch(s)" --weights "$MAE"
 finetune e e-finetune-scratch "$FT_LABELS_PER_CLASS" "$SCRATCH_MODEL from scratch, $labels_all, $FT_EPOCHS epoch(s)" --model "$SCRATCH_MODEL"
-finetune "f, d" f-finetune-mae-10pct "$FT_LOW_PER_CLASS" "fine-tune from the MAE, $FT_LOW_PER_CLASS labels per class, $FT_EPOCHS epoch(s)" --init "$MAE"
+finetune "f, d" f-finetune-mae-10pct "$FT_LOW_PER_CLASS" "fine-tune from the MAE, $FT_LOW_PER_CLASS labels per class, $FT_EPOCHS epoch(s)" --weights "$MAE"
 finetune "f, e" f-finetune-scratch-10pct "$FT_LOW_PER_CLASS" "$SCRATCH_MODEL from scratch, $FT_LOW_PER_CLASS labels per class, $FT_EPOCHS epoch(s)" --model "$SCRATCH_MODEL"
 
 {
