@@ -31,9 +31,7 @@ public static class DenseCatalog
     {
         if (!File.Exists(modelFile)) throw new FileNotFoundException($"Segmentation model '{modelFile}' does not exist", modelFile);
         var outputs = probabilitiesColumnName is null ? new[] { SegmentationOnnxNames.ClassMap } : new[] { SegmentationOnnxNames.ClassMap, SegmentationOnnxNames.Probabilities };
-        IEstimator<ITransformer> chain = catalog.ResizeImages(ResizedImageColumn, imageSize, imageSize, inputColumnName, ImageResizingEstimator.ResizingKind.Fill)
-            .Append(catalog.ExtractPixels(SegmentationOnnxNames.Pixels, ResizedImageColumn, ImagePixelExtractingEstimator.ColorBits.Rgb,
-                ImagePixelExtractingEstimator.ColorsOrder.ARGB, interleavePixelColors: false, offsetImage: 0f, scaleImage: 1f, outputAsFloatArray: true))
+        IEstimator<ITransformer> chain = ImagePixels.Chain(catalog, inputColumnName, imageSize, ResizedImageColumn, SegmentationOnnxNames.Pixels, ImageResizingEstimator.ResizingKind.Fill)
             .Append(catalog.ApplyOnnxModel(new OnnxOptions
             {
                 ModelFile = modelFile, InputColumns = [SegmentationOnnxNames.Pixels], OutputColumns = outputs, GpuDeviceId = OnnxDevice.Resolve(gpuDeviceId, fallbackToCpu), FallbackToCpu = fallbackToCpu,

@@ -140,9 +140,7 @@ public sealed class MaeEncoder : IDisposable
             Planes(image.Pixels, bgra, s, planes);
             return;
         }
-        var info = new SKImageInfo(image.Width, image.Height, bgra ? SKColorType.Bgra8888 : SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        using var source = new SKBitmap(info);
-        unsafe { image.Pixels.CopyTo(new Span<byte>((void*)source.GetPixels(), source.ByteCount)); }
+        using var source = ImagePixels.ToBitmap(image);
         float scale = (float)s / Math.Min(image.Width, image.Height);
         float w = image.Width * scale, h = image.Height * scale;
         using var target = new SKBitmap(new SKImageInfo(s, s, SKColorType.Rgba8888, SKAlphaType.Unpremul));

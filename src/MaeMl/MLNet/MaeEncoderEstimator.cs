@@ -96,11 +96,7 @@ public sealed class MaeEncoderEstimator : IEstimator<ITransformer>
         var temporary = new List<string>();
         if (kind == InputKind.Image)
         {
-            chain = chain
-                .Append<ITransformer>(catalog.ResizeImages(ResizedImageColumn, Model.ImageSize, Model.ImageSize, options.InputColumnName, options.ResizeMode, options.CropAnchor))
-                .Append<ITransformer>(catalog.ExtractPixels(Model.InputName, ResizedImageColumn,
-                    ImagePixelExtractingEstimator.ColorBits.Rgb, ImagePixelExtractingEstimator.ColorsOrder.ARGB,
-                    interleavePixelColors: false, offsetImage: 0f, scaleImage: 1f, outputAsFloatArray: true));
+            chain = ImagePixels.Chain(catalog, options.InputColumnName, Model.ImageSize, ResizedImageColumn, Model.InputName, options.ResizeMode, options.CropAnchor);
             temporary.Add(ResizedImageColumn);
         }
         else

@@ -172,10 +172,8 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
         return features.Append(predictor).Append<ITransformer>(t.DropColumns(temporary).Fit(scored));
     }
 
-    EstimatorChain<ITransformer> Preprocessing(EstimatorChain<ITransformer> chain, int size) => chain
-        .Append<ITransformer>(ml.Transforms.ResizeImages(ResizedColumn, size, size, options.ImageColumnName, ImageResizingEstimator.ResizingKind.IsoCrop, ImageResizingEstimator.Anchor.Center))
-        .Append<ITransformer>(ml.Transforms.ExtractPixels(EncoderOnnxNames.Pixels, ResizedColumn, ImagePixelExtractingEstimator.ColorBits.Rgb,
-            ImagePixelExtractingEstimator.ColorsOrder.ARGB, interleavePixelColors: false, offsetImage: 0f, scaleImage: 1f, outputAsFloatArray: true));
+    EstimatorChain<ITransformer> Preprocessing(EstimatorChain<ITransformer> chain, int size) =>
+        ImagePixels.Chain(ml.Transforms, options.ImageColumnName, size, ResizedColumn, EncoderOnnxNames.Pixels, onto: chain);
 
     /// <summary>
     /// ML.NET's own multiclass prediction transformer over the fine-tuned logits, with a <see cref="MaximumEntropyModelParameters"/> of
@@ -306,11 +304,7 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
 
     static void SavePng(MLImage image, string path)
     {
-        var colorType = image.PixelFormat == MLPixelFormat.Bgra32 ? SKColorType.Bgra8888 : SKColorType.Rgba8888;
-        using var bitmap = new SKBitmap(new SKImageInfo(image.Width, image.Height, colorType, SKAlphaType.Unpremul));
-        var pixels = image.Pixels;
-        if (pixels.Length != bitmap.ByteCount) throw new InvalidOperationException($"{pixels.Length} pixel bytes for a {image.Width}x{image.Height} image");
-        unsafe { pixels.CopyTo(new Span<byte>((void*)bitmap.GetPixels(), bitmap.ByteCount)); }
+        using var bitmap = ImagePixels.ToBitmap(image);
         using var encoded = bitmap.Encode(SKEncodedImageFormat.Png, 100);
         File.WriteAllBytes(path, encoded.ToArray());
     }

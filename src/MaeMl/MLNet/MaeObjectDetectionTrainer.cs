@@ -253,9 +253,7 @@ public sealed class MaeObjectDetectionTrainer : IEstimator<ITransformer>
     {
         var t = ml.Transforms;
         int size = options.Encoder.ImageSize;
-        return t.ResizeImages(Resized, size, size, options.ImageColumnName, ImageResizingEstimator.ResizingKind.Fill)
-            .Append(t.ExtractPixels(DetectionOnnxNames.Pixels, Resized, ImagePixelExtractingEstimator.ColorBits.Rgb, ImagePixelExtractingEstimator.ColorsOrder.ARGB,
-                interleavePixelColors: false, offsetImage: 0f, scaleImage: 1f, outputAsFloatArray: true));
+        return ImagePixels.Chain(t, options.ImageColumnName, size, Resized, DetectionOnnxNames.Pixels, ImageResizingEstimator.ResizingKind.Fill);
     }
 
     /// <summary>The fitted inference chain over an exported detector, predicted keys numbered as <paramref name="classNames"/>.</summary>
