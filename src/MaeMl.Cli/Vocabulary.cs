@@ -61,6 +61,14 @@ public static class Vocabulary
         return option;
     }
 
+    /// <summary>Lets a weights option take the name of a shipped model (<c>cifar10-vit-tiny</c>) as well as a path, as
+    /// <c>MaePretrained.Load</c> does; an existing file of that name wins.</summary>
+    public static TOption ShippedNames<TOption>(this TOption option) where TOption : Option<string>
+    {
+        option.CustomParser = r => r.Tokens.Count == 0 ? null! : MaeMl.Pretrained.MaePretrained.ResolveFile(r.Tokens[^1].Value);
+        return option;
+    }
+
     public static IReadOnlyList<string> LegacyAliasesOf(Option option) => legacyAliases.TryGetValue(option, out var list) ? list : [];
     public static bool IsRetired(Option option) => retiredOptions.TryGetValue(option, out _);
 

@@ -14,7 +14,7 @@ public static class ConvertCommand
 {
     public static Command Create()
     {
-        var from = new Option<string>(Vocabulary.Weights) { Description = "Weights file to convert (.pth, .safetensors, .maeml; recognised from its content).", Required = true }.Legacy("--from");
+        var from = new Option<string>(Vocabulary.Weights) { Description = "Weights file to convert (.pth, .safetensors, .maeml; recognised from its content).", Required = true }.Legacy("--from").ShippedNames();
         var to = new Option<string>(Vocabulary.Out) { Description = "File to write: .pth (official {'model': state_dict}), .safetensors or .maeml (format by extension).", Required = true }.Legacy("--to");
         var naming = new Option<string>("--naming") { Description = "Tensor names to write: official (models_mae / timm) or hf (Hugging Face ViTMAE).", DefaultValueFactory = _ => "official" };
         var imageSize = new Option<int?>("--image-size") { Description = "Resolution of the converted model: position tables are interpolated (bicubic)." };

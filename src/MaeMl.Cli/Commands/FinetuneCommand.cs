@@ -30,7 +30,7 @@ public static class FinetuneCommand
         var train = new Option<string>(Vocabulary.Train) { Description = "Training images in class folders (DIR/<class>/*.jpg).", Required = true };
         var val = new Option<string?>(Vocabulary.Val) { Description = "Validation images in the same class folders, evaluated after every epoch." };
         var output = new Option<string>(Vocabulary.Out) { Description = "Output folder for checkpoints, metrics.jsonl, curves and eval.json.", DefaultValueFactory = _ => "runs/finetune" };
-        var weights = new Option<string?>(Vocabulary.Weights) { Description = "Starting weights: .maeml pretraining/classifier checkpoint, official .pth or safetensors (omit to train from scratch with --model)." }.Legacy("--init");
+        var weights = new Option<string?>(Vocabulary.Weights) { Description = "Starting weights: .maeml pretraining/classifier checkpoint, official .pth or safetensors (omit to train from scratch with --model)." }.Legacy("--init").ShippedNames();
         var model = new Option<string?>(Vocabulary.Model) { Description = "Preset for training from scratch (or giving the heads of --weights), e.g. mae_vit_tiny_patch4_img32." };
         var recipe = new Option<string>("--recipe")
         {

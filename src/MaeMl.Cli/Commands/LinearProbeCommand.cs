@@ -31,7 +31,7 @@ public static class LinearProbeCommand
         var train = new Option<string>(Vocabulary.Train) { Description = "Training images in class folders (DIR/<class>/*.jpg).", Required = true };
         var val = new Option<string?>(Vocabulary.Val) { Description = "Validation images in the same class folders." }.Legacy("--test");
         var output = new Option<string>(Vocabulary.Out) { Description = "Output folder of --trainer torch (checkpoint-linprobe.maeml, metrics.jsonl, eval.json, curves).", DefaultValueFactory = _ => "runs/linprobe" };
-        var weights = new Option<string?>(Vocabulary.Weights) { Description = "Pretrained weights: .maeml, official .pth or safetensors (omit for a random-encoder baseline with --model)." }.Legacy("--init", "--checkpoint");
+        var weights = new Option<string?>(Vocabulary.Weights) { Description = "Pretrained weights: .maeml, official .pth or safetensors (omit for a random-encoder baseline with --model)." }.Legacy("--init", "--checkpoint").ShippedNames();
         var model = new Option<string?>(Vocabulary.Model) { Description = "Preset: a randomly initialised encoder (baseline), or the heads of --weights." };
         var trainer = new Option<string>("--trainer")
         {

@@ -43,7 +43,7 @@ public static class PretrainCommand
             Description = "Continued pretraining: start a new run (fresh schedule and optimizer) from the weights of any MAE file (official .pth, " +
                           "Hugging Face ViTMAE safetensors, .maeml); its architecture is used, --model only supplies attention heads and loss settings. " +
                           "--resume continues a run instead.",
-        }.Legacy("--init");
+        }.Legacy("--init").ShippedNames();
         var imageSize = new Option<int?>("--image-size") { Description = "With --weights: train at this image size (position tables interpolated); default the file's." };
         var resume = new Option<string?>(Vocabulary.Resume) { Description = "Checkpoint of this run to continue exactly, or 'auto' (OUT/checkpoint-last.maeml if present)." };
         var timeLimit = new Option<string?>("--time-limit") { Description = "Stop cleanly (with a checkpoint) after this long, e.g. 60s, 20m. The lr schedule is kept, not shortened: --resume auto finishes it." };

@@ -8,7 +8,7 @@ public static class ReconstructCommand
 {
     public static Command Create()
     {
-        var weights = new Option<string>(Vocabulary.Weights) { Description = "MAE weights with the decoder (.maeml, official .pth or safetensors).", Required = true }.Legacy("--checkpoint");
+        var weights = new Option<string>(Vocabulary.Weights) { Description = "MAE weights with the decoder (.maeml, official .pth or safetensors).", Required = true }.Legacy("--checkpoint").ShippedNames();
         var images = new Option<string[]>(Vocabulary.Data) { Description = "Image files, or folders (their first --count images).", Required = true, AllowMultipleArgumentsPerToken = true }.Legacy("--images");
         var output = new Option<string>(Vocabulary.Out) { Description = "Output PNG.", DefaultValueFactory = _ => "reconstruction.png" };
         var count = new Option<int>("--count") { Description = "Images taken from each folder.", DefaultValueFactory = _ => 8 };

@@ -18,7 +18,7 @@ public sealed class DenseTrainingOptionGroup
     public Option<string?> Weights { get; } = new Option<string?>(Vocabulary.Weights)
     {
         Description = "MAE or encoder weights file (.maeml, .pth, .safetensors) giving the ViT architecture and, without --scratch, its weights (position table interpolated to --image-size).",
-    }.Legacy("--backbone");
+    }.Legacy("--backbone").ShippedNames();
     public Option<bool> Scratch { get; } = new("--scratch") { Description = "Random initialisation of the --weights architecture (the baseline for the same budget)." };
     public Option<string?> Model { get; } = new(Vocabulary.Model) { Description = "Preset of a randomly initialised ViT when there is no --weights, e.g. mae_vit_base_patch16." };
     public Option<int> ImageSize { get; } = new("--image-size") { Description = "Square input size (a multiple of the patch size).", DefaultValueFactory = _ => 64 };

@@ -7,7 +7,7 @@ namespace MaeMl.Cli;
 /// (<see cref="CliHelpers.LoadEncoder"/> loads it).</summary>
 public sealed class EncoderSource
 {
-    public Option<string?> Weights { get; } = new Option<string?>(Vocabulary.Weights) { Description = "Weights file holding the encoder: .maeml, official .pth (also encoder-only) or safetensors." }.Legacy("--checkpoint");
+    public Option<string?> Weights { get; } = new Option<string?>(Vocabulary.Weights) { Description = "Weights file holding the encoder: .maeml, official .pth (also encoder-only) or safetensors." }.Legacy("--checkpoint").ShippedNames();
     public Option<string?> Model { get; } = new(Vocabulary.Model) { Description = "Preset of a randomly initialised encoder (no --weights), e.g. mae_vit_tiny_patch4_img32." };
     public Option<int> Seed { get; } = new("--seed") { Description = "Seed of the random initialisation with --model.", DefaultValueFactory = _ => 0 };
 

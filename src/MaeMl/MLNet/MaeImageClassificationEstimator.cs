@@ -54,9 +54,8 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
     /// <summary>A model file path, or the weights of a shipped model by name (as <see cref="Pretrained.MaePretrained"/> finds them).</summary>
     static string ResolveModelFile(string nameOrPath)
     {
-        if (File.Exists(nameOrPath)) return nameOrPath;
-        if (Pretrained.MaePretrained.Available.Any(m => string.Equals(m.Name, nameOrPath, StringComparison.OrdinalIgnoreCase)))
-            return Pretrained.MaePretrained.WeightsPath(nameOrPath);
+        var path = Pretrained.MaePretrained.ResolveFile(nameOrPath);
+        if (File.Exists(path)) return path;
         throw new FileNotFoundException($"The start checkpoint '{nameOrPath}' is neither a file nor a shipped model " +
                                         $"({string.Join(", ", Pretrained.MaePretrained.Available.Select(m => m.Name))})", nameOrPath);
     }

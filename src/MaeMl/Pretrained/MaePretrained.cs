@@ -40,6 +40,15 @@ public static class MaePretrained
         return MaeModelFile.LoadMae(WeightsPath(known.Name), (options ?? new MaeLoadOptions()) with { Preset = options?.Preset ?? known.Preset });
     }
 
+    /// <summary>A weights file path as given, or the weights file of a shipped model named so (<c>cifar10-vit-tiny</c>); an existing
+    /// file wins over a name. Anything else is returned unchanged, so the caller's "does not exist" error names it.</summary>
+    public static string ResolveFile(string nameOrPath)
+    {
+        ArgumentNullException.ThrowIfNull(nameOrPath);
+        if (File.Exists(nameOrPath) || Find(nameOrPath) is null) return nameOrPath;
+        return WeightsPath(nameOrPath);
+    }
+
     /// <summary>Path of a shipped model's weights file.</summary>
     public static string WeightsPath(string name) => Locate(Require(name).WeightsFile);
 
