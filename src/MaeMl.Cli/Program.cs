@@ -88,6 +88,7 @@ public static class Program
         yield return FinetuneCommand.Create();
         yield return LinearProbeCommand.Create();
         yield return EvalCommand.Create();
+        yield return HandoffCommand.Create();
     }
 }
 

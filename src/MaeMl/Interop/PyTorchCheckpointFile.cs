@@ -26,7 +26,11 @@ public static class PyTorchCheckpointFile
 
     /// <summary>Reads the state dict. <paramref name="key"/> picks the top-level entry (default: a bare state dict, else
     /// <c>model</c>, <c>state_dict</c>, ...). Refuses unsafe pickles; truncated or corrupt files give an error naming the file.</summary>
-    public static PyTorchCheckpointContents Read(string path, string? key = null)
+    public static PyTorchCheckpointContents Read(string path, string? key = null) => Unwrap(ReadTopLevel(path), path, key);
+
+    /// <summary>The whole unpickled top-level dictionary (every entry, tensors included: the caller disposes them), after the
+    /// same checks as <see cref="Read"/>: zip layout, <see cref="SafePickleValidator"/>, CRC-32s.</summary>
+    internal static Hashtable ReadTopLevel(string path)
     {
         var format = ModelFileFormats.Detect(path);
         if (format == ModelFileFormat.LegacyPickle)
@@ -55,7 +59,7 @@ public static class PyTorchCheckpointFile
             if (e is InvalidDataException && e.Message.Contains(path)) throw;
             throw new InvalidDataException($"'{path}' could not be read as a PyTorch checkpoint (truncated or corrupt?): {e.Message}", e);
         }
-        return Unwrap(top, path, key);
+        return top;
     }
 
     /// <summary>
@@ -166,7 +170,7 @@ public static class PyTorchCheckpointFile
 
     /// <summary>Disposes every tensor reachable from <paramref name="value"/>: iteratively, each container once, so a
     /// pickle nested arbitrarily deep or holding itself cannot overflow the stack.</summary>
-    static void DisposeTensors(object? value)
+    internal static void DisposeTensors(object? value)
     {
         var pending = new Stack<object?>();
         var seen = new HashSet<object>(ReferenceEqualityComparer.Instance);
