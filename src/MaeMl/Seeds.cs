@@ -2,7 +2,7 @@ namespace MaeMl;
 
 /// <summary>Deterministic seed derivation (SplitMix64), so data order, augmentation and masks are pure functions of
 /// (run seed, epoch, position): a resumed run replays exactly what an uninterrupted one would have done.</summary>
-public static class Seeds
+internal static class Seeds
 {
     /// <summary>A non-negative 63-bit seed that depends on every part and their order (each part folded in and mixed by SplitMix64).</summary>
     public static long Mix(params long[] parts)

@@ -11,7 +11,7 @@ public sealed class NonFiniteWeightsException(string message) : ArithmeticExcept
 
 /// <summary>Finds NaN or infinite values in a model's weights and buffers and in an optimizer's state (moments), so
 /// that a diverged run never replaces a good checkpoint with a poisoned one.</summary>
-public static class FiniteCheck
+internal static class FiniteCheck
 {
     /// <summary>A description of the first non-finite tensor (its name), or null when all are finite.</summary>
     public static string? FirstNonFinite(nn.Module model, OptimizerHelper? optimizer = null)

@@ -8,7 +8,7 @@ namespace MaeMl.Checkpoints;
 /// Safety for a training run's output folder: an exclusive lock (one run per folder), a sweep of the temporary files
 /// that killed runs left behind, and writes that never follow a symbolic link planted in the folder.
 /// </summary>
-public static partial class RunFolder
+internal static partial class RunFolder
 {
     /// <summary>The lock file; held open with <see cref="FileShare.None"/> (an OS lock the kernel drops when the process dies).</summary>
     public const string LockFileName = ".maeml-run.lock";

@@ -5,7 +5,7 @@ namespace MaeMl.Files;
 /// <summary>Whether a path (links followed) is a regular file: a pipe (FIFO), socket or device would block or never
 /// end when read, so readers check this before opening. Linux asks <c>statx</c> (its layout is the same on every
 /// architecture); elsewhere a non-empty file counts as regular.</summary>
-public static class FileKind
+internal static class FileKind
 {
     [DllImport("libc", EntryPoint = "statx", SetLastError = true)]
     static extern unsafe int StatX(int dirfd, string path, int flags, uint mask, byte* buffer);

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace MaeMl.Model;
 
 /// <summary>Stochastic depth per sample (timm's <c>drop_path</c>): in training, zero a residual branch with probability p and scale survivors by 1/(1-p).</summary>
-public static class DropPath
+internal static class DropPath
 {
     /// <summary>x with each sample's branch zeroed with probability <paramref name="p"/> and the rest scaled by 1/(1-p) (a per-sample
     /// Bernoulli mask broadcast over all but dim 0); an alias of x when p is 0 or not <paramref name="training"/>. Returns a new tensor.</summary>

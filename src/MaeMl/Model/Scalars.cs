@@ -8,7 +8,7 @@ namespace MaeMl.Model;
 /// <c>GC.KeepAlive</c>; a collection on another thread can finalize it mid-call ("Expected false to be true"). These live
 /// in static fields, so they are never collected; use <c>a.add(b, Scalars.One)</c> instead of <c>a + b</c>.
 /// </summary>
-public static class Scalars
+internal static class Scalars
 {
     /// <summary>1, the alpha of a plain sum or difference.</summary>
     public static readonly Scalar One = 1.ToScalar();

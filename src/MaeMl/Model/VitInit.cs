@@ -4,7 +4,7 @@ using TorchSharp.Modules;
 namespace MaeMl.Model;
 
 /// <summary>Construction and initialisation pieces the ViT-based models share (MAE, classifier, dense backbone).</summary>
-public static class VitInit
+internal static class VitInit
 {
     /// <summary>The encoder's <c>blocks</c>, with stochastic depth rising linearly from 0 to <see cref="MaeConfig.DropPath"/> (timm's <c>dpr</c>).</summary>
     public static ModuleList<Block> EncoderBlocks(MaeConfig c) =>

@@ -11,7 +11,7 @@ namespace MaeMl.Training;
 /// copied into the working copy; after each backward its gradients are added, in float32, to the master gradients.
 /// The loss itself is computed in float32 (see <see cref="MaskedAutoencoderViT.Forward"/>).
 /// </summary>
-public sealed class BFloat16MasterWeights : IDisposable
+internal sealed class BFloat16MasterWeights : IDisposable
 {
     readonly List<(Parameter Master, Parameter Work)> trainable = new();
 

@@ -7,7 +7,7 @@ namespace MaeMl.Training;
 
 /// <summary>Builds the <see cref="VisionTransformer"/> a fine-tuning or linear-probing run starts from: pretrained weights
 /// (any file <see cref="MaeModelFile.LoadClassifier(string, MaeLoadOptions?)"/> reads) or a fresh architecture.</summary>
-public static class ClassifierInitialization
+internal static class ClassifierInitialization
 {
     /// <summary>
     /// A classifier with a new head of <paramref name="numClasses"/> (trunc-normal std 2e-5, as <c>main_finetune.py</c>). From

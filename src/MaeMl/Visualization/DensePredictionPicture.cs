@@ -66,7 +66,7 @@ public static class DensePredictionPicture
 /// " (" and, if still too wide, drawn smaller) and a legend strip listing classes with their <see cref="DensePredictionPicture.ClassColor"/>
 /// swatch (filled exactly with the colour) and name, wrapped onto more lines when the sheet is narrow.
 /// </summary>
-public static class SheetLabels
+internal static class SheetLabels
 {
     const float TextSize = 12, MinTextSize = 7, Pad = 4, Swatch = 12, SwatchGap = 4, ItemGap = 14;
     static readonly SKColor HeaderBackground = new(0xEE, 0xEE, 0xEE), Rule = new(0xBB, 0xBB, 0xBB);

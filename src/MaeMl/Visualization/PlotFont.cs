@@ -4,7 +4,7 @@ using MaeMl.Files;
 namespace MaeMl.Visualization;
 
 /// <summary>A typeface for labels: DejaVu Sans (or another common TTF) when installed, else Skia's default.</summary>
-public static class PlotFont
+internal static class PlotFont
 {
     static readonly Lazy<SKTypeface> typeface = new(() =>
     {
