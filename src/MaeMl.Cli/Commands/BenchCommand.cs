@@ -46,12 +46,13 @@ public static class BenchCommand
         foreach (var precision in new[] { TrainingPrecision.Float32, TrainingPrecision.BFloat16 })
         foreach (var full in new[] { false, true })
         {
-            double ips = PrecisionProbe.StepImagesPerSecond(tiny, batch, full, precision, warmup: 3, steps: steps);
+            var timing = PrecisionProbe.MeasureSteps(tiny, batch, full, precision, warmup: 3, steps: steps);
+            double ips = timing.ImagesPerSecond;
             double flops = full ? TrainingFlops.FullSequenceStep(tiny, batch) : TrainingFlops.MaeStep(tiny, batch);
             double gflops = flops * ips / batch / 1e9;
             results[$"{precision}/{full}"] = ips;
             Console.WriteLine($"  {(full ? "full-sequence baseline" : "MAE"),-24} {precision,-9} {ips,8:F1} img/s  {batch / ips,6:F3} s/step  " +
-                              $"{gflops,6:F1} GFLOP/s = {100 * gflops / gemm32,5:F1}% of fp32 GEMM");
+                              $"{gflops,6:F1} GFLOP/s = {100 * gflops / gemm32,5:F1}% of fp32 GEMM, optimizer step {100 * timing.OptimizerShare,4:F1}% of the step");
         }
         Console.WriteLine($"  MAE speedup over full-sequence: float32 {results["Float32/False"] / results["Float32/True"]:F2}x, bfloat16 {results["BFloat16/False"] / results["BFloat16/True"]:F2}x");
         Console.WriteLine($"  bfloat16 over float32 (MAE): {results["BFloat16/False"] / results["Float32/False"]:F2}x");
@@ -67,10 +68,11 @@ public static class BenchCommand
             var b = new Dictionary<bool, double>();
             foreach (var full in new[] { false, true })
             {
-                double ips = PrecisionProbe.StepImagesPerSecond(vitb, vitbBatch, full, vitbPrecision, warmup: 1, steps: vitbSteps);
+                var timing = PrecisionProbe.MeasureSteps(vitb, vitbBatch, full, vitbPrecision, warmup: 1, steps: vitbSteps);
+                double ips = timing.ImagesPerSecond;
                 double flops = full ? TrainingFlops.FullSequenceStep(vitb, vitbBatch) : TrainingFlops.MaeStep(vitb, vitbBatch);
                 b[full] = ips;
-                Console.WriteLine($"  {(full ? "full-sequence baseline" : "MAE"),-24} {vitbPrecision,-9} {ips,8:F2} img/s  {vitbBatch / ips,6:F2} s/step  {flops * ips / vitbBatch / 1e9,6:F1} GFLOP/s");
+                Console.WriteLine($"  {(full ? "full-sequence baseline" : "MAE"),-24} {vitbPrecision,-9} {ips,8:F2} img/s  {vitbBatch / ips,6:F2} s/step  {flops * ips / vitbBatch / 1e9,6:F1} GFLOP/s, optimizer step {100 * timing.OptimizerShare,4:F1}% of the step");
             }
             Console.WriteLine($"  MAE speedup over full-sequence: {b[false] / b[true]:F2}x");
         }
