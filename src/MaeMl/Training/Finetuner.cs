@@ -63,6 +63,8 @@ public sealed class Finetuner
         var o = options;
         if (o.Threads > 0) torch.set_num_threads(o.Threads);
         Directory.CreateDirectory(o.OutputDir);
+        using var folderLock = RunFolder.Lock(o.OutputDir);   // one run per folder; the second gets one line naming the holder
+        RunFolder.SweepStaleTemporaries(o.OutputDir, log);
         var train = ImageFolder.Labelled(o.TrainDir, o.LimitPerClass);
         var classes = train.Classes;
         if (classes.Count < 2) throw new ArgumentException($"'{o.TrainDir}' has a single class folder ({classes[0]}): classification needs at least two");
@@ -100,7 +102,7 @@ public sealed class Finetuner
                 log($"warning: resuming a run seeded {seed} with seed {o.Seed}: data order and augmentation will differ");
             log($"resumed from {resume}: epoch {startEpoch}, step {startStep}, optimizer step {optimizerSteps}");
         }
-        File.WriteAllText(Path.Combine(o.OutputDir, "run.json"), JsonSerializer.Serialize(o with { }, new JsonSerializerOptions { WriteIndented = true }));
+        RunFolder.WriteText(Path.Combine(o.OutputDir, "run.json"), JsonSerializer.Serialize(o with { }, new JsonSerializerOptions { WriteIndented = true }));
         int stepsPerEpoch = loader.BatchesPerEpoch;
         log($"fine-tuning on {train.Samples.Count} images of {classes.Count} classes from {o.TrainDir}" + (val is null ? "" : $", validating on {val.Samples.Count}") +
             $": {stepsPerEpoch} steps/epoch, batch {o.BatchSize} x accum {o.AccumIter}, lr {o.PeakLr:E3} (blr {o.BaseLr:E2}), layer decay {o.LayerDecay}, " +
@@ -124,7 +126,7 @@ public sealed class Finetuner
         bestTop1 = task.BestTop1;
 
         if (lastEval is not null)
-            File.WriteAllText(Path.Combine(o.OutputDir, "eval.json"), lastEval.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            RunFolder.WriteText(Path.Combine(o.OutputDir, "eval.json"), lastEval.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         WriteCurves(metrics.Path, o.OutputDir, $"fine-tuning ({model.Config.Encoder.EmbedDim}x{model.Config.Encoder.Depth}, {size}px, {(o.Init is null ? "scratch" : "from " + Path.GetFileName(o.Init))})");
         if (loader.Unreadable.Count > 0) log($"{loader.Unreadable.Count} unreadable training image(s) were skipped (listed above)");
         var skipped = loader.Unreadable.Concat(valLoader?.Unreadable ?? new Dictionary<string, string>()).ToDictionary(kv => kv.Key, kv => kv.Value);
@@ -168,7 +170,7 @@ public sealed class Finetuner
 
         public override void AfterEpochCheckpoint(int epoch, string lastPath)
         {
-            if (best) File.Copy(lastPath, bestPath, overwrite: true);
+            if (best) RunFolder.Copy(lastPath, bestPath);   // atomic, and never through a planted link
         }
 
         public override void Save(string path, int epoch, int nextStep, long optimizerSteps) =>

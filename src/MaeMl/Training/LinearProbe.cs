@@ -59,6 +59,8 @@ public sealed class LinearProbe
         var o = options;
         if (o.Threads > 0) torch.set_num_threads(o.Threads);
         Directory.CreateDirectory(o.OutputDir);
+        using var folderLock = RunFolder.Lock(o.OutputDir);   // one run per folder; the second gets one line naming the holder
+        RunFolder.SweepStaleTemporaries(o.OutputDir, log);
         var wall = Stopwatch.StartNew();
         var train = ImageFolder.Labelled(o.TrainDir, o.LimitPerClass);
         var classes = train.Classes;
@@ -105,7 +107,7 @@ public sealed class LinearProbe
         var cached = o.CacheFeatures ? Features(trainLoader, 0) : default;
         var valSet = valLoader is null ? default : Features(valLoader, 0);
         if (o.CacheFeatures) log($"features of {cached.Features.shape[0]} training and {(valLoader is null ? 0 : valSet.Features.shape[0])} validation images in {featureWatch.Elapsed.TotalSeconds:F1} s");
-        File.WriteAllText(Path.Combine(o.OutputDir, "run.json"), JsonSerializer.Serialize(o with { }, new JsonSerializerOptions { WriteIndented = true }));
+        RunFolder.WriteText(Path.Combine(o.OutputDir, "run.json"), JsonSerializer.Serialize(o with { }, new JsonSerializerOptions { WriteIndented = true }));
 
         using var lars = o.Optimizer == LinearProbeOptimizer.Lars ? new Lars(head.parameters(), o.PeakLr, o.WeightDecay) : null;
         using var sgd = o.Optimizer == LinearProbeOptimizer.Sgd ? torch.optim.SGD(head.parameters(), o.PeakLr, momentum: 0.9, weight_decay: o.WeightDecay) : null;
@@ -173,7 +175,7 @@ public sealed class LinearProbe
             ["options"] = JsonSerializer.SerializeToNode(o with { }),
         });
         if (lastEval is not null)
-            File.WriteAllText(Path.Combine(o.OutputDir, "eval.json"), lastEval.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            RunFolder.WriteText(Path.Combine(o.OutputDir, "eval.json"), lastEval.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         Finetuner.WriteCurves(metrics.Path, o.OutputDir, $"linear probe ({dim}-d {(o.GlobalPool ? "mean" : "cls")} features, {(o.Init is null ? "random encoder" : Path.GetFileName(o.Init))})");
         if (o.CacheFeatures) { cached.Features.Dispose(); cached.Labels.Dispose(); }
         if (valLoader is not null) { valSet.Features.Dispose(); valSet.Labels.Dispose(); }

@@ -144,4 +144,24 @@ public class FinetunerTests
             }
         }
     }
+
+    /// <summary>Fine-tuning gets the run-folder protections of pretraining: one run per folder, and the best checkpoint is never
+    /// written through a planted link.</summary>
+    [Fact]
+    public void AFineTuningRunFolderIsLockedAndItsFilesAreNotWrittenThroughLinks()
+    {
+        var (train, val, pretrained) = Data();
+        var output = TestImages.TempDir("ft-locked");
+        using (MaeMl.Checkpoints.RunFolder.Lock(output))
+        {
+            var e = Assert.Throws<IOException>(() => new Finetuner(Options(train, val, output, pretrained), new ConsoleProgress(TextWriter.Null), _ => { }).Run());
+            Assert.Contains(output, e.Message);
+        }
+        var target = Path.Combine(TestImages.TempDir("ft-victim"), "victim.txt");
+        File.WriteAllText(target, "keep me");
+        File.CreateSymbolicLink(Path.Combine(output, Finetuner.BestCheckpointName), target);
+        new Finetuner(Options(train, val, output, pretrained) with { Epochs = 1 }, new ConsoleProgress(TextWriter.Null), _ => { }).Run();
+        Assert.Equal("keep me", File.ReadAllText(target));
+        Assert.False(new FileInfo(Path.Combine(output, Finetuner.BestCheckpointName)).LinkTarget is not null, "the best checkpoint is still a link");
+    }
 }
