@@ -38,7 +38,7 @@ public class VocabularyTests
     static bool Shows(string help, string spelling) => Regex.IsMatch(help, $@"(?<![\w-]){Regex.Escape(spelling)}(?![\w-])");
 
     [Fact]
-    public void Every_command_option_and_argument_has_a_description()
+    public void EveryCommandOptionAndArgumentHasADescription()
     {
         var missing = new List<string>();
         foreach (var (_, command) in AllCommands())
@@ -51,7 +51,7 @@ public class VocabularyTests
     }
 
     [Fact]
-    public void Help_shows_only_the_vocabulary()
+    public void HelpShowsOnlyTheVocabulary()
     {
         var root = Help();
         Assert.DoesNotContain("linear-eval", root);   // one linear-probe command: linprobe (--trainer mlnet is the old linear-eval)
@@ -92,7 +92,7 @@ public class VocabularyTests
     [InlineData("segment-train --backbone m.maeml --images i --masks k --val-images vi --val-masks vk", "--weights", "m.maeml")]
     [InlineData("segment-eval --model-file seg.model --val-images vi --val-masks vk", "--val", "vi")]
     [InlineData("dense-check --output-dir /tmp", "--out", "/tmp")]
-    public void Old_spellings_still_parse(string line, string option, string expected)
+    public void OldSpellingsStillParse(string line, string option, string expected)
     {
         var parse = Program.Root().Parse(line.Split(' '));
         Assert.True(parse.Errors.Count == 0, string.Join("; ", parse.Errors.Select(e => e.Message)));
@@ -100,7 +100,7 @@ public class VocabularyTests
     }
 
     [Fact]
-    public void Every_legacy_alias_and_retired_option_binds_to_its_option()
+    public void EveryLegacyAliasAndRetiredOptionBindsToItsOption()
     {
         int checkedSpellings = 0;
         var root = Program.Root();
@@ -119,7 +119,7 @@ public class VocabularyTests
     }
 
     [Fact]
-    public void Every_command_that_computes_takes_threads()
+    public void EveryCommandThatComputesTakesThreads()
     {
         // not computing: versions, a file's tensor list, and moving training checkpoints between formats (handoff export / import)
         var without = AllCommands().Where(c => c.Path[0] is not ("info" or "inspect" or "handoff") && !c.Command.Options.Any(o => o.Name == Vocabulary.Threads))
@@ -128,7 +128,7 @@ public class VocabularyTests
     }
 
     [Fact]
-    public void Defaults_are_the_library_option_records()
+    public void DefaultsAreTheLibraryOptionRecords()
     {
         T Default<T>(string line, string option) => Program.Root().Parse(line.Split(' ')).GetValue<T>(option)!;
         var pretrain = new PretrainOptions { DataDir = "", OutputDir = "" };
@@ -155,7 +155,7 @@ public class VocabularyTests
     }
 
     [Fact]
-    public void Command_files_do_not_call_each_other()
+    public void CommandFilesDoNotCallEachOther()
     {
         using var assembly = AssemblyDefinition.ReadAssembly(typeof(Program).Assembly.Location);
         var commands = assembly.MainModule.Types.Where(t => t.Namespace == "MaeMl.Cli.Commands" && t.Name.EndsWith("Command")).ToList();

@@ -15,7 +15,7 @@ public sealed class DenseCommandTests : IDisposable
     static readonly string[] Tiny = ["--model", "mae_vit_tiny_patch4_img32", "--image-size", "32", "--epochs", "1", "--batch-size", "4", "--pyramid-channels", "8", "--threads", "1"];
 
     [Fact]
-    public void Segment_train_then_eval_with_picture()
+    public void SegmentTrainThenEvalWithPicture()
     {
         var (images, _, masks) = DenseTestData.Write(dir, 6);
         string model = Path.Combine(dir, "seg.model"), picture = Path.Combine(dir, "seg.png");
@@ -30,7 +30,7 @@ public sealed class DenseCommandTests : IDisposable
     }
 
     [Fact]
-    public void Detect_train_then_eval_with_picture_and_errors_in_one_line()
+    public void DetectTrainThenEvalWithPictureAndErrorsInOneLine()
     {
         var (images, labels, _) = DenseTestData.Write(dir, 6);
         string model = Path.Combine(dir, "det.model"), picture = Path.Combine(dir, "det.png");

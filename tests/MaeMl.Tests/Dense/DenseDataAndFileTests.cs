@@ -12,7 +12,7 @@ public sealed class DenseDataAndFileTests : IDisposable
     public void Dispose() => Directory.Delete(dir, true);
 
     [Fact]
-    public void Yolo_voc_and_coco_layouts_give_the_same_boxes_at_the_model_size()
+    public void YoloVocAndCocoLayoutsGiveTheSameBoxesAtTheModelSize()
     {
         var (images, labels, _) = DenseTestData.Write(dir, 3, size: 48);
         var files = Directory.GetFiles(images).OrderBy(p => p).ToList();
@@ -50,7 +50,7 @@ public sealed class DenseDataAndFileTests : IDisposable
     }
 
     [Fact]
-    public void Dense_model_files_round_trip_architecture_classes_and_weights()
+    public void DenseModelFilesRoundTripArchitectureClassesAndWeights()
     {
         manual_seed(2);
         using var seg = new SegmentationModel(new SegmentationConfig(DenseTestData.TinyEncoder(), 4, SegmentationHeadKind.Pyramid, 8, [2.0, 1.0]));

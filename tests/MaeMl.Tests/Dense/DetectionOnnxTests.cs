@@ -56,7 +56,7 @@ public sealed class DetectionOnnxTests(ITestOutputHelper output) : IDisposable
     [InlineData(0.2f, 100000, 100000)]   // no caps: threshold and NMS only
     [InlineData(0.05f, 60, 7)]           // both caps bind: 60 candidates, 7 detections an image
     [InlineData(0f, 1000, 100)]          // the defaults with threshold 0 (an untrained model's case: everything is a candidate)
-    public void Onnx_selection_is_exactly_FcosPostprocess_on_the_same_raw_outputs(float threshold, int preNmsTopK, int maxDetections)
+    public void OnnxSelectionIsExactlyFcosPostprocessOnTheSameRawOutputs(float threshold, int preNmsTopK, int maxDetections)
     {
         var config = new DetectionConfig(DenseTestData.TinyEncoder(), 3, PyramidChannels: 8, HeadConvs: 1) { ScoreThreshold = threshold, PreNmsTopK = preNmsTopK, MaxDetections = maxDetections };
         var path = Path.Combine(dir, "det.onnx");
@@ -83,7 +83,7 @@ public sealed class DetectionOnnxTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    public void Onnx_graph_matches_torchsharp_postprocessing_in_original_pixels()
+    public void OnnxGraphMatchesTorchsharpPostprocessingInOriginalPixels()
     {
         var config = new DetectionConfig(DenseTestData.TinyEncoder(), 3, PyramidChannels: 8, HeadConvs: 1) { ScoreThreshold = 0.2f, PreNmsTopK = 100000, MaxDetections = 100000 };
         var path = Path.Combine(dir, "det.onnx");

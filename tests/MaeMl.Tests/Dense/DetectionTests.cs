@@ -13,7 +13,7 @@ public class DetectionTests
     static DetectedBox Det(float x0, float y0, float x1, float y1, float score, int label = 0) => new(x0, y0, x1, y1, label, score);
 
     [Fact]
-    public void AP_of_perfect_predictions_is_one()
+    public void APOfPerfectPredictionsIsOne()
     {
         var gt = new[] { new[] { Gt(0, 0, 10, 10), Gt(20, 20, 40, 40, 1) }, new[] { Gt(5, 5, 15, 25) } };
         var pred = gt.Select(g => g.Select(b => Det(b.X0, b.Y0, b.X1, b.Y1, 0.9f, b.Label)).ToArray()).ToList();
@@ -24,7 +24,7 @@ public class DetectionTests
     }
 
     [Fact]
-    public void AP_with_a_false_positive_ranked_first_is_one_half()
+    public void APWithAFalsePositiveRankedFirstIsOneHalf()
     {
         var gt = new[] { new[] { Gt(0, 0, 10, 10) } };
         var pred = new List<DetectedBox[]> { new[] { Det(50, 50, 60, 60, 0.9f), Det(0, 0, 10, 10, 0.8f) } };
@@ -32,7 +32,7 @@ public class DetectionTests
     }
 
     [Fact]
-    public void AP_with_a_false_positive_between_two_true_positives_follows_the_101_point_rule()
+    public void APWithAFalsePositiveBetweenTwoTruePositivesFollowsThe101PointRule()
     {
         // TP, FP, TP over 2 boxes: precision 1 up to recall 0.5 (51 points), then 2/3 (50 points)
         var gt = new[] { new[] { Gt(0, 0, 10, 10), Gt(20, 0, 30, 10) } };
@@ -41,7 +41,7 @@ public class DetectionTests
     }
 
     [Fact]
-    public void AP_depends_on_the_iou_threshold()
+    public void APDependsOnTheIouThreshold()
     {
         // IoU 0.575 with the only box: a hit at 0.50 and 0.55, a miss from 0.60 on
         var gt = new[] { new[] { Gt(0, 0, 10, 10) } };
@@ -52,14 +52,14 @@ public class DetectionTests
     }
 
     [Fact]
-    public void Nms_keeps_the_best_box_per_class()
+    public void NmsKeepsTheBestBoxPerClass()
     {
         var kept = BoxOps.Nms(new[] { Det(0, 0, 10, 10, 0.8f), Det(1, 0, 11, 10, 0.9f), Det(1, 0, 11, 10, 0.7f, label: 1), Det(30, 30, 40, 40, 0.5f) }, 0.5f);
         Assert.Equal(new[] { 0.9f, 0.7f, 0.5f }, kept.Select(k => k.Score));
     }
 
     [Fact]
-    public void Nms_keeps_the_earlier_of_equal_scores_and_caps_across_classes()
+    public void NmsKeepsTheEarlierOfEqualScoresAndCapsAcrossClasses()
     {
         var boxes = new[] { Det(1, 0, 11, 10, 1f), Det(0, 0, 10, 10, 1f), Det(0, 0, 10, 10, 1f, label: 1), Det(30, 30, 40, 40, 0.5f), Det(50, 50, 60, 60, 0.4f, label: 1) };
         Assert.Equal(new[] { boxes[0], boxes[2], boxes[3], boxes[4] }, BoxOps.Nms(boxes, 0.5f));   // the tie goes to the first of the two class-0 boxes
@@ -67,7 +67,7 @@ public class DetectionTests
     }
 
     [Fact]
-    public void Select_thresholds_then_takes_the_top_K_then_NMS_then_caps_the_image()
+    public void SelectThresholdsThenTakesTheTopKThenNMSThenCapsTheImage()
     {
         // 3 locations x 2 classes, location-major scores; location 1's box overlaps location 0's (IoU 0.8), location 2 is apart
         float[] scores = [0.9f, 0.8f, 0.05f, 0.7f, 0.6f, 0.3f];
@@ -80,7 +80,7 @@ public class DetectionTests
     }
 
     [Fact]
-    public void Annotation_formats_read_the_same_box()
+    public void AnnotationFormatsReadTheSameBox()
     {
         var dir = TestImages.TempDir("boxes");
         try
@@ -113,7 +113,7 @@ public class DetectionTests
     }
 
     [Fact]
-    public void Resize_letterbox_and_flip_move_the_boxes()
+    public void ResizeLetterboxAndFlipMoveTheBoxes()
     {
         using var bitmap = new SkiaSharp.SKBitmap(200, 100);
         var (stretched, sx, sy, dx, dy) = DetectionDataset.Resize(bitmap, 50, DetectionResize.Stretch);
@@ -133,7 +133,7 @@ public class DetectionTests
     }
 
     [Fact]
-    public void Fcos_targets_assign_locations_inside_the_box_centre()
+    public void FcosTargetsAssignLocationsInsideTheBoxCentre()
     {
         using var model = new DetectionModel(new DetectionConfig(DenseTestData.TinyEncoder(), 2, PyramidChannels: 16, HeadConvs: 1));
         var (labels, distances) = FcosLoss.Targets(model, new[] { new[] { Gt(8, 8, 24, 24, 1) } });
@@ -151,7 +151,7 @@ public class DetectionTests
     }
 
     [Fact]
-    public void Trains_on_yolo_folders_and_finds_the_squares()
+    public void TrainsOnYoloFoldersAndFindsTheSquares()
     {
         var dir = TestImages.TempDir("det");
         try

@@ -8,7 +8,7 @@ namespace MaeMl.Tests.Dense;
 public class FeaturePyramidTests
 {
     [Fact]
-    public void Backbone_with_mae_weights_gives_the_mae_patch_features()
+    public void BackboneWithMaeWeightsGivesTheMaePatchFeatures()
     {
         torch.manual_seed(1);
         using var mae = new MaskedAutoencoderViT(DenseTestData.TinyEncoder());
@@ -24,7 +24,7 @@ public class FeaturePyramidTests
     }
 
     [Fact]
-    public void Backbone_for_a_larger_input_interpolates_the_position_table()
+    public void BackboneForALargerInputInterpolatesThePositionTable()
     {
         using var mae = new MaskedAutoencoderViT(DenseTestData.TinyEncoder());
         using var backbone = VisionTransformer.FromMae(mae, VitClassifierConfig.Backbone(mae.Config with { ImageSize = 64, DropPath = 0 }));
@@ -38,7 +38,7 @@ public class FeaturePyramidTests
     }
 
     [Fact]
-    public void Pyramid_has_vitdet_scales_strides_and_names()
+    public void PyramidHasVitdetScalesStridesAndNames()
     {
         using var pyramid = new SimpleFeaturePyramid(new VisionTransformer(VitClassifierConfig.Backbone(DenseTestData.TinyEncoder())), outChannels: 16);
         Assert.Equal(new[] { 2, 4, 8, 16 }, pyramid.Strides);

@@ -24,7 +24,7 @@ public sealed class SegmentationOnnxTests : IDisposable
     [Theory]
     [InlineData(SegmentationHeadKind.Linear)]
     [InlineData(SegmentationHeadKind.Pyramid)]
-    public void MLNet_pipeline_matches_torchsharp_and_survives_save_and_load(SegmentationHeadKind head)
+    public void MLNetPipelineMatchesTorchsharpAndSurvivesSaveAndLoad(SegmentationHeadKind head)
     {
         manual_seed(3);
         using var model = new SegmentationModel(new SegmentationConfig(DenseTestData.TinyEncoder(Size), 5, head, PyramidChannels: 8));

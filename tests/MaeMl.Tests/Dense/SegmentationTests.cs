@@ -7,7 +7,7 @@ namespace MaeMl.Tests.Dense;
 public class SegmentationTests
 {
     [Fact]
-    public void Metrics_on_hand_made_cases()
+    public void MetricsOnHandMadeCases()
     {
         // labels:     0 0 1 1 2 255     predicted: 0 1 1 1 0 2
         var m = new SegmentationMetrics(numClasses: 3, ignoreIndex: 255);
@@ -27,7 +27,7 @@ public class SegmentationTests
     }
 
     [Fact]
-    public void Tensor_and_array_metrics_agree()
+    public void TensorAndArrayMetricsAgree()
     {
         var a = new SegmentationMetrics(3, 255);
         var b = new SegmentationMetrics(3, 255);
@@ -42,7 +42,7 @@ public class SegmentationTests
     [Theory]
     [InlineData(SegmentationHeadKind.Linear)]
     [InlineData(SegmentationHeadKind.Pyramid)]
-    public void Trains_on_mask_folders_and_learns_the_squares(SegmentationHeadKind head)
+    public void TrainsOnMaskFoldersAndLearnsTheSquares(SegmentationHeadKind head)
     {
         var dir = TestImages.TempDir("seg");
         try

@@ -67,7 +67,7 @@ public sealed class PredictionPictureTests(ITestOutputHelper output) : IDisposab
     }
 
     [Fact]
-    public void Mask_picture_has_column_headers_and_a_legend_of_the_classes_that_appear()
+    public void MaskPictureHasColumnHeadersAndALegendOfTheClassesThatAppear()
     {
         var images = TestImages.Write(Path.Combine(dir, "images"), 2, size: Size);
         long[] Mask(int a, int b) => Enumerable.Range(0, Size * Size).Select(i => (long)(i % Size < Size / 2 ? a : i / Size < 4 ? 255 : b)).ToArray();
@@ -84,7 +84,7 @@ public sealed class PredictionPictureTests(ITestOutputHelper output) : IDisposab
     }
 
     [Fact]
-    public void Box_picture_has_column_headers_and_a_legend_of_the_boxes_drawn()
+    public void BoxPictureHasColumnHeadersAndALegendOfTheBoxesDrawn()
     {
         var images = TestImages.Write(Path.Combine(dir, "images"), 2, size: 40);
         BoxAnnotation[][] truth = [[new(2, 2, 14, 14, 0), new(16, 16, 30, 30, 1)], [new(4, 4, 20, 28, 1)]];
@@ -102,7 +102,7 @@ public sealed class PredictionPictureTests(ITestOutputHelper output) : IDisposab
     }
 
     [Fact]
-    public void Legend_wraps_onto_more_lines_on_a_narrow_sheet()
+    public void LegendWrapsOntoMoreLinesOnANarrowSheet()
     {
         var entries = Enumerable.Range(0, 12).Select(c => (c, $"class name {c}")).ToList();
         int wide = SheetLabels.LegendHeight(entries, 2000), narrow = SheetLabels.LegendHeight(entries, 150);
