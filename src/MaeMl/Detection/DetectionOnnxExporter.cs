@@ -39,7 +39,17 @@ public static class DetectionOnnxNames
 /// </summary>
 public static class DetectionOnnxExporter
 {
-    public static ModelProto Export(DetectionModel model, string path)
+    /// <summary>Builds the graph (<see cref="Build"/>) and writes it to <paramref name="path"/> atomically.</summary>
+    public static ModelProto Export(DetectionModel model, string path, IReadOnlyList<string>? classNames = null)
+    {
+        var onnx = Build(model, classNames);
+        VitEncoderOnnxExporter.Save(onnx, path);
+        return onnx;
+    }
+
+    /// <summary>The detector's graph in memory, with <c>maeml.*</c> metadata (task, image size, classes, post-processing settings
+    /// and, when given, <c>maeml.class_names</c> as a JSON array).</summary>
+    public static ModelProto Build(DetectionModel model, IReadOnlyList<string>? classNames = null)
     {
         var c = model.Config;
         var e = c.Encoder;
@@ -90,7 +100,7 @@ public static class DetectionOnnxExporter
         Postprocess(g, boxes, scores, imageSize, c, a, e.ImageSize);
         g.Output(boxes, DetectionOnnxNames.RawBoxes, "batch", a, 4);
         g.Output(scores, DetectionOnnxNames.RawScores, "batch", c.NumClasses, a);
-        w.Save(path, new Dictionary<string, string>
+        var metadata = new Dictionary<string, string>
         {
             ["maeml.task"] = "object_detection",
             ["maeml.image_size"] = e.ImageSize.ToString(),
@@ -102,8 +112,13 @@ public static class DetectionOnnxExporter
             ["maeml.pre_nms_top_k"] = c.PreNmsTopK.ToString(),
             ["maeml.max_detections"] = c.MaxDetections.ToString(),
             ["maeml.preprocessing"] = "(x/255 - ImageNet mean)/std",
-        }, $"MAE ViT {e.EmbedDim}x{e.Depth} + simple feature pyramid + FCOS, {c.NumClasses} classes, input {e.ImageSize}x{e.ImageSize}, NMS IoU {c.NmsIoU}, at most {c.MaxDetections} boxes an image");
-        return w.Model;
+        };
+        if (classNames is not null)
+        {
+            if (classNames.Count != c.NumClasses) throw new ArgumentException($"{classNames.Count} class names for a detector of {c.NumClasses} classes");
+            metadata["maeml.class_names"] = System.Text.Json.JsonSerializer.Serialize(classNames);
+        }
+        return w.Finish(metadata, $"MAE ViT {e.EmbedDim}x{e.Depth} + simple feature pyramid + FCOS, {c.NumClasses} classes, input {e.ImageSize}x{e.ImageSize}, NMS IoU {c.NmsIoU}, at most {c.MaxDetections} boxes an image");
     }
 
     /// <summary>The selection of <see cref="FcosPostprocess.Select"/> on boxes [N, A, 4] (model pixels) and scores [N, K, A]:

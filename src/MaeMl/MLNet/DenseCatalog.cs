@@ -1,3 +1,4 @@
+using MaeMl.Detection;
 using MaeMl.Segmentation;
 using Microsoft.ML;
 using Microsoft.ML.Transforms.Image;
@@ -17,6 +18,8 @@ public static class DenseCatalog
     /// <c>ApplyOnnxModel</c>, <c>CopyColumns</c>, <c>DropColumns</c>), so the fitted model saves and loads with
     /// <c>mlContext.Model</c> without MaeMl. Output: <paramref name="outputColumnName"/>, a vector of S*S <see cref="long"/>
     /// class ids (row-major), and with <paramref name="probabilitiesColumnName"/> a vector of K*S*S floats (class-major).
+    /// Superseded by <see cref="MaeSegmenterCatalog.ApplyMaeSegmenter"/> (class ids at the input image's size, size read from the
+    /// model) and the <see cref="MaeSemanticSegmentationTrainer"/>; kept for the model-size class map and the probabilities.
     /// </summary>
     /// <param name="catalog">The transforms catalog (<c>mlContext.Transforms</c>).</param>
     /// <param name="outputColumnName">Column to create with the class map.</param>
@@ -89,4 +92,96 @@ public static class MaeObjectDetectionCatalog
     public static MaeObjectDetectionTrainer MaeObjectDetection(this MulticlassClassificationCatalog.MulticlassClassificationTrainers trainers, MLContext ml,
         MaeObjectDetectionOptions? options = null) =>
         trainers.MaeObjectDetection(options ?? new MaeObjectDetectionOptions());
+}
+
+
+/// <summary>ML.NET catalog extensions for the MAE semantic-segmentation trainer.</summary>
+public static class MaeSemanticSegmentationCatalog
+{
+    /// <summary>
+    /// A semantic-segmentation trainer on a MAE ViT (pyramid head): in, an image column and a mask column (both images, mask pixel =
+    /// class id); out, <paramref name="predictedMaskColumnName"/>, the class ids at each input image's size. See
+    /// <see cref="MaeSemanticSegmentationTrainer"/>. Seed, log and cancellation come from the catalog's <see cref="MLContext"/>.
+    /// </summary>
+    /// <param name="catalog">The multiclass trainers catalog (<c>mlContext.MulticlassClassification.Trainers</c>).</param>
+    /// <param name="maskColumnName">Mask images (<see cref="Microsoft.ML.Data.MLImage"/>), pixel value = class id.</param>
+    /// <param name="imageColumnName">Image column (<see cref="Microsoft.ML.Data.MLImage"/>).</param>
+    /// <param name="predictedMaskColumnName">Output: variable-size vector of <see cref="uint"/> class ids, height x width of the input image.</param>
+    /// <param name="pretrainedEncoderFile">MAE / encoder file or shipped model name whose encoder initialises the ViT, or null for a random initialisation.</param>
+    /// <param name="numClasses">Classes (null: one more than the largest class id in the masks).</param>
+    /// <param name="ignoreValue">Mask value of unlabelled pixels.</param>
+    /// <param name="epochs">Training epochs.</param>
+    /// <param name="batchSize">Images per step.</param>
+    public static MaeSemanticSegmentationTrainer MaeSemanticSegmentation(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        string maskColumnName = "Mask", string imageColumnName = "Image", string predictedMaskColumnName = "PredictedMask", string? pretrainedEncoderFile = null,
+        int? numClasses = null, int ignoreValue = 255, int epochs = 20, int batchSize = 16) =>
+        catalog.MaeSemanticSegmentation(new MaeSemanticSegmentationOptions
+        {
+            MaskColumnName = maskColumnName, ImageColumnName = imageColumnName, PredictedMaskColumnName = predictedMaskColumnName,
+            PretrainedEncoderFile = pretrainedEncoderFile, NumClasses = numClasses, IgnoreValue = ignoreValue,
+            Training = new Training.DenseTrainingOptions { Epochs = epochs, BatchSize = batchSize },
+        });
+
+    /// <summary>A semantic-segmentation trainer on a MAE ViT; see <see cref="MaeSemanticSegmentationOptions"/> for the settings.</summary>
+    public static MaeSemanticSegmentationTrainer MaeSemanticSegmentation(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        MaeSemanticSegmentationOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new MaeSemanticSegmentationTrainer(options, MLNetHost.FromCatalog(catalog, nameof(MaeSemanticSegmentation), options.Logger));
+    }
+}
+
+/// <summary>ML.NET transforms that apply an exported MaeMl detector.</summary>
+public static class MaeDetectorCatalog
+{
+    /// <summary>
+    /// The detector chain of <see cref="MaeObjectDetectionTrainer"/> over an exported detector file, without training: columns
+    /// <paramref name="predictedLabelColumnName"/>, <paramref name="scoreColumnName"/> and <paramref name="predictedBoundingBoxColumnName"/>
+    /// (pixels of the original image); see <see cref="MaeDetectorScoringEstimator"/>.
+    /// </summary>
+    /// <param name="catalog">The transforms catalog (<c>mlContext.Transforms</c>).</param>
+    /// <param name="modelFile">The detector's ONNX file (<c>maeml export-onnx --weights det.model</c>, <see cref="DetectionOnnxExporter"/>).</param>
+    /// <param name="classNames">Class names in class-index order (null: the file's <c>maeml.class_names</c>, else "0", "1", ...).</param>
+    /// <param name="imageColumnName">Image column (<see cref="Microsoft.ML.Data.MLImage"/>).</param>
+    /// <param name="predictedLabelColumnName">Output: the class of each box (variable-size vector of keys named by the classes).</param>
+    /// <param name="scoreColumnName">Output: the score of each box, best first.</param>
+    /// <param name="predictedBoundingBoxColumnName">Output: x0 y0 x1 y1 per box in pixels of the original image.</param>
+    /// <param name="gpuDeviceId">CUDA device, or null for the CPU.</param>
+    /// <param name="fallbackToCpu">Use the CPU when the GPU cannot be used.</param>
+    public static MaeDetectorScoringEstimator ApplyMaeDetector(this TransformsCatalog catalog, string modelFile, IReadOnlyList<string>? classNames = null,
+        string imageColumnName = "Image", string predictedLabelColumnName = "PredictedLabel", string scoreColumnName = "Score",
+        string predictedBoundingBoxColumnName = "PredictedBoundingBoxes", int? gpuDeviceId = null, bool fallbackToCpu = true)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(modelFile);
+        return new MaeDetectorScoringEstimator(MLNetHost.FromCatalog(catalog, nameof(ApplyMaeDetector)), modelFile, classNames,
+            new DetectorColumns(imageColumnName, predictedLabelColumnName, scoreColumnName, predictedBoundingBoxColumnName), gpuDeviceId, fallbackToCpu);
+    }
+}
+
+/// <summary>ML.NET transforms that apply an exported MaeMl segmenter.</summary>
+public static class MaeSegmenterCatalog
+{
+    /// <summary>
+    /// The segmenter chain of <see cref="MaeSemanticSegmentationTrainer"/> over an exported segmenter file (with the image-size class
+    /// map, as <c>maeml export-onnx --weights seg.model</c> writes it), without training; see <see cref="MaeSegmenterScoringEstimator"/>.
+    /// </summary>
+    /// <param name="catalog">The transforms catalog (<c>mlContext.Transforms</c>).</param>
+    /// <param name="modelFile">The segmenter's ONNX file.</param>
+    /// <param name="classNames">Class names in class-id order (null: the file's <c>maeml.class_names</c>, else "0", "1", ...).</param>
+    /// <param name="imageColumnName">Image column (<see cref="Microsoft.ML.Data.MLImage"/>).</param>
+    /// <param name="predictedMaskColumnName">Output: variable-size vector of <see cref="uint"/> class ids, height x width of the input image.</param>
+    /// <param name="predictedLabelColumnName">Output (or null for none): the same pixels as keys named by the classes.</param>
+    /// <param name="gpuDeviceId">CUDA device, or null for the CPU.</param>
+    /// <param name="fallbackToCpu">Use the CPU when the GPU cannot be used.</param>
+    public static MaeSegmenterScoringEstimator ApplyMaeSegmenter(this TransformsCatalog catalog, string modelFile, IReadOnlyList<string>? classNames = null,
+        string imageColumnName = "Image", string predictedMaskColumnName = "PredictedMask", string? predictedLabelColumnName = null,
+        int? gpuDeviceId = null, bool fallbackToCpu = true)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(modelFile);
+        return new MaeSegmenterScoringEstimator(MLNetHost.FromCatalog(catalog, nameof(ApplyMaeSegmenter)), modelFile, classNames,
+            new SegmenterColumns(imageColumnName, predictedMaskColumnName, predictedLabelColumnName), gpuDeviceId, fallbackToCpu);
+    }
 }

@@ -24,7 +24,7 @@ public sealed record MaeObjectDetectionOptions
 
     /// <summary>ViT architecture; its <see cref="MaeConfig.ImageSize"/> is the model's input size.</summary>
     public MaeConfig Encoder { get; init; } = MaePresets.MaeVitTinyPatch4Img32Dec128d2b with { ImageSize = 64 };
-    /// <summary>MAE / encoder file whose encoder initialises the ViT (null: random initialisation).</summary>
+    /// <summary>MAE / encoder file whose encoder initialises the ViT, or the name of a shipped model (<c>cifar10-vit-tiny</c>); null: random initialisation.</summary>
     public string? PretrainedEncoderFile { get; init; }
     public int PyramidChannels { get; init; } = 64;
     public double[]? PyramidScales { get; init; }
@@ -41,7 +41,8 @@ public sealed record MaeObjectDetectionOptions
     /// <summary>Seed of initialisation, data order and flips. Null (default): drawn from the <see cref="MLContext"/> the trainer was
     /// created from, so <c>new MLContext(seed: 1)</c> makes the run reproducible.</summary>
     public int? Seed { get; init; }
-    /// <summary>Where the trained model's ONNX file is written (null: a temporary file). The fitted ML.NET model embeds it.</summary>
+    /// <summary>Where the trained model's ONNX file is written (null: nowhere, it is kept in memory). The fitted ML.NET model embeds it;
+    /// <see cref="MaeDetectorCatalog.ApplyMaeDetector(TransformsCatalog, string, IReadOnlyList{string}?, string, string, string, string, int?, bool)"/> builds the same chain from the file.</summary>
     public string? OnnxModelFile { get; init; }
     /// <summary>CUDA device for scoring with ONNX Runtime (needs the <c>Microsoft.ML.OnnxRuntime.Gpu</c> native package), or null for
     /// the CPU. Training runs in TorchSharp on the CPU.</summary>

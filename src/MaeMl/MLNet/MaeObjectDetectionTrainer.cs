@@ -5,7 +5,6 @@ using Microsoft.Extensions.Logging;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Transforms.Image;
-using Microsoft.ML.Transforms.Onnx;
 using static TorchSharp.torch;
 
 namespace MaeMl.MLNet;
@@ -29,8 +28,6 @@ namespace MaeMl.MLNet;
 /// </summary>
 public sealed class MaeObjectDetectionTrainer : IEstimator<ITransformer>
 {
-    const string Prefix = "MaeDetection.";
-    const string Resized = Prefix + "Resized";
     readonly MaeObjectDetectionOptions options;
     readonly MLNetHost host;
     readonly MLContext ml;
@@ -103,7 +100,7 @@ public sealed class MaeObjectDetectionTrainer : IEstimator<ITransformer>
         {
             if (o.PretrainedEncoderFile is not null)
             {
-                using var mae = MaeModelFile.LoadMae(o.PretrainedEncoderFile, new MaeLoadOptions { AllowMissingDecoder = true });
+                using var mae = MaeModelFile.LoadMae(DenseScoring.ResolveWeights(o.PretrainedEncoderFile, "pretrained encoder file"), new MaeLoadOptions { AllowMissingDecoder = true });
                 model.Vit.LoadEncoder(mae.state_dict().Where(kv => MaskedAutoencoderViT.IsEncoderKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value));
             }
             using var data = DetectionDataset.FromPixels(pixels, scaled, classNames, size);
@@ -118,24 +115,11 @@ public sealed class MaeObjectDetectionTrainer : IEstimator<ITransformer>
         model.eval();
         TrainedModel?.Dispose();
         TrainedModel = model;
-        byte[] onnx;
-        if (o.OnnxModelFile is { } file)
-        {
-            DetectionOnnxExporter.Export(model, file);
-            onnx = File.ReadAllBytes(file);
-        }
-        else
-        {
-            var temporary = Path.Combine(Path.GetTempPath(), $"maeml-detector-{Guid.NewGuid():N}.onnx");
-            try
-            {
-                DetectionOnnxExporter.Export(model, temporary);
-                onnx = File.ReadAllBytes(temporary);
-            }
-            finally { File.Delete(temporary); }
-        }
+        var onnx = Google.Protobuf.MessageExtensions.ToByteArray(DetectionOnnxExporter.Build(model, classNames));
+        if (o.OnnxModelFile is { } file) Files.AtomicFile.Write(file, stream => stream.Write(onnx));
         Log("exported the detector with its post-processing to ONNX");
-        return FitChain(input, onnx, classNames);
+        var device = OnnxDevice.Resolve(o.GpuDeviceId, o.FallbackToCpu, m => Log(m, LogLevel.Warning));
+        return DenseScoring.FitDetector(ml, input, onnx, classNames, size, Columns, device, o.FallbackToCpu);
     }
 
     /// <summary>
@@ -211,7 +195,7 @@ public sealed class MaeObjectDetectionTrainer : IEstimator<ITransformer>
     /// <summary>The model-size RGB planes (0..255) and the original (width, height) of every row, through the chain's preprocessing.</summary>
     (float[] Pixels, List<(int Width, int Height)> Sizes) ReadPixels(IDataView input)
     {
-        var view = FitPreprocessing(input).Transform(input);
+        var view = DenseScoring.FitPreprocessing(ml, input, options.ImageColumnName, options.Encoder.ImageSize, DenseScoring.DetectionResized).Transform(input);
         int plane = 3 * options.Encoder.ImageSize * options.Encoder.ImageSize;
         var pixels = new List<float>();
         var sizes = new List<(int, int)>();
@@ -231,61 +215,7 @@ public sealed class MaeObjectDetectionTrainer : IEstimator<ITransformer>
         return (pixels.ToArray(), sizes);
     }
 
-    /// <summary>
-    /// The chain's preprocessing: the image copied to <see cref="ImageSizeMappingFactory.ImageColumn"/>, its size
-    /// (<see cref="ImageSizeMappingFactory"/>) and the image stretched to S x S as RGB planes 0..255 (ML.NET's
-    /// <c>ResizeImages</c> with <c>Fill</c>, <c>ExtractPixels</c>). Fitted piece by piece: an <c>EstimatorChain</c> would check
-    /// the <c>CustomMapping</c>'s image column with <c>CustomMappingEstimator.GetOutputSchema</c>, which compares the (not
-    /// shared) image types by reference and always fails in ML.NET 5.0.1.
-    /// </summary>
-    TransformerChain<ITransformer> FitPreprocessing(IDataView input)
-    {
-        var t = ml.Transforms;
-        var copy = t.CopyColumns(ImageSizeMappingFactory.ImageColumn, options.ImageColumnName).Fit(input);
-        var copied = copy.Transform(input);
-        var imageSize = t.CustomMapping<ImageSizeMappingFactory.Input, ImageSizeMappingFactory.Output>(ImageSizeMappingFactory.Map, ImageSizeMappingFactory.ContractName).Fit(copied);
-        var sized = imageSize.Transform(copied);
-        var pixels = Stretch().Fit(sized);
-        return new TransformerChain<ITransformer>(copy, imageSize, pixels);
-    }
-
-    IEstimator<ITransformer> Stretch()
-    {
-        var t = ml.Transforms;
-        int size = options.Encoder.ImageSize;
-        return ImagePixels.Chain(t, options.ImageColumnName, size, Resized, DetectionOnnxNames.Pixels, ImageResizingEstimator.ResizingKind.Fill);
-    }
-
-    /// <summary>The fitted inference chain over an exported detector, predicted keys numbered as <paramref name="classNames"/>.</summary>
-    ITransformer FitChain(IDataView input, byte[] onnx, List<string> classNames)
-    {
-        var preprocessing = FitPreprocessing(input);
-        var rest = Inference(onnx, classNames, [DetectionOnnxNames.Pixels, DetectionOnnxNames.ImageSize], [ImageSizeMappingFactory.ImageColumn, DetectionOnnxNames.ImageSize])
-            .Fit(preprocessing.Transform(input));
-        return new TransformerChain<ITransformer>(preprocessing, rest);
-    }
-
-    /// <summary>From the preprocessed columns on: <c>ApplyOnnxModel</c>, the predicted keys, the output copies and the drops.</summary>
-    /// <remarks>The model is handed over as bytes (held by the transformer, as the classifier's), so no file of ours has to outlive <c>Fit</c>.</remarks>
-    IEstimator<ITransformer> Inference(byte[] onnx, List<string> classNames, string[] onnxInputs, string[] alsoDrop)
-    {
-        var o = options;
-        var t = ml.Transforms;
-        string names = Prefix + "LabelNames";
-        var lookup = ml.Data.LoadFromEnumerable(classNames.Select((n, i) => new LabelLookup { Index = i, Name = n }));
-        var keyData = ml.Data.LoadFromEnumerable(classNames.Select(n => new KeyName { Name = n }));
-        var device = OnnxDevice.Resolve(o.GpuDeviceId, o.FallbackToCpu, m => Log(m, LogLevel.Warning));
-        return t.ApplyOnnxModel([DetectionOnnxNames.Boxes, DetectionOnnxNames.Scores, DetectionOnnxNames.Labels], onnxInputs,
-                new MemoryStream(onnx, writable: false), device, o.FallbackToCpu)
-            .Append(t.Conversion.MapValue(names, lookup, lookup.Schema[nameof(LabelLookup.Index)], lookup.Schema[nameof(LabelLookup.Name)], DetectionOnnxNames.Labels))
-            .Append(t.Conversion.MapValueToKey(o.PredictedLabelColumnName, names, keyData: keyData))
-            .Append(t.CopyColumns(o.ScoreColumnName, DetectionOnnxNames.Scores))
-            .Append(t.CopyColumns(o.PredictedBoundingBoxColumnName, DetectionOnnxNames.Boxes))
-            .Append(t.DropColumns([.. alsoDrop, Resized, DetectionOnnxNames.Pixels, DetectionOnnxNames.Boxes, DetectionOnnxNames.Scores, DetectionOnnxNames.Labels, names]));
-    }
-
-    sealed class LabelLookup { public long Index { get; set; } public string Name { get; set; } = ""; }
-    sealed class KeyName { public string Name { get; set; } = ""; }
+    DetectorColumns Columns => new(options.ImageColumnName, options.PredictedLabelColumnName, options.ScoreColumnName, options.PredictedBoundingBoxColumnName);
 
     /// <summary>The output columns, from the chain's built-in estimators over a stand-in ONNX file with the detector's outputs
     /// (the image-size mapping adds a column the chain drops again, so it is left out here).</summary>
@@ -293,14 +223,6 @@ public sealed class MaeObjectDetectionTrainer : IEstimator<ITransformer>
     {
         foreach (var name in new[] { options.LabelColumnName, options.ImageColumnName, options.BoundingBoxColumnName })
             if (!inputSchema.Any(c => c.Name == name)) throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Could not find input column '{name}'");
-        var g = new Onnx.OnnxGraphBuilder("maeml_detector_schema");
-        int s = options.Encoder.ImageSize;
-        g.Input(DetectionOnnxNames.Pixels, "batch", 3, s, s);
-        g.Output(g.Node("Identity", [g.Initializer("no_boxes", ReadOnlySpan<float>.Empty, 1, 0, 4)], "boxes"), DetectionOnnxNames.Boxes, "batch", "detections", 4);
-        g.Output(g.Node("Identity", [g.Initializer("no_scores", ReadOnlySpan<float>.Empty, 1, 0)], "scores"), DetectionOnnxNames.Scores, "batch", "detections");
-        var noLabels = g.Node("Cast", [g.Initializer("no_labels", ReadOnlySpan<float>.Empty, 1, 0)], "labels", Onnx.OnnxGraphBuilder.Attr("to", 7L));
-        g.Output(noLabels, DetectionOnnxNames.Labels, global::Onnx.TensorProto.Types.DataType.Int64, "batch", "detections");
-        var stub = Google.Protobuf.MessageExtensions.ToByteArray(g.ToModel(17));
-        return Stretch().Append(Inference(stub, ["class"], [DetectionOnnxNames.Pixels], [])).GetOutputSchema(inputSchema);
+        return DenseScoring.DetectorOutputSchema(ml, inputSchema, options.Encoder.ImageSize, Columns, ["class"]);
     }
 }

@@ -145,8 +145,15 @@ public sealed class DenseOnnxWriter
     /// <summary>Sets metadata and the doc string and writes the model atomically.</summary>
     public void Save(string path, IReadOnlyDictionary<string, string> metadata, string doc)
     {
+        Finish(metadata, doc);
+        VitEncoderOnnxExporter.Save(Model, path);
+    }
+
+    /// <summary>Sets metadata and the doc string without writing the model (for callers that keep it in memory).</summary>
+    public ModelProto Finish(IReadOnlyDictionary<string, string> metadata, string doc)
+    {
         foreach (var (key, value) in metadata) Model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
         Model.DocString = doc;
-        VitEncoderOnnxExporter.Save(Model, path);
+        return Model;
     }
 }

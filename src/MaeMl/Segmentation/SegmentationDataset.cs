@@ -79,6 +79,24 @@ public sealed class SegmentationDataset : IDisposable
             pairs.Select(p => p.Image).ToList(), numClasses, ignoreValue);
     }
 
+    /// <summary>A set from pixels already at the model's size (what ML.NET's <c>ResizeImages</c> + <c>ExtractPixels</c> give):
+    /// <paramref name="pixels"/> RGB planes 0..255 of N images [N, 3, S, S] (ImageNet-normalised here), <paramref name="labels"/>
+    /// class ids [N, S, S] with <paramref name="ignoreIndex"/> where unlabelled.</summary>
+    /// <exception cref="ArgumentException">The arrays do not hold N images of S x S.</exception>
+    public static SegmentationDataset FromPixels(float[] pixels, long[] labels, int size, int numClasses, int ignoreIndex, IReadOnlyList<string>? names = null)
+    {
+        long plane = (long)size * size;
+        if (labels.Length % plane != 0) throw new ArgumentException($"{labels.Length} labels are not a whole number of {size} x {size} masks");
+        int n = (int)(labels.Length / plane);
+        if (pixels.Length != n * 3 * plane) throw new ArgumentException($"{pixels.Length} pixel values for {n} images of 3 x {size} x {size}");
+        using var scope = NewDisposeScope();
+        var mean = tensor(ImageNetNormalization.Mean).reshape(1, 3, 1, 1);
+        var std = tensor(ImageNetNormalization.Std).reshape(1, 3, 1, 1);
+        var images = ((tensor(pixels).reshape(n, 3, size, size) / 255f - mean) / std).MoveToOuterDisposeScope();
+        var masks = tensor(labels).reshape(n, size, size).MoveToOuterDisposeScope();
+        return new SegmentationDataset(images, masks, names ?? Enumerable.Range(0, n).Select(i => $"row {i}").ToList(), numClasses, ignoreIndex);
+    }
+
     /// <summary>Class ids of a single-channel (8-bit grey) mask PNG, row-major.</summary>
     /// <exception cref="ImageDecodeException">The file is not a readable image.</exception>
     public static byte[] ReadMask(string path, out int width, out int height)

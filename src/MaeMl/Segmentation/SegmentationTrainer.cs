@@ -7,7 +7,9 @@ namespace MaeMl.Segmentation;
 public static class SegmentationTrainer
 {
     /// <summary>Trains on <paramref name="data"/> (random horizontal flips of image and mask together when enabled).</summary>
-    public static DenseTrainingResult Train(SegmentationModel model, SegmentationDataset data, DenseTrainingOptions options, Action<string>? log = null) =>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (checked before every step).</exception>
+    public static DenseTrainingResult Train(SegmentationModel model, SegmentationDataset data, DenseTrainingOptions options, Action<string>? log = null,
+        CancellationToken cancellationToken = default) =>
         DenseTrainingLoop.Run(model, name => name.StartsWith("backbone.") && !name.StartsWith("backbone.simfp_"), data.Count, (rows, rng) =>
         {
             using var index = tensor(rows);
@@ -15,7 +17,7 @@ public static class SegmentationTrainer
             var labels = data.Labels.index_select(0, index);
             if (options.Flip && rng.Next(2) == 1) { images = images.flip(3); labels = labels.flip(2); }
             return SegmentationModel.Loss(model.forward(images), labels, data.IgnoreIndex);
-        }, options, log);
+        }, options, log, cancellationToken);
 
     /// <summary>Class ids [N, S, S] (int64) of images [N, 3, S, S].</summary>
     public static Tensor Predict(SegmentationModel model, Tensor images, int batchSize = 16)

@@ -206,6 +206,39 @@ public sealed class ObjectDetectionTrainerTests(ObjectDetectionTrainerTests.Trai
                          $"{pairs.Count} 2x3 copies: within {worstCopy:G3} px of 2x3 the originals' boxes ({both.Sum(b => b.Length)} boxes)");
     }
 
+    /// <summary>ApplyMaeDetector on the trained model's exported .onnx (class names from its metadata), without training, gives the
+    /// trained chain's columns: same names and types (keys of the label's type), same values, also after Save/Load.</summary>
+    [Fact]
+    public void Detector_from_the_exported_onnx_file_gives_the_trained_chains_columns()
+    {
+        var onnx = Path.Combine(t.Dir, $"exported-{Guid.NewGuid():N}.onnx");
+        DetectionOnnxExporter.Export(t.Trainer.TrainedModel!, onnx, ["square", "circle"]);
+        var estimator = t.Ml.Transforms.ApplyMaeDetector(onnx);
+        Assert.Equal(32, estimator.ImageSize);
+        Assert.Equal(["square", "circle"], estimator.ClassNames);
+        var fromFile = Inputs(t.Ml).Append(estimator).Fit(t.Data);
+        var zip = Path.Combine(t.Dir, $"from-onnx-{Guid.NewGuid():N}.zip");
+        t.Ml.Model.Save(fromFile, t.Data.Schema, zip);
+        File.Delete(onnx);
+        var reloaded = new MLContext().Model.Load(zip, out _);
+        var trained = t.Model.Transform(t.Data);
+        var want = Read(trained);
+        foreach (var (name, model) in new[] { ("ApplyMaeDetector", fromFile), ("ApplyMaeDetector reloaded", reloaded) })
+        {
+            var scored = model.Transform(t.Data);
+            Assert.Equal(trained.Schema.Select(c => (c.Name, c.Type)), scored.Schema.Select(c => (c.Name, c.Type)));
+            var got = Read(scored);
+            Assert.Equal(want.Keys.SelectMany(x => x), got.Keys.SelectMany(x => x));
+            Assert.Equal(want.Scores.SelectMany(x => x), got.Scores.SelectMany(x => x));
+            Assert.Equal(want.Boxes.SelectMany(x => x), got.Boxes.SelectMany(x => x));
+            VBuffer<ReadOnlyMemory<char>> keyNames = default;
+            scored.Schema["PredictedLabel"].GetKeyValues(ref keyNames);
+            Assert.Equal(["square", "circle"], keyNames.DenseValues().Select(n => n.ToString()));
+            output.WriteLine($"{name}: {got.Scores.Sum(r => r.Length)} boxes on {got.Scores.Length} rows, identical to the trained chain's");
+        }
+        Assert.Throws<InvalidDataException>(() => t.Ml.Transforms.ApplyMaeDetector(zip));
+    }
+
     [Fact]
     public void Default_options_use_mlnet_column_names()
     {
