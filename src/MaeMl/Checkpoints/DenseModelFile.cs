@@ -49,6 +49,19 @@ public static class DenseModelFile
         model.save(w);
     });
 
+    /// <summary>True when <paramref name="path"/> is a regular file that starts with the dense model magic (the header is not checked).</summary>
+    public static bool IsDenseModelFile(string path)
+    {
+        if (!File.Exists(path) || !Files.FileKind.IsRegularFile(path)) return false;
+        try
+        {
+            using var r = new BinaryReader(File.OpenRead(path), Encoding.UTF8);
+            if (r.BaseStream.Length < Magic.Length + 1 || r.ReadByte() != Magic.Length) return false;
+            return Encoding.UTF8.GetString(r.ReadBytes(Magic.Length)) == Magic;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+    }
+
     /// <summary>Reads the header only.</summary>
     /// <exception cref="InvalidDataException">Not a dense model file.</exception>
     public static DenseModelHeader ReadHeader(string path)
