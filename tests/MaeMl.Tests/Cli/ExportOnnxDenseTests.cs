@@ -29,7 +29,7 @@ public sealed class ExportOnnxDenseTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    public void Detector_file_exports_verifies_and_serves_in_mlnet()
+    public void DetectorFileExportsVerifiesAndServesInMLNet()
     {
         string file = Path.Combine(dir, "det.model"), onnx = Path.Combine(dir, "det.onnx");
         lock (TorchRng.Lock)
@@ -61,7 +61,7 @@ public sealed class ExportOnnxDenseTests(ITestOutputHelper output) : IDisposable
     [Theory]
     [InlineData(SegmentationHeadKind.Pyramid)]
     [InlineData(SegmentationHeadKind.Linear)]
-    public void Segmenter_file_exports_verifies_and_serves_in_mlnet_at_the_image_size(SegmentationHeadKind head)
+    public void SegmenterFileExportsVerifiesAndServesInMLNetAtTheImageSize(SegmentationHeadKind head)
     {
         string file = Path.Combine(dir, "seg.model"), onnx = Path.Combine(dir, "seg.onnx");
         lock (TorchRng.Lock)

@@ -209,7 +209,7 @@ public sealed class ObjectDetectionTrainerTests(ObjectDetectionTrainerTests.Trai
     /// <summary>ApplyMaeDetector on the trained model's exported .onnx (class names from its metadata), without training, gives the
     /// trained chain's columns: same names and types (keys of the label's type), same values, also after Save/Load.</summary>
     [Fact]
-    public void Detector_from_the_exported_onnx_file_gives_the_trained_chains_columns()
+    public void DetectorFromTheExportedOnnxFileGivesTheTrainedChainsColumns()
     {
         var onnx = Path.Combine(t.Dir, $"exported-{Guid.NewGuid():N}.onnx");
         DetectionOnnxExporter.Export(t.Trainer.TrainedModel!, onnx, ["square", "circle"]);

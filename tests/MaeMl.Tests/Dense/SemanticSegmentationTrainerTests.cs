@@ -116,7 +116,7 @@ public sealed class SemanticSegmentationTrainerTests(SemanticSegmentationTrainer
     static uint[][] Masks(IDataView scored, string column = "PredictedMask") => scored.GetColumn<VBuffer<uint>>(column).Select(v => v.DenseValues().ToArray()).ToArray();
 
     [Fact]
-    public void Fit_returns_variable_size_class_ids_at_each_input_image_size()
+    public void FitReturnsVariableSizeClassIdsAtEachInputImageSize()
     {
         var scored = t.Model.Transform(t.Data);
         var type = Assert.IsType<VectorDataViewType>(scored.Schema["PredictedMask"].Type);
@@ -146,7 +146,7 @@ public sealed class SemanticSegmentationTrainerTests(SemanticSegmentationTrainer
     }
 
     [Fact]
-    public void MLNet_chain_and_TorchSharp_give_identical_class_maps_fresh_reloaded_and_from_the_onnx_file()
+    public void MLNetChainAndTorchSharpGiveIdenticalClassMapsFreshReloadedAndFromTheOnnxFile()
     {
         var torch = t.Trainer.Predict(t.Loaded);
         var fromFile = Inputs(t.Ml).Append(t.Ml.Transforms.ApplyMaeSegmenter(t.Onnx, predictedLabelColumnName: "PredictedLabel")).Fit(t.Data);
@@ -167,7 +167,7 @@ public sealed class SemanticSegmentationTrainerTests(SemanticSegmentationTrainer
     }
 
     [Fact]
-    public void Save_and_Load_round_trip_gives_identical_columns()
+    public void SaveAndLoadRoundTripGivesIdenticalColumns()
     {
         var fresh = t.Model.Transform(t.Data);
         var reloaded = t.Reloaded.Transform(t.Data);
@@ -178,7 +178,7 @@ public sealed class SemanticSegmentationTrainerTests(SemanticSegmentationTrainer
     }
 
     [Fact]
-    public void Output_schema_names_the_columns_the_chain_gives()
+    public void OutputSchemaNamesTheColumnsTheChainGives()
     {
         var shapeOf = typeof(SchemaShape).GetMethod("Create", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic, [typeof(DataViewSchema)])!;
         var shape = t.Trainer.GetOutputSchema((SchemaShape)shapeOf.Invoke(null, [t.Loaded.Schema])!);
@@ -190,7 +190,7 @@ public sealed class SemanticSegmentationTrainerTests(SemanticSegmentationTrainer
     }
 
     [Fact]
-    public void Grey_png_masks_read_through_LoadImages_give_the_written_class_ids()
+    public void GreyPngMasksReadThroughLoadImagesGiveTheWrittenClassIds()
     {
         var column = t.Loaded.Schema["Mask"];
         using (var cursor = t.Loaded.GetRowCursor([column]))
@@ -215,7 +215,7 @@ public sealed class SemanticSegmentationTrainerTests(SemanticSegmentationTrainer
     }
 
     [Fact]
-    public void Simple_argument_overload_sets_the_columns()
+    public void SimpleArgumentOverloadSetsTheColumns()
     {
         var ml = new MLContext(0);
         var trainer = ml.MulticlassClassification.Trainers.MaeSemanticSegmentation(maskColumnName: "M", imageColumnName: "I", numClasses: 5, ignoreValue: 0, epochs: 3, batchSize: 2);
@@ -250,7 +250,7 @@ public sealed class SemanticSegmentationContextTests(ITestOutputHelper output) :
     }
 
     [Fact]
-    public void Uses_the_catalogs_context_for_seed_log_and_cancellation()
+    public void UsesTheCatalogsContextForSeedLogAndCancellation()
     {
         var images = SemanticSegmentationTrainerTests.Write(Path.Combine(dir, "images"), 6, seed: 1);
         uint[] Run(int seed, List<string> log, List<string>? logger = null, int? gpu = null)
