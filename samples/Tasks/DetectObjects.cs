@@ -1,5 +1,5 @@
 using MaeMl.Detection;
-using MaeMl.Heads;
+using MaeMl.Training;
 using MaeMl.Pretrained;
 
 /// <summary>Object detection on the MAE encoder: YOLO txt labels, ViTDet simple feature pyramid + FCOS head, COCO-style

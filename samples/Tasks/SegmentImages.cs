@@ -1,4 +1,4 @@
-using MaeMl.Heads;
+using MaeMl.Training;
 using MaeMl.Pretrained;
 using MaeMl.Segmentation;
 

@@ -63,9 +63,9 @@ public static class Vocabulary
 
     /// <summary>Lets a weights option take the name of a shipped model (<c>cifar10-vit-tiny</c>) as well as a path, as
     /// <c>MaePretrained.Load</c> does; an existing file of that name wins.</summary>
-    public static TOption ShippedNames<TOption>(this TOption option) where TOption : Option<string>
+    public static Option<T> ShippedNames<T>(this Option<T> option) where T : class?
     {
-        option.CustomParser = r => r.Tokens.Count == 0 ? null! : MaeMl.Pretrained.MaePretrained.ResolveFile(r.Tokens[^1].Value);
+        option.CustomParser = r => r.Tokens.Count == 0 ? null! : (T)(object)MaeMl.Pretrained.MaePretrained.ResolveFile(r.Tokens[^1].Value);
         return option;
     }
 
