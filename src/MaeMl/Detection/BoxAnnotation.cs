@@ -3,8 +3,11 @@ namespace MaeMl.Detection;
 /// <summary>A ground-truth box in pixels (x0, y0 top-left; x1, y1 bottom-right, exclusive) with its class index.</summary>
 public readonly record struct BoxAnnotation(float X0, float Y0, float X1, float Y1, int Label)
 {
+    /// <summary>Width in pixels (negative for a malformed box).</summary>
     public float Width => X1 - X0;
+    /// <summary>Height in pixels (negative for a malformed box).</summary>
     public float Height => Y1 - Y0;
+    /// <summary>Area in square pixels; 0 for an empty or malformed box.</summary>
     public float Area => Math.Max(0, Width) * Math.Max(0, Height);
 
     /// <summary>This box in an image mirrored left-right (image width <paramref name="imageWidth"/>).</summary>

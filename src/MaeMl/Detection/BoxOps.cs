@@ -16,7 +16,9 @@ public static class BoxOps
         return union <= 0 ? 0 : inter / union;
     }
 
+    /// <summary>Intersection over union of a detection and a ground-truth box (0 when the union is empty).</summary>
     public static float IoU(DetectedBox a, BoxAnnotation b) => IoU(a.X0, a.Y0, a.X1, a.Y1, b.X0, b.Y0, b.X1, b.Y1);
+    /// <summary>Intersection over union of two detections (0 when the union is empty).</summary>
     public static float IoU(DetectedBox a, DetectedBox b) => IoU(a.X0, a.Y0, a.X1, a.Y1, b.X0, b.Y0, b.X1, b.Y1);
 
     /// <summary>Class-wise greedy NMS: by descending score (equal scores in input order), drop boxes of the same class

@@ -10,6 +10,7 @@ namespace MaeMl.Detection;
 /// <param name="HeadConvs">3x3 conv + GroupNorm + ReLU layers in each tower (FCOS: 4).</param>
 public sealed record DetectionConfig(MaeConfig Encoder, int NumClasses, int PyramidChannels = 64, double[]? PyramidScales = null, int HeadConvs = 2)
 {
+    /// <summary>The pyramid's scales relative to the patch stride (ViTDet's 4, 2, 1, 0.5 unless <c>PyramidScales</c> says otherwise).</summary>
     public double[] Scales => PyramidScales ?? [4.0, 2.0, 1.0, 0.5];
     /// <summary>Only (location, class) scores above this become candidates (in [0, 1)).</summary>
     public float ScoreThreshold { get; init; } = 0.05f;
@@ -22,6 +23,7 @@ public sealed record DetectionConfig(MaeConfig Encoder, int NumClasses, int Pyra
     /// <summary>FCOS centre sampling: a location is positive only within this many strides of the box centre.</summary>
     public float CenterSampleRadius { get; init; } = 1.5f;
 
+    /// <summary>Checks the encoder and the detection settings; returns this configuration or throws <see cref="ArgumentException"/> naming the bad setting.</summary>
     public DetectionConfig Validate()
     {
         Encoder.Validate();

@@ -19,11 +19,17 @@ public enum DetectionResize
 /// </summary>
 public sealed class DetectionDataset : IDisposable
 {
+    /// <summary>The images, [N, 3, S, S], ImageNet-normalised, at the model size.</summary>
     public Tensor Images { get; }
+    /// <summary>Ground-truth boxes per image, in model pixels.</summary>
     public IReadOnlyList<BoxAnnotation[]> Boxes { get; }
+    /// <summary>The image files, in row order.</summary>
     public IReadOnlyList<string> ImagePaths { get; }
+    /// <summary>Class names by class index.</summary>
     public IReadOnlyList<string> ClassNames { get; }
+    /// <summary>The model size S the images were resized to.</summary>
     public int ImageSize { get; }
+    /// <summary>Number of images.</summary>
     public int Count => ImagePaths.Count;
 
     DetectionDataset(Tensor images, IReadOnlyList<BoxAnnotation[]> boxes, IReadOnlyList<string> paths, IReadOnlyList<string> classes, int size) =>

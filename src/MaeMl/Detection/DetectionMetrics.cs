@@ -17,8 +17,10 @@ public sealed record DetectionEvaluation(double MAP, double AP50, double AP75, d
 /// </summary>
 public static class DetectionMetrics
 {
+    /// <summary>COCO's IoU thresholds 0.50, 0.55, ..., 0.95.</summary>
     public static readonly double[] IoUThresholds = Enumerable.Range(0, 10).Select(i => 0.5 + 0.05 * i).ToArray();
 
+    /// <summary>COCO-style average precision (101-point interpolation, per class then averaged) over the IoU thresholds, keeping at most <paramref name="maxDetections"/> detections per image.</summary>
     public static DetectionEvaluation Evaluate(IReadOnlyList<DetectedBox[]> predictions, IReadOnlyList<BoxAnnotation[]> groundTruth, int numClasses, int maxDetections = 100)
     {
         if (predictions.Count != groundTruth.Count) throw new ArgumentException($"{predictions.Count} prediction lists for {groundTruth.Count} images");

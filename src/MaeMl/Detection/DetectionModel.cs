@@ -14,13 +14,17 @@ public sealed class DetectionModel : nn.Module<Tensor, FcosOutput>
     readonly SimpleFeaturePyramid backbone;
     readonly FcosHead head;
 
+    /// <summary>The architecture.</summary>
     public DetectionConfig Config { get; }
+    /// <summary>The ViT backbone (the one encoder, feature-map configuration): load MAE weights here with <see cref="VisionTransformer.LoadEncoder"/>.</summary>
     public VisionTransformer Vit => backbone.Net;
+    /// <summary>Strides in pixels of the pyramid levels, finest first.</summary>
     public int[] Strides => backbone.Strides;
 
     /// <summary>Centres (x, y) in pixels of every location, [A, 2], in the order of the head's outputs, and the level of each.</summary>
     public (float[] X, float[] Y, int[] Level) Locations { get; }
 
+    /// <summary>A detector of <paramref name="config"/>: backbone, simple feature pyramid and FCOS head, freshly initialised.</summary>
     public DetectionModel(DetectionConfig config) : base(nameof(DetectionModel))
     {
         Config = config.Validate();
@@ -37,6 +41,7 @@ public sealed class DetectionModel : nn.Module<Tensor, FcosOutput>
         Locations = (xs.ToArray(), ys.ToArray(), lv.ToArray());
     }
 
+    /// <summary>Raw FCOS outputs for images [N, 3, S, S]: class logits, distances and centerness at every location of every level.</summary>
     public override FcosOutput forward(Tensor imgs)
     {
         var levels = backbone.forward(imgs);

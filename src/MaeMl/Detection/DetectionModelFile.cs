@@ -6,6 +6,7 @@ namespace MaeMl.Detection;
 /// <summary>Trained detectors on disk (<c>detect-train --out</c>), in the <see cref="DenseModelFile"/> container.</summary>
 public static class DetectionModelFile
 {
+    /// <summary>Writes the detector, its configuration and class names (atomically).</summary>
     public static void Save(DetectionModel model, string path, IReadOnlyList<string> classNames) =>
         DenseModelFile.Write(path, new DenseModelHeader("detection", JsonSerializer.SerializeToNode(model.Config)!, classNames), model);
 

@@ -10,6 +10,7 @@ namespace MaeMl.Detection;
 /// <param name="Centerness">[N, A] centerness logits.</param>
 public sealed record FcosOutput(Tensor ClassLogits, Tensor Distances, Tensor Centerness) : IDisposable
 {
+    /// <summary>Disposes the three output tensors.</summary>
     public void Dispose() { ClassLogits.Dispose(); Distances.Dispose(); Centerness.Dispose(); }
 }
 
@@ -28,6 +29,7 @@ public sealed class FcosHead : nn.Module<Tensor[], FcosOutput>
     readonly Parameter scales;
     readonly int[] strides;
 
+    /// <summary>An FCOS head over pyramid levels of <paramref name="channels"/> channels: <paramref name="convs"/> 3x3 conv + GroupNorm + ReLU layers per tower, one learnt scale per stride.</summary>
     public FcosHead(int channels, int numClasses, int convs, int[] strides) : base(nameof(FcosHead))
     {
         this.strides = strides;
@@ -51,6 +53,7 @@ public sealed class FcosHead : nn.Module<Tensor[], FcosOutput>
         nn.init.constant_(cls_logits.bias!, -Math.Log((1 - 0.01) / 0.01));
     }
 
+    /// <summary>Class logits [N, A, C], distances (l, t, r, b) in pixels [N, A, 4] and centerness logits [N, A] over all levels.</summary>
     public override FcosOutput forward(Tensor[] levels)
     {
         using var scope = NewDisposeScope();

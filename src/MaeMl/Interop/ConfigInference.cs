@@ -5,16 +5,23 @@ namespace MaeMl.Interop;
 /// <summary>What the tensor shapes of an official-named state dict say about the architecture.</summary>
 public sealed record InferredShapes
 {
+    /// <summary>Encoder width D (from <c>cls_token</c> / the patch projection).</summary>
     public int EmbedDim { get; init; }
+    /// <summary>Encoder blocks (the highest <c>blocks.N</c> + 1).</summary>
     public int Depth { get; init; }
+    /// <summary>Patch side p (the patch projection kernel).</summary>
     public int PatchSize { get; init; }
+    /// <summary>Input channels (the patch projection).</summary>
     public int InChans { get; init; }
     /// <summary>From the position table (square grid + one cls row); null when the file has none.</summary>
     public int? ImageSize { get; init; }
+    /// <summary>MLP hidden width over D (from <c>blocks.0.mlp.fc1</c>).</summary>
     public double MlpRatio { get; init; } = 4.0;
     /// <summary>True when the file has decoder tensors (official <c>mae_visualize_*</c>, Hugging Face <c>ViTMAEForPreTraining</c>).</summary>
     public bool HasDecoder { get; init; }
+    /// <summary>Decoder width (0 without a decoder).</summary>
     public int DecoderEmbedDim { get; init; }
+    /// <summary>Decoder blocks (0 without a decoder).</summary>
     public int DecoderDepth { get; init; }
     /// <summary>Classes of the fine-tuned head (<c>head.weight</c> rows), or null.</summary>
     public int? NumClasses { get; init; }

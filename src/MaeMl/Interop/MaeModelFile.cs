@@ -17,6 +17,7 @@ public enum StateDictNaming
 /// <summary>One tensor of a weight file as the file names it.</summary>
 public sealed record TensorInfo(string Name, string DType, long[] Shape)
 {
+    /// <summary>"name dtype [shape]", as <c>maeml inspect</c> lists it.</summary>
     public override string ToString() => $"{Name} {DType} [{string.Join(", ", Shape)}]";
 }
 

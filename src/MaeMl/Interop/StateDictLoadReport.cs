@@ -15,7 +15,9 @@ public sealed record ShapeMismatch(string Name, long[] FileShape, long[] ModelSh
 /// </summary>
 public sealed class StateDictLoadReport(string file)
 {
+    /// <summary>The weights file the report is about.</summary>
     public string File { get; } = file;
+    /// <summary>Model tensors copied from the file.</summary>
     public List<string> Loaded { get; } = new();
     /// <summary>Model tensors the file lacks: left at their initialisation.</summary>
     public List<string> Missing { get; } = new();
@@ -25,6 +27,7 @@ public sealed class StateDictLoadReport(string file)
     public List<string> Unexpected { get; } = new();
     /// <summary>File tensors left out on purpose (a decoder when building a classifier, a replaced head): not an error.</summary>
     public List<string> Ignored { get; } = new();
+    /// <summary>Tensors present in both with different shapes: not loaded.</summary>
     public List<ShapeMismatch> Mismatched { get; } = new();
     /// <summary>Position tables resized to the model's grid.</summary>
     public List<string> Interpolated { get; } = new();
@@ -76,5 +79,6 @@ public sealed class StateDictLoadReport(string file)
 public sealed class StateDictMismatchException(StateDictLoadReport report)
     : IOException($"{report}\nThe file does not match the model (strict loading). Pass non-strict options to load what matches.")
 {
+    /// <summary>What matched and what did not.</summary>
     public StateDictLoadReport Report { get; } = report;
 }

@@ -15,28 +15,35 @@ namespace MaeMl.MLNet;
 [CustomMappingFactoryAttribute(ContractName)]
 public sealed class ImageSizeMappingFactory : CustomMappingFactory<ImageSizeMappingFactory.Input, ImageSizeMappingFactory.Output>
 {
+    /// <summary>The contract name ML.NET stores in a saved model to find this mapping again (MaeMl.dll must be loadable).</summary>
     public const string ContractName = "MaeMl.ImageSize";
     /// <summary>The image column the mapping reads (the chain copies the user's image column to it).</summary>
     public const string ImageColumn = "MaeDetection.Image";
 
+    /// <summary>The mapping's input row: one image.</summary>
     public sealed class Input
     {
         [ColumnName(ImageColumn), AnySizeImage]
+        /// <summary>The image whose size is read.</summary>
         public MLImage? Image { get; set; }
     }
 
+    /// <summary>The mapping's output row: the image size.</summary>
     public sealed class Output
     {
         [ColumnName(DetectionOnnxNames.ImageSize), VectorType(2)]
+        /// <summary>(width, height) in pixels, what the exported dense graphs take to return original-image coordinates.</summary>
         public float[] Size { get; set; } = new float[2];
     }
 
+    /// <summary>Writes the image's (width, height); an empty image row is an <see cref="InvalidDataException"/>.</summary>
     public static void Map(Input input, Output output)
     {
         var image = input.Image ?? throw new InvalidDataException("The image column holds no image");
         output.Size = [image.Width, image.Height];
     }
 
+    /// <summary>The mapping ML.NET runs (<see cref="Map"/>).</summary>
     public override Action<Input, Output> GetMapping() => Map;
 
     /// <summary>Marks an <see cref="MLImage"/> member as an image of any size (what <c>LoadImages</c> produces). ML.NET 5.0.1's
@@ -44,8 +51,11 @@ public sealed class ImageSizeMappingFactory : CustomMappingFactory<ImageSizeMapp
     [AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
     public sealed class AnySizeImageAttribute : DataViewTypeAttribute
     {
+        /// <summary>All any-size image attributes are equal.</summary>
         public override bool Equals(DataViewTypeAttribute other) => other is AnySizeImageAttribute;
+        /// <summary>A constant: all instances are equal.</summary>
         public override int GetHashCode() => typeof(AnySizeImageAttribute).GetHashCode();
+        /// <summary>Registers <see cref="MLImage"/> as an image of unknown size.</summary>
         public override void Register() => DataViewTypeManager.Register(new ImageDataViewType(), typeof(MLImage), this);
     }
 }

@@ -162,5 +162,6 @@ public sealed class MaeEncoder : IDisposable
         }
     }
 
+    /// <summary>Releases the ONNX Runtime session.</summary>
     public void Dispose() => session.Dispose();
 }

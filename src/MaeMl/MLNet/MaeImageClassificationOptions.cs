@@ -23,7 +23,9 @@ public sealed class MaeImageClassificationOptions
     /// <summary>A <see cref="Model.MaePresets"/> name: the architecture from scratch, or the heads for a checkpoint that cannot tell them.</summary>
     public string? Architecture { get; set; }
 
+    /// <summary>Training epochs. Default 10.</summary>
     public int Epochs { get; set; } = 10;
+    /// <summary>Images per step. Default 32.</summary>
     public int BatchSize { get; set; } = 32;
     /// <summary>Base lr (lr = blr x batch / 256). Fine-tuning default 1e-3; with <see cref="FreezeEncoder"/> the linear probe's 0.1 is used unless set.</summary>
     public double? BaseLearningRate { get; set; }

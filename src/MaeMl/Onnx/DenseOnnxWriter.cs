@@ -16,8 +16,11 @@ public sealed class DenseOnnxWriter
 {
     readonly Dictionary<string, Tensor> state;
 
+    /// <summary>The ONNX model being written.</summary>
     public ModelProto Model { get; }
+    /// <summary>The graph builder of <see cref="Model"/>.</summary>
     public OnnxGraphBuilder G { get; }
+    /// <summary>The backbone's architecture.</summary>
     public MaeConfig Encoder { get; }
 
     /// <summary>Starts from the ViT whose weights are <c>{vitPrefix}patch_embed...</c> in <paramref name="stateDict"/>.</summary>
@@ -66,8 +69,10 @@ public sealed class DenseOnnxWriter
         return initializers[key] = G.Initializer(name, Get(name, out _), shape);
     }
 
+    /// <summary>True when the weights hold a tensor of that state-dict name.</summary>
     public bool Has(string name) => state.ContainsKey(name);
 
+    /// <summary>A Conv node with the weights (and bias, when present) of <paramref name="name"/>; returns its output.</summary>
     public string Conv(string x, string name, int padding = 0)
     {
         var shape = state.TryGetValue($"{name}.weight", out var t) ? t.shape : throw new ArgumentException($"The weights have no '{name}.weight'");
@@ -76,9 +81,11 @@ public sealed class DenseOnnxWriter
         return G.Node("Conv", inputs.ToArray(), name, Ints("kernel_shape", shape[2], shape[3]), Ints("pads", padding, padding, padding, padding));
     }
 
+    /// <summary>A 2x2 stride-2 ConvTranspose node with the weights of <paramref name="name"/>; returns its output.</summary>
     public string ConvTranspose2x2(string x, string name) =>
         G.Node("ConvTranspose", [x, Init($"{name}.weight"), Init($"{name}.bias")], name, Ints("kernel_shape", 2, 2), Ints("strides", 2, 2));
 
+    /// <summary>LayerNorm over the channels of [N, C, H, W] (detectron2's LayerNorm2d) with the weights of <paramref name="name"/>.</summary>
     public string LayerNorm2d(string x, string name, float eps = 1e-6f)
     {
         var nhwc = G.Node("Transpose", [x], $"{name}.nhwc", Ints("perm", 0, 2, 3, 1));
@@ -86,6 +93,7 @@ public sealed class DenseOnnxWriter
         return G.Node("Transpose", [normed], name, Ints("perm", 0, 3, 1, 2));
     }
 
+    /// <summary>Exact (erf) GELU.</summary>
     public string Gelu(string x, string name)
     {
         var e = G.Node("Mul", [x, G.Scalar($"{name}.inv_sqrt2", (float)(1 / Math.Sqrt(2)))], $"{name}.scaled");
@@ -107,6 +115,7 @@ public sealed class DenseOnnxWriter
         return G.Node("Add", [scaled, Init($"{name}.bias", channels, 1, 1)], name);
     }
 
+    /// <summary>2x2 stride-2 max pooling.</summary>
     public string MaxPool2x2(string x, string name) => G.Node("MaxPool", [x], name, Ints("kernel_shape", 2, 2), Ints("strides", 2, 2));
 
     /// <summary>Bilinear upsampling by a whole factor (PyTorch <c>interpolate(..., mode='bilinear', align_corners=False)</c>).</summary>

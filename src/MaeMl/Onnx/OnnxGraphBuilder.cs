@@ -18,6 +18,7 @@ public sealed class OnnxGraphBuilder
     readonly HashSet<string> names = new(StringComparer.Ordinal);
     int counter;
 
+    /// <summary>An empty graph named <paramref name="graphName"/>.</summary>
     public OnnxGraphBuilder(string graphName) => graph = new GraphProto { Name = graphName };
 
     /// <summary>Continues an existing graph (e.g. an exported encoder, to add a head): its names are reserved.</summary>
