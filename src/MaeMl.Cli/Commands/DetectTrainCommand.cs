@@ -34,12 +34,13 @@ public static class DetectTrainCommand
             Console.WriteLine(description);
             Console.WriteLine($"FCOS on strides {string.Join(",", model.Strides)}, {config.NumClasses} classes, train {train.Count} images ({train.Boxes.Sum(b => b.Length)} boxes), " +
                               $"val {val.Count} images ({val.Boxes.Sum(b => b.Length)} boxes), torch threads {get_num_threads()}");
-            var result = DetectionTrainer.Train(model, train, dense.ReadTraining(parse), Console.WriteLine);
-            Console.WriteLine($"trained {result.Steps} steps in {result.Seconds:F0} s");
+            var progress = new MaeMl.Training.ConsoleProgress();
+            var result = DetectionTrainer.Train(model, train, dense.ReadTraining(parse), progress.Line, validation: val, progress: progress);
+            Console.WriteLine($"trained {result.Steps} steps in {result.Seconds:F0} s" + (result.StoppedByTimeLimit ? " (stopped at the time limit)" : ""));
             Console.WriteLine(Reports.Describe(config));
             Reports.Detection(DetectionTrainer.Evaluate(model, train), "train", train.ClassNames);
             Reports.Detection(DetectionTrainer.Evaluate(model, val), "val", val.ClassNames);
-            if (parse.GetValue(dense.Out) is { } output) { DetectionModelFile.Save(model, output, train.ClassNames); Console.WriteLine($"saved {output}"); }
+            if (dense.ModelPath(parse) is { } output) { DetectionModelFile.Save(model, output, train.ClassNames); Console.WriteLine($"saved {output}"); }
             if (parse.GetValue(dense.Picture) is { } picture) Reports.DrawBoxes(model, val, picture, data.ReadResize(parse));
             return 0;
         });

@@ -32,11 +32,12 @@ public static class SegmentTrainCommand
             using var val = data.Load(parse, encoder.ImageSize, validation: true);
             Console.WriteLine($"head {kind}, {config.NumClasses} classes (ignore {train.IgnoreIndex}), train {train.Count} images, val {val.Count} images, torch threads {get_num_threads()}");
             var options = dense.ReadTraining(parse);
-            var result = SegmentationTrainer.Train(model, train, options, Console.WriteLine);
-            Console.WriteLine($"trained {result.Steps} steps in {result.Seconds:F0} s");
+            var progress = new MaeMl.Training.ConsoleProgress();
+            var result = SegmentationTrainer.Train(model, train, options, progress.Line, validation: val, progress: progress, classNames: data.Names(parse));
+            Console.WriteLine($"trained {result.Steps} steps in {result.Seconds:F0} s" + (result.StoppedByTimeLimit ? " (stopped at the time limit)" : ""));
             Reports.Segmentation(SegmentationTrainer.Evaluate(model, train), "train", []);
             Reports.Segmentation(SegmentationTrainer.Evaluate(model, val), "val", data.Names(parse));
-            if (parse.GetValue(dense.Out) is { } output) { SegmentationModelFile.Save(model, output, data.Names(parse), train.IgnoreIndex); Console.WriteLine($"saved {output}"); }
+            if (dense.ModelPath(parse) is { } output) { SegmentationModelFile.Save(model, output, data.Names(parse), train.IgnoreIndex); Console.WriteLine($"saved {output}"); }
             if (parse.GetValue(dense.Picture) is { } picture) Reports.DrawMasks(model, val, picture, data.Names(parse));
             return 0;
         });

@@ -36,12 +36,30 @@ public sealed class DenseTrainingOptionGroup
     public Option<int> Threads { get; } = Vocabulary.ThreadsOption();
     public Option<int> Seed { get; } = new("--seed") { Description = "Seed of the initialisation, data order and flips.", DefaultValueFactory = _ => Defaults.Seed };
     public Option<int> Limit { get; } = new("--limit") { Description = "Use only the first N training images (0 = all).", DefaultValueFactory = _ => 0 };
-    public Option<string?> Out { get; } = new Option<string?>(Vocabulary.Out) { Description = "Model file to save the trained model to (read by the eval command's --weights)." }.Legacy("--output");
+    public Option<string?> Out { get; } = new Option<string?>(Vocabulary.Out)
+    {
+        Description = "Run folder: the trained model (model.maeml, read by the eval commands' --weights and export-onnx), checkpoint-last.maeml " +
+                      "(the same with the optimizer state, for --resume), metrics.jsonl with per-epoch validation, loss-curve.png. " +
+                      "A path with a file extension (det.maeml) saves only the model there, as earlier releases did.",
+    }.Legacy("--output");
+    public Option<string?> Resume { get; } = new(Vocabulary.Resume) { Description = "auto (continue the --out folder's checkpoint-last when there is one) or a checkpoint to continue exactly." };
+    public Option<double> CheckpointMinutes { get; } = new("--checkpoint-minutes") { Description = "Minutes between mid-epoch checkpoints of the --out folder.", DefaultValueFactory = _ => Defaults.CheckpointMinutes };
+
+    /// <summary>The file name of the trained model in a run folder.</summary>
+    public const string ModelFileName = "model.maeml";
+
+    /// <summary>The run folder of --out, or null when --out is absent or names a model file.</summary>
+    public string? RunDir(ParseResult parse) => parse.GetValue(Out) is { } o && !IsModelFile(o) ? o : null;
+
+    /// <summary>Where the trained model goes: --out itself when it names a file (has an extension), else DIR/model.maeml; null without --out.</summary>
+    public string? ModelPath(ParseResult parse) => parse.GetValue(Out) is not { } o ? null : IsModelFile(o) ? o : Path.Combine(o, ModelFileName);
+
+    static bool IsModelFile(string path) => Path.HasExtension(path) && !Directory.Exists(path);
     public Option<string?> Picture { get; } = new("--picture") { Description = "PNG of predictions on the first validation images." };
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Weights, Scratch, Model, ImageSize, PyramidChannels, Scales, Epochs, BatchSize, Lr, BackboneLrScale, TimeLimit, Threads, Seed, Limit, Out, Picture })
+        foreach (var o in new Option[] { Weights, Scratch, Model, ImageSize, PyramidChannels, Scales, Epochs, BatchSize, Lr, BackboneLrScale, TimeLimit, Threads, Seed, Limit, Out, Resume, CheckpointMinutes, Picture })
             command.Options.Add(o);
     }
 
@@ -53,6 +71,8 @@ public sealed class DenseTrainingOptionGroup
     {
         Epochs = parse.GetValue(Epochs), BatchSize = parse.GetValue(BatchSize), Lr = parse.GetValue(Lr),
         BackboneLrScale = parse.GetValue(BackboneLrScale), Seed = parse.GetValue(Seed), TimeLimit = CliHelpers.Duration(parse.GetValue(TimeLimit)),
+        OutputDir = RunDir(parse), CheckpointMinutes = parse.GetValue(CheckpointMinutes),
+        Resume = parse.GetValue(Resume) is { } r ? (RunDir(parse) is null ? throw new CliException($"{Vocabulary.Resume} needs {Vocabulary.Out} DIR (a run folder)") : r) : null,
     };
 
     /// <summary>Sets threads and seed; returns the encoder architecture at --image-size, the pretrained weights (or null) and a description.</summary>

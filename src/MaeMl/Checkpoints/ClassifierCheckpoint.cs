@@ -90,8 +90,10 @@ public static class ClassifierCheckpoint
     static Header ReadHeader(BinaryReader reader, string path, out JsonObject node)
     {
         node = MaeCheckpoint.ReadHeaderJson(reader, path);
-        if (node["format"]?.GetValue<string>() != FormatName)
-            throw new InvalidDataException($"'{path}' is a MAE pretraining checkpoint, not a classifier: fine-tune it first (maeml finetune --init {path})");
+        var format = MaeCheckpoint.FormatOf(node);
+        if (format != FormatName)
+            throw new InvalidDataException($"'{path}' is {MaeCheckpoint.DescribeFormat(format)}, not a classifier" +
+                (format is null or MaeCheckpoint.FormatName ? $": fine-tune it first (maeml finetune --weights {path})" : ""));
         try
         {
             var encoder = MaeCheckpoint.ValidConfig(node["config"].Deserialize<MaeConfig>(), path);

@@ -21,6 +21,8 @@ public static class MaeCheckpoint
 {
     const byte FormatVersion = 1;
     static readonly byte[] Magic = "MAEML"u8.ToArray();
+    /// <summary>Value of the header's <c>format</c> field for a MAE.</summary>
+    internal const string FormatName = "maeml-checkpoint";
     /// <summary>File extension of MaeMl checkpoints.</summary>
     public const string Extension = ".maeml";
 
@@ -37,7 +39,7 @@ public static class MaeCheckpoint
     {
         var header = new JsonObject
         {
-            ["format"] = "maeml-checkpoint",
+            ["format"] = FormatName,
             ["format_version"] = FormatVersion,
             ["config"] = JsonSerializer.SerializeToNode(model.Config),
             ["training"] = training?.DeepClone() ?? new JsonObject(),
@@ -133,8 +135,11 @@ public static class MaeCheckpoint
     static Header ReadHeader(BinaryReader reader, string path, out JsonObject node)
     {
         node = ReadHeaderJson(reader, path);
-        if (node["format"]?.GetValue<string>() == ClassifierCheckpoint.FormatName)
+        var format = FormatOf(node);
+        if (format == ClassifierCheckpoint.FormatName)
             throw new InvalidDataException($"'{path}' is a fine-tuned classifier checkpoint, not a MAE: load it with ClassifierCheckpoint or MaeModelFile.LoadClassifier");
+        if (format is not null && format != FormatName)
+            throw new InvalidDataException($"'{path}' is {DescribeFormat(format)}, not a MAE checkpoint");
         try
         {
             var config = ValidConfig(node["config"].Deserialize<MaeConfig>(), path);
@@ -256,6 +261,23 @@ public static class MaeCheckpoint
     }
 
     internal static BinaryReader OpenFile(string path) => Open(path);
+
+    /// <summary>The header's <c>format</c> (null in files written before it existed, which are MAEs).</summary>
+    internal static string? FormatOf(JsonObject header)
+    {
+        try { return header["format"]?.GetValue<string>(); }
+        catch (Exception e) when (e is InvalidOperationException or FormatException) { return "?"; }
+    }
+
+    /// <summary>What a file of header <c>format</c> <paramref name="format"/> holds and how to read it, in words.</summary>
+    internal static string DescribeFormat(string? format) => format switch
+    {
+        null or FormatName => "a MAE pretraining checkpoint (MaeCheckpoint, MaeModelFile.Load)",
+        ClassifierCheckpoint.FormatName => "a fine-tuned classifier (ClassifierCheckpoint, MaeModelFile.LoadClassifier)",
+        "maeml-detection" => "a detection model (DetectionModelFile, written by detect-train)",
+        "maeml-segmentation" => "a segmentation model (SegmentationModelFile, written by segment-train)",
+        _ => $"a MaeMl file of an unknown kind ('{format}'; written by a newer MaeMl?)",
+    };
 
     internal static void LoadWeights(byte[] bytes, string path, nn.Module model)
     {

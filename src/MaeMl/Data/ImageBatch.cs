@@ -10,7 +10,7 @@ namespace MaeMl.Data;
 /// <param name="Count">Images in the batch: the batch size, less any unreadable images left out (and the remainder of a last partial batch).</param>
 /// <param name="Channels">Channels per image, C.</param>
 /// <param name="Size">Side of the square images in pixels, S.</param>
-public sealed record ImageBatch(int Index, float[] Pixels, int[] Labels, int Count, int Channels, int Size)
+public sealed record ImageBatch(int Index, float[] Pixels, int[] Labels, int Count, int Channels, int Size) : ITrainingBatch
 {
     /// <summary>Images [Count, C, H, W] float32, copied once from <see cref="Pixels"/> into native memory
     /// (no intermediate managed array: the training loop allocates as little as possible).</summary>

@@ -8,7 +8,7 @@ namespace MaeMl.Data;
 /// results do not depend on thread timing and a run resumed mid-epoch sees the same batches. An image that cannot be
 /// read is logged once with its path and left out of its batch; it never stops the epoch.
 /// </summary>
-public sealed class PrefetchingBatchLoader
+public sealed class PrefetchingBatchLoader : IBatchSource<ImageBatch>
 {
     readonly IReadOnlyList<ImageSample> samples;
     readonly SampleTransform transform;

@@ -6,19 +6,27 @@ namespace MaeMl.Detection;
 /// <summary>Fine-tunes a <see cref="DetectionModel"/> with the FCOS loss and evaluates it with COCO-style AP.</summary>
 public static class DetectionTrainer
 {
-    /// <summary>Trains on <paramref name="data"/>; random horizontal flips move the boxes with the images.</summary>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (checked before every step).</exception>
+    /// <summary>Trains on <paramref name="data"/>; random horizontal flips move the boxes with the images. With
+    /// <see cref="DenseTrainingOptions.OutputDir"/> the run folder gets metrics.jsonl, loss-curve.png and checkpoint-last.maeml (a
+    /// <see cref="DetectionModelFile"/> with the optimizer state), and <see cref="DenseTrainingOptions.Resume"/> continues it exactly.
+    /// With <paramref name="validation"/>, COCO-style AP on it after every epoch (in the metrics and the log).</summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (checked after every step).</exception>
     public static DenseTrainingResult Train(DetectionModel model, DetectionDataset data, DenseTrainingOptions options, Action<string>? log = null,
-        CancellationToken cancellationToken = default) =>
-        DenseTrainingLoop.Run(model, name => name.StartsWith("backbone.net."), data.Count, (rows, rng) =>
+        CancellationToken cancellationToken = default, DetectionDataset? validation = null, ConsoleProgress? progress = null) =>
+        DenseTraining.Run(model, DetectionModelFile.Header(model, data.ClassNames), name => name.StartsWith("backbone.net."), data.Count, batch =>
         {
-            using var index = tensor(rows);
+            using var index = tensor(batch.Rows);
             var images = data.Images.index_select(0, index);
-            BoxAnnotation[][] boxes = rows.Select(r => data.Boxes[(int)r]).ToArray();
-            if (options.Flip && rng.Next(2) == 1) (images, boxes) = DetectionDataset.FlipHorizontal(images, boxes);
+            BoxAnnotation[][] boxes = batch.Rows.Select(r => data.Boxes[(int)r]).ToArray();
+            if (options.Flip && batch.Random.Next(2) == 1) (images, boxes) = DetectionDataset.FlipHorizontal(images, boxes);
             using var output = model.forward(images);
             return FcosLoss.Compute(model, output, boxes);
-        }, options, log, cancellationToken);
+        }, validation is null ? null : entry =>
+        {
+            var e = Evaluate(model, validation);
+            entry["val_map"] = e.MAP; entry["val_ap50"] = e.AP50;
+            return $", val mAP {e.MAP:F4} AP50 {e.AP50:F4}";
+        }, options, log, progress, cancellationToken);
 
     /// <summary>Detections per image of images [N, 3, S, S], in model pixels.</summary>
     public static List<DetectedBox[]> Predict(DetectionModel model, Tensor images, int batchSize = 16)

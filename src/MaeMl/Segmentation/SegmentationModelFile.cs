@@ -9,7 +9,11 @@ public static class SegmentationModelFile
     /// <summary>Writes <paramref name="model"/> with its configuration, <paramref name="classNames"/> and <paramref name="ignoreIndex"/>
     /// to <paramref name="path"/> atomically.</summary>
     public static void Save(SegmentationModel model, string path, IReadOnlyList<string> classNames, int ignoreIndex) =>
-        DenseModelFile.Write(path, new DenseModelHeader("segmentation", JsonSerializer.SerializeToNode(model.Config)!, classNames, ignoreIndex), model);
+        DenseModelFile.Write(path, Header(model, classNames, ignoreIndex), model);
+
+    /// <summary>The file header of <paramref name="model"/>: its configuration, class names and ignore index.</summary>
+    public static DenseModelHeader Header(SegmentationModel model, IReadOnlyList<string> classNames, int ignoreIndex) =>
+        new("segmentation", JsonSerializer.SerializeToNode(model.Config)!, classNames, ignoreIndex);
 
     /// <summary>A segmenter built from the file's configuration with its weights, in eval mode, and the header (class names, ignore index).</summary>
     /// <exception cref="InvalidDataException">Not a segmenter file.</exception>

@@ -6,18 +6,28 @@ namespace MaeMl.Segmentation;
 /// <summary>Fine-tunes a <see cref="SegmentationModel"/> (pixel cross-entropy with the ignore index) and evaluates it.</summary>
 public static class SegmentationTrainer
 {
-    /// <summary>Trains on <paramref name="data"/> (random horizontal flips of image and mask together when enabled).</summary>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (checked before every step).</exception>
+    /// <summary>Trains on <paramref name="data"/> (random horizontal flips of image and mask together when enabled). With
+    /// <see cref="DenseTrainingOptions.OutputDir"/> the run folder gets metrics.jsonl, loss-curve.png and checkpoint-last.maeml (a
+    /// <see cref="SegmentationModelFile"/> with the optimizer state), and <see cref="DenseTrainingOptions.Resume"/> continues it exactly.
+    /// With <paramref name="validation"/>, mIoU and pixel accuracy on it after every epoch (in the metrics and the log).</summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (checked after every step).</exception>
     public static DenseTrainingResult Train(SegmentationModel model, SegmentationDataset data, DenseTrainingOptions options, Action<string>? log = null,
-        CancellationToken cancellationToken = default) =>
-        DenseTrainingLoop.Run(model, name => name.StartsWith("backbone.") && !name.StartsWith("backbone.simfp_"), data.Count, (rows, rng) =>
+        CancellationToken cancellationToken = default, SegmentationDataset? validation = null, ConsoleProgress? progress = null,
+        IReadOnlyList<string>? classNames = null) =>
+        DenseTraining.Run(model, SegmentationModelFile.Header(model, classNames ?? [], data.IgnoreIndex),
+            name => name.StartsWith("backbone.") && !name.StartsWith("backbone.simfp_"), data.Count, batch =>
         {
-            using var index = tensor(rows);
+            using var index = tensor(batch.Rows);
             var images = data.Images.index_select(0, index);
             var labels = data.Labels.index_select(0, index);
-            if (options.Flip && rng.Next(2) == 1) { images = images.flip(3); labels = labels.flip(2); }
+            if (options.Flip && batch.Random.Next(2) == 1) { images = images.flip(3); labels = labels.flip(2); }
             return SegmentationModel.Loss(model.forward(images), labels, data.IgnoreIndex);
-        }, options, log, cancellationToken);
+        }, validation is null ? null : entry =>
+        {
+            var m = Evaluate(model, validation);
+            entry["val_miou"] = m.MeanIoU; entry["val_pixel_acc"] = m.PixelAccuracy;
+            return $", val mIoU {m.MeanIoU:P2} pixel acc {m.PixelAccuracy:P2}";
+        }, options, log, progress, cancellationToken);
 
     /// <summary>Class ids [N, S, S] (int64) of images [N, 3, S, S].</summary>
     public static Tensor Predict(SegmentationModel model, Tensor images, int batchSize = 16)

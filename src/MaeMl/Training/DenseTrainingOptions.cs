@@ -19,9 +19,38 @@ public sealed record DenseTrainingOptions
     public bool Flip { get; init; } = true;
     /// <summary>Seed of initialisation, order and flips.</summary>
     public int Seed { get; init; }
-    /// <summary>Stops after the step that crosses this wall-clock time (the schedule still assumes <see cref="Epochs"/>).</summary>
+    /// <summary>Stops after the step that crosses this wall-clock time (the schedule still assumes <see cref="Epochs"/>: with a
+    /// <see cref="OutputDir"/>, <see cref="Resume"/> finishes it).</summary>
     public TimeSpan? TimeLimit { get; init; }
+    /// <summary>Run folder: <c>checkpoint-last.maeml</c> (the task's model file with the optimizer state and the position, for
+    /// <see cref="Resume"/>), <c>metrics.jsonl</c>, <c>loss-curve.png</c> and <c>run.json</c>. Null trains in memory and writes nothing.</summary>
+    public string? OutputDir { get; init; }
+    /// <summary>With <see cref="OutputDir"/>: <c>auto</c> continues the folder's checkpoint-last when there is one, a path continues
+    /// that checkpoint; null starts afresh. The continuation is exact (data order and flips derive from (seed, epoch, step)).</summary>
+    public string? Resume { get; init; }
+    /// <summary>With <see cref="OutputDir"/>: minutes between mid-epoch checkpoints (default 10).</summary>
+    public double CheckpointMinutes { get; init; } = 10;
+
+    /// <summary>Checks the settings; throws <see cref="ArgumentException"/> naming the first bad one.</summary>
+    public DenseTrainingOptions Validate()
+    {
+        if (Epochs <= 0) throw new ArgumentException($"Epochs must be positive, got {Epochs}");
+        if (BatchSize <= 0) throw new ArgumentException($"BatchSize must be positive, got {BatchSize}");
+        if (!(Lr > 0) || !double.IsFinite(Lr)) throw new ArgumentException($"Lr must be a positive number, got {Lr}");
+        if (!(BackboneLrScale >= 0) || !double.IsFinite(BackboneLrScale)) throw new ArgumentException($"BackboneLrScale must be 0 or more, got {BackboneLrScale}");
+        if (!(WeightDecay >= 0)) throw new ArgumentException($"WeightDecay must be 0 or more, got {WeightDecay}");
+        if (!(WarmupEpochs >= 0)) throw new ArgumentException($"WarmupEpochs must be 0 or more, got {WarmupEpochs}");
+        if (!(CheckpointMinutes > 0)) throw new ArgumentException($"CheckpointMinutes must be positive, got {CheckpointMinutes}");
+        if (Resume is not null && OutputDir is null) throw new ArgumentException("Resume needs an OutputDir (the run folder)");
+        return this;
+    }
 }
 
 /// <summary>What a dense training run did.</summary>
-public sealed record DenseTrainingResult(int EpochsDone, long Steps, double LastEpochLoss, double Seconds, bool StoppedByTimeLimit);
+/// <param name="EpochsDone">Epochs completed, those before a resume included.</param>
+/// <param name="Steps">Optimizer steps taken, those before a resume included.</param>
+/// <param name="LastEpochLoss">Mean loss of the last epoch completed in this run (NaN when none was).</param>
+/// <param name="Seconds">Wall-clock time of this run's training loop.</param>
+/// <param name="StoppedByTimeLimit">The run stopped at the time limit before the schedule's end.</param>
+/// <param name="CheckpointPath">The run folder's checkpoint-last (null without <see cref="DenseTrainingOptions.OutputDir"/>).</param>
+public sealed record DenseTrainingResult(int EpochsDone, long Steps, double LastEpochLoss, double Seconds, bool StoppedByTimeLimit, string? CheckpointPath = null);

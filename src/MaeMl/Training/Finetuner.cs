@@ -117,7 +117,7 @@ public sealed class Finetuner
                 lastGood = $"{lastPath} (epoch {lt["epoch"]?.GetValue<int>() ?? 0}, step {lt["step_in_epoch"]?.GetValue<int>() ?? 0})";
         }
         catch (Exception e) when (e is InvalidDataException or IOException or InvalidOperationException or FormatException) { }
-        var loop = new TrainingLoop(loader, optimizer, schedule, lrScales, o.Epochs, o.BatchSize, o.AccumIter, o.TimeLimit, o.CheckpointMinutes,
+        var loop = new TrainingLoop<ImageBatch>(loader, new TorchOptimizer(optimizer), schedule, lrScales, o.Epochs, o.BatchSize, o.AccumIter, o.TimeLimit, o.CheckpointMinutes,
             metrics, progress, log, lastPath, lastGood, $"the {train.Samples.Count} images under '{o.TrainDir}'");
         var task = new FinetuneTask(o, model, optimizer, mixup, classes, valLoader, stepsPerEpoch, bestPath, bestTop1, cancel);
         model.train();
@@ -133,10 +133,10 @@ public sealed class Finetuner
         return new FinetuneResult(lastPath, classes, run.EpochsDone, run.OptimizerSteps, run.LastEpochLoss, lastEval, bestTop1, run.Elapsed, run.StoppedByTimeLimit, skipped);
     }
 
-    /// <summary>Fine-tuning as a <see cref="TrainingTask"/>: mixup/cutmix + soft-target cross-entropy with per-step seeded drop path,
+    /// <summary>Fine-tuning as a <see cref="TrainingTask{TBatch}"/>: mixup/cutmix + soft-target cross-entropy with per-step seeded drop path,
     /// gradient clipping, validation after every epoch with a best-model copy, <see cref="ClassifierCheckpoint"/>s.</summary>
     sealed class FinetuneTask(FinetuneOptions o, VisionTransformer model, AdamW optimizer, Mixup mixup, IReadOnlyList<string> classes,
-        PrefetchingBatchLoader? valLoader, int stepsPerEpoch, string bestPath, double bestTop1, CancellationToken cancel) : TrainingTask
+        PrefetchingBatchLoader? valLoader, int stepsPerEpoch, string bestPath, double bestTop1, CancellationToken cancel) : TrainingTask<ImageBatch>
     {
         bool best;
 

@@ -14,7 +14,7 @@ namespace MaeMl.Training;
 /// <param name="weightDecay">Weight decay of multi-dimensional tensors (default 0).</param>
 /// <param name="momentum">Heavy-ball momentum m (default 0.9).</param>
 /// <param name="trustCoefficient">eta of the trust ratio (default 0.001).</param>
-public sealed class Lars(IEnumerable<Parameter> parameters, double lr, double weightDecay = 0, double momentum = 0.9, double trustCoefficient = 0.001) : IDisposable
+public sealed class Lars(IEnumerable<Parameter> parameters, double lr, double weightDecay = 0, double momentum = 0.9, double trustCoefficient = 0.001) : IDisposable, ILoopOptimizer
 {
     readonly List<Parameter> parameters = parameters.ToList();
     readonly Dictionary<Parameter, Tensor> buffers = new();
@@ -54,6 +54,11 @@ public sealed class Lars(IEnumerable<Parameter> parameters, double lr, double we
     {
         foreach (var p in parameters) p.grad?.zero_();
     }
+
+    int ILoopOptimizer.GroupCount => 1;
+    void ILoopOptimizer.SetLearningRate(int group, double lr) => LearningRate = lr;
+    void ILoopOptimizer.Step() => Step();
+    void ILoopOptimizer.ZeroGrad() => ZeroGrad();
 
     /// <summary>Frees the momentum buffers.</summary>
     public void Dispose()

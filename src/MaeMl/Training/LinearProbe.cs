@@ -49,7 +49,7 @@ public sealed class LinearProbe
     }
 
     /// <summary>
-    /// Trains the head for all epochs (not resumable) and writes <see cref="CheckpointName"/>, <c>run.json</c>, <c>metrics.jsonl</c>,
+    /// Trains the head for all epochs on <see cref="TrainingLoop{TBatch}"/> (not resumable: a probe is short) and writes <see cref="CheckpointName"/>, <c>run.json</c>, <c>metrics.jsonl</c>,
     /// <c>loss-curve.png</c> and, with a validation set, <c>eval.json</c> and <c>accuracy-curve.png</c> to the output folder. Throws
     /// <see cref="ArgumentException"/> for a single class or fewer than 2 readable training images, and
     /// <see cref="OperationCanceledException"/> when <paramref name="cancel"/> fires.
@@ -77,19 +77,21 @@ public sealed class LinearProbe
         using (no_grad()) { nn.init.trunc_normal_(head.weight!, std: 0.01); nn.init.zeros_(head.bias!); }
 
         var evalTransform = SampleTransforms.ResizeCenterCrop(size, o.EvalCropPct);
-        PrefetchingBatchLoader Loader(IReadOnlyList<ImageSample> samples, SampleTransform transform) =>
-            new(samples, transform, size, o.FeatureBatchSize, shuffle: false, dropLast: false, seed: o.Seed, prefetch: o.Prefetch, log: log);
-        var trainLoader = Loader(train.Samples, o.CacheFeatures ? evalTransform : SampleTransforms.Pretrain(size, o.MinCropScale));
-        var valLoader = val is null ? null : Loader(val.Samples, evalTransform);
+        PrefetchingBatchLoader Loader(IReadOnlyList<ImageSample> samples, SampleTransform transform, int batchSize, bool shuffle) =>
+            new(samples, transform, size, batchSize, shuffle, dropLast: shuffle, seed: o.Seed, prefetch: o.Prefetch, log: log);
+        // cached: features of the eval transform computed once; otherwise each training batch is augmented and encoded as it comes
+        var trainLoader = o.CacheFeatures ? Loader(train.Samples, evalTransform, o.FeatureBatchSize, shuffle: false)
+            : Loader(train.Samples, SampleTransforms.Pretrain(size, o.MinCropScale), (int)Math.Min(o.BatchSize, train.Samples.Count), shuffle: true);
+        var valLoader = val is null ? null : Loader(val.Samples, evalTransform, o.FeatureBatchSize, shuffle: false);
 
         var featureWatch = new Stopwatch();
-        (Tensor Features, Tensor Labels) Features(PrefetchingBatchLoader loader, int epoch)
+        (Tensor Features, Tensor Labels) Features(PrefetchingBatchLoader loader)
         {
             featureWatch.Start();
             var feats = new List<Tensor>();
             var labels = new List<long>();
             using (no_grad())
-                foreach (var batch in loader.Epoch(epoch, 0, cancel))
+                foreach (var batch in loader.Epoch(0, 0, cancel))
                 {
                     using var images = batch.ImagesTensor();
                     feats.Add(model.ForwardFeatures(images));
@@ -102,70 +104,47 @@ public sealed class LinearProbe
         }
 
         log($"linear probe on {train.Samples.Count} images of {c} classes" + (val is null ? "" : $", validating on {val.Samples.Count}") +
-            $": {(o.GlobalPool ? "global pool" : "cls token")} features ({dim}), {(o.CacheFeatures ? "computed once (eval transform)" : "recomputed every epoch (RandomResizedCrop + flip)")}, " +
+            $": {(o.GlobalPool ? "global pool" : "cls token")} features ({dim}), {(o.CacheFeatures ? "computed once (eval transform)" : "computed per batch (RandomResizedCrop + flip)")}, " +
             $"{o.Optimizer}, lr {o.PeakLr:E3} (blr {o.BaseLr:E2}), batch {o.BatchSize}, {o.Epochs} epochs, torch threads {torch.get_num_threads()}");
-        var cached = o.CacheFeatures ? Features(trainLoader, 0) : default;
-        var valSet = valLoader is null ? default : Features(valLoader, 0);
-        if (o.CacheFeatures) log($"features of {cached.Features.shape[0]} training and {(valLoader is null ? 0 : valSet.Features.shape[0])} validation images in {featureWatch.Elapsed.TotalSeconds:F1} s");
+        var cached = o.CacheFeatures ? Features(trainLoader) : default;
+        var valSet = valLoader is null ? default : Features(valLoader);
+        if (o.CacheFeatures)
+        {
+            log($"features of {cached.Features.shape[0]} training and {(valLoader is null ? 0 : valSet.Features.shape[0])} validation images in {featureWatch.Elapsed.TotalSeconds:F1} s");
+            if (cached.Features.shape[0] < 2) throw new ArgumentException($"Only {cached.Features.shape[0]} readable training images: a linear probe needs at least 2");
+        }
         RunFolder.WriteText(Path.Combine(o.OutputDir, "run.json"), JsonSerializer.Serialize(o with { }, new JsonSerializerOptions { WriteIndented = true }));
 
         using var lars = o.Optimizer == LinearProbeOptimizer.Lars ? new Lars(head.parameters(), o.PeakLr, o.WeightDecay) : null;
         using var sgd = o.Optimizer == LinearProbeOptimizer.Sgd ? torch.optim.SGD(head.parameters(), o.PeakLr, momentum: 0.9, weight_decay: o.WeightDecay) : null;
+        ILoopOptimizer optimizer = lars is not null ? lars : new TorchOptimizer(sgd!);
         var schedule = new LearningRateSchedule(o.PeakLr, o.MinLr, o.WarmupEpochs, o.Epochs);
         using var metrics = new MetricsLog(Path.Combine(o.OutputDir, "metrics.jsonl"));
-        var headWatch = new Stopwatch();
-        ClassificationMetrics? lastEval = null;
-        double trainTop1 = double.NaN;
-        long n = o.CacheFeatures ? cached.Features.shape[0] : 0;
-        for (int epoch = 0; epoch < o.Epochs; epoch++)
+        var headWatch = Stopwatch.StartNew();
+        (double TrainTop1, ClassificationMetrics? LastEval) Train<TBatch>(IBatchSource<TBatch> source, int batchSize,
+            Func<TBatch, (Tensor Features, Tensor Labels)> batchFeatures) where TBatch : ITrainingBatch
         {
-            var (feats, labels) = o.CacheFeatures ? cached : Features(trainLoader, epoch);
-            n = feats.shape[0];
-            int batchSize = (int)Math.Min(o.BatchSize, n);
-            int steps = (int)(n / batchSize);
-            if (steps == 0 || batchSize < 2) throw new ArgumentException($"Only {n} readable training images: a linear probe needs at least 2");
-            headWatch.Start();
-            var order = Enumerable.Range(0, (int)n).Select(i => (long)i).ToArray();
-            new Random(Seeds.MixInt(o.Seed, epoch, 0x11B)).Shuffle(order);
+            var task = new ProbeTask<TBatch>(bn, head, classes, valLoader is null ? null : valSet, batchFeatures);
+            var loop = new TrainingLoop<TBatch>(source, optimizer, schedule, null, o.Epochs, batchSize, 1, null, double.PositiveInfinity,
+                metrics, progress, log, null, null, $"the {train.Samples.Count} images under '{o.TrainDir}'");
             bn.train();
-            double lossSum = 0; long correct = 0;
-            for (int step = 0; step < steps; step++)
-            {
-                double lr = schedule.At((double)step / steps + epoch);
-                if (lars is not null) lars.LearningRate = lr;
-                else foreach (var g in sgd!.ParamGroups) g.LearningRate = lr;
-                using var scope = NewDisposeScope();
-                var idx = tensor(order.AsSpan(step * batchSize, batchSize).ToArray());
-                var y = labels.index_select(0, idx);
-                var logits = head.forward(bn.forward(feats.index_select(0, idx)));
-                var loss = nn.functional.cross_entropy(logits, y);
-                loss.backward();
-                if (lars is not null) { lars.Step(); lars.ZeroGrad(); } else { sgd!.step(); sgd.zero_grad(); }
-                var lossValue = loss.item<float>();
-                lossSum += lossValue;
-                correct += logits.argmax(1).eq(y).sum().item<long>();
-                metrics.Write(new JsonObject
-                {
-                    ["type"] = "step", ["iter"] = (long)epoch * steps + step, ["epoch"] = epoch, ["step"] = step, ["epoch_f"] = epoch + (double)(step + 1) / steps,
-                    ["loss"] = lossValue, ["lr"] = lr, ["elapsed_s"] = Math.Round(wall.Elapsed.TotalSeconds, 2),
-                });
-            }
-            headWatch.Stop();
-            if (!o.CacheFeatures) { feats.Dispose(); labels.Dispose(); }
-            trainTop1 = (double)correct / (steps * batchSize);
-            var entry = new JsonObject { ["type"] = "epoch", ["iter"] = (long)(epoch + 1) * steps - 1, ["epoch"] = epoch, ["loss"] = lossSum / steps, ["train_top1"] = trainTop1 };
-            if (valLoader is not null)
-            {
-                lastEval = Score(bn, head, valSet.Features, valSet.Labels, classes);
-                entry["val_top1"] = lastEval.Top1; entry["val_top5"] = lastEval.Top5; entry["val_loss"] = lastEval.MeanLoss;
-            }
-            entry["elapsed_s"] = Math.Round(wall.Elapsed.TotalSeconds, 2);
-            metrics.Write(entry);
-            progress.Report(epoch, o.Epochs, steps, steps, lossSum / steps, schedule.At(epoch + 1), 0, TimeSpan.Zero);
-            if (epoch == o.Epochs - 1 || (epoch + 1) % Math.Max(1, o.Epochs / 10) == 0)
-                log($"epoch {epoch + 1}/{o.Epochs}: loss {lossSum / steps:F4}, train top-1 {trainTop1:P2}" + (lastEval is null ? "" : $", val top-1 {lastEval.Top1:P2}"));
-            cancel.ThrowIfCancellationRequested();
+            loop.Run(task, 0, 0, 0, cancel);
+            return (task.TrainTop1, task.LastEval);
         }
+        RowBatches? rows = o.CacheFeatures ? new RowBatches((int)cached.Features.shape[0], o.BatchSize, o.Seed) : null;
+        var (trainTop1, lastEval) = rows is not null
+            ? Train(rows, rows.BatchSize, batch =>
+            {
+                var index = tensor(batch.Rows);
+                return (cached.Features.index_select(0, index), cached.Labels.index_select(0, index));
+            })
+            : Train(trainLoader, trainLoader.BatchSize, batch =>
+            {
+                using var images = batch.ImagesTensor();
+                using var _ = no_grad();
+                return (model.ForwardFeatures(images), batch.LabelsTensor());
+            });
+        headWatch.Stop();
 
         FoldBatchNorm(bn, head, model.Head!);
         var path = Path.Combine(o.OutputDir, CheckpointName);
@@ -181,6 +160,37 @@ public sealed class LinearProbe
         if (valLoader is not null) { valSet.Features.Dispose(); valSet.Labels.Dispose(); }
         var skipped = trainLoader.Unreadable.Concat(valLoader?.Unreadable ?? new Dictionary<string, string>()).ToDictionary(kv => kv.Key, kv => kv.Value);
         return new LinearProbeResult(path, classes, lastEval, trainTop1, featureWatch.Elapsed, headWatch.Elapsed, wall.Elapsed, skipped);
+    }
+
+    /// <summary>The probe's half of <see cref="TrainingLoop{TBatch}"/>: cross entropy of <c>head(bn(features))</c>, the training top-1
+    /// of each epoch, and the metrics of the cached validation features after every epoch.</summary>
+    sealed class ProbeTask<TBatch>(BatchNorm1d bn, Linear head, IReadOnlyList<string> classes, (Tensor Features, Tensor Labels)? val,
+        Func<TBatch, (Tensor Features, Tensor Labels)> batchFeatures) : TrainingTask<TBatch> where TBatch : ITrainingBatch
+    {
+        long correct, seen;
+        public double TrainTop1 { get; private set; } = double.NaN;
+        public ClassificationMetrics? LastEval { get; private set; }
+
+        public override Tensor Loss(TBatch batch, int epoch, int step)
+        {
+            var (feats, y) = batchFeatures(batch);
+            var logits = head.forward(bn.forward(feats));
+            using (no_grad()) { correct += logits.argmax(1).eq(y).sum().item<long>(); seen += y.shape[0]; }
+            return nn.functional.cross_entropy(logits, y);
+        }
+
+        public override string EndOfEpoch(int epoch, JsonObject entry)
+        {
+            TrainTop1 = (double)correct / Math.Max(1, seen);
+            correct = seen = 0;
+            entry["train_top1"] = TrainTop1;
+            if (val is not { } v) return $", train top-1 {TrainTop1:P2}";
+            LastEval = Score(bn, head, v.Features, v.Labels, classes);
+            entry["val_top1"] = LastEval.Top1; entry["val_top5"] = LastEval.Top5; entry["val_loss"] = LastEval.MeanLoss;
+            return $", train top-1 {TrainTop1:P2}, val top-1 {LastEval.Top1:P2}";
+        }
+
+        public override string Advice => "Try a lower --blr.";
     }
 
     static ClassificationMetrics Score(BatchNorm1d bn, Linear head, Tensor features, Tensor labels, IReadOnlyList<string> classes)

@@ -131,7 +131,7 @@ public sealed class Pretrainer
         RunFolder.WriteText(Path.Combine(o.OutputDir, "run.json"), JsonSerializer.Serialize(o with { }, new JsonSerializerOptions { WriteIndented = true }));
         int stepsPerEpoch = loader.BatchesPerEpoch;
         using var metrics = new MetricsLog(Path.Combine(o.OutputDir, "metrics.jsonl"), resume is null ? null : (long)startEpoch * stepsPerEpoch + startStep);
-        var loop = new TrainingLoop(loader, optimizer, schedule, null, o.Epochs, o.BatchSize, o.AccumIter, o.TimeLimit, o.CheckpointMinutes,
+        var loop = new TrainingLoop<ImageBatch>(loader, new TorchOptimizer(optimizer), schedule, null, o.Epochs, o.BatchSize, o.AccumIter, o.TimeLimit, o.CheckpointMinutes,
             metrics, progress, log, lastPath, lastGood, $"the {folder.Samples.Count} images under '{o.DataDir}'");
         log($"pretraining {folder.Samples.Count} images from {o.DataDir}: {stepsPerEpoch} steps/epoch, batch {o.BatchSize} x accum {o.AccumIter}, " +
             $"lr {o.PeakLr:E3} (blr {o.BaseLr:E2}), {precision}, torch threads {torch.get_num_threads()}");
@@ -144,9 +144,9 @@ public sealed class Pretrainer
             run.StoppedByTimeLimit, loader.Unreadable);
     }
 
-    /// <summary>MAE pretraining as a <see cref="TrainingTask"/>: the masked-reconstruction loss with per-step seeded masks, the
+    /// <summary>MAE pretraining as a <see cref="TrainingTask{TBatch}"/>: the masked-reconstruction loss with per-step seeded masks, the
     /// bfloat16 working copy around forward/backward, <see cref="MaeCheckpoint"/>s and the every-N-epochs copies.</summary>
-    sealed class PretrainTask(PretrainOptions o, MaskedAutoencoderViT model, BFloat16MasterWeights? mixed, AdamW optimizer, int stepsPerEpoch) : TrainingTask
+    sealed class PretrainTask(PretrainOptions o, MaskedAutoencoderViT model, BFloat16MasterWeights? mixed, AdamW optimizer, int stepsPerEpoch) : TrainingTask<ImageBatch>
     {
         readonly MaskedAutoencoderViT compute = mixed?.Work ?? model;
 

@@ -9,15 +9,15 @@ using static TorchSharp.torch;
 namespace MaeMl.Training;
 
 /// <summary>
-/// What a run plugs into <see cref="TrainingLoop"/>: the loss of a batch, the hooks around forward, backward and the optimizer
+/// What a run plugs into <see cref="TrainingLoop{TBatch}"/>: the loss of a batch, the hooks around forward, backward and the optimizer
 /// step, the end-of-epoch evaluation and how its checkpoint is written. Everything else (epochs, steps, schedule, accumulation,
 /// progress, metrics.jsonl, time limit, periodic and epoch checkpoints, exact resume, the non-finite stop) is the loop's.
 /// </summary>
-public abstract class TrainingTask
+internal abstract class TrainingTask<TBatch> where TBatch : ITrainingBatch
 {
     /// <summary>The loss of one batch. Runs inside the step's dispose scope and must not change state besides autograd: after a
     /// LibTorch error it is computed once more (a logged last defence against TorchSharp's temporary-Scalar race).</summary>
-    public abstract Tensor Loss(ImageBatch batch, int epoch, int step);
+    public abstract Tensor Loss(TBatch batch, int epoch, int step);
 
     /// <summary>Before each forward pass (a mixed-precision working copy pulls the master weights).</summary>
     public virtual void BeforeForward() { }
@@ -34,43 +34,45 @@ public abstract class TrainingTask
     /// <summary>After the end-of-epoch checkpoint was written (best-model and every-N-epochs copies).</summary>
     public virtual void AfterEpochCheckpoint(int epoch, string lastPath) { }
 
-    /// <summary>Writes the run's checkpoint to <paramref name="path"/>: weights, optimizer, the position (epoch, next step) and the step count.</summary>
-    public abstract void Save(string path, int epoch, int nextStep, long optimizerSteps);
+    /// <summary>Writes the run's checkpoint to <paramref name="path"/>: weights, optimizer, the position (epoch, next step) and the step
+    /// count. Not called by a loop without a checkpoint path (in-memory training).</summary>
+    public virtual void Save(string path, int epoch, int nextStep, long optimizerSteps) { }
 
     /// <summary>Appended to the message that stops a diverged run.</summary>
     public virtual string Advice => "Try a lower --blr or more warmup.";
 }
 
-/// <summary>How a <see cref="TrainingLoop.Run"/> ended.</summary>
+/// <summary>How a <see cref="TrainingLoop{TBatch}.Run"/> ended.</summary>
 /// <param name="EpochsDone">Epochs completed, those before the start point included.</param>
 /// <param name="OptimizerSteps">Optimizer steps taken, those before the start point included.</param>
 /// <param name="LastEpochLoss">Mean loss of the last epoch completed in this call (NaN when none was).</param>
 /// <param name="ImagesSeen">Images trained on in this call.</param>
 /// <param name="Elapsed">Wall-clock time of this call.</param>
 /// <param name="StoppedByTimeLimit">The loop stopped at the time limit with a checkpoint, before the schedule's end.</param>
-public sealed record TrainingLoopResult(int EpochsDone, long OptimizerSteps, double LastEpochLoss, long ImagesSeen, TimeSpan Elapsed, bool StoppedByTimeLimit);
+internal sealed record TrainingLoopResult(int EpochsDone, long OptimizerSteps, double LastEpochLoss, long ImagesSeen, TimeSpan Elapsed, bool StoppedByTimeLimit);
 
 /// <summary>
-/// The one training skeleton (pretraining, fine-tuning): per-step warmup + cosine schedule (with per-group lr scales for layer
+/// The one training skeleton (pretraining, fine-tuning, linear probing, detection, segmentation): per-step warmup + cosine schedule (with per-group lr scales for layer
 /// decay), gradient accumulation, a metrics line and the progress bar after every batch, a clean stop with a checkpoint when
 /// the time limit is reached (the schedule is kept: <c>--resume</c> finishes it), periodic mid-epoch checkpoints, an epoch
 /// checkpoint after the task's evaluation, and a stop with a message on a non-finite loss or weights that leaves the last
 /// good checkpoint untouched. Data order, augmentation and masks are functions of (seed, epoch, step), so resuming at
 /// (epoch, step) reproduces the uninterrupted run.
 /// </summary>
-public sealed class TrainingLoop
+internal sealed class TrainingLoop<TBatch> where TBatch : ITrainingBatch
 {
-    readonly PrefetchingBatchLoader loader;
-    readonly OptimizerHelper optimizer;
+    readonly IBatchSource<TBatch> loader;
+    readonly ILoopOptimizer optimizer;
     readonly LearningRateSchedule schedule;
     readonly double[] lrScales;
     readonly int epochs, batchSize, accumIter;
     readonly TimeSpan? timeLimit;
     readonly double checkpointMinutes;
-    readonly MetricsLog metrics;
-    readonly ConsoleProgress progress;
+    readonly MetricsLog? metrics;
+    readonly ConsoleProgress? progress;
     readonly Action<string> log;
-    readonly string lastPath, dataDescription;
+    readonly string? lastPath;
+    readonly string dataDescription;
     readonly Stopwatch sinceCheckpoint = new();
     string? lastGood;
 
@@ -85,18 +87,18 @@ public sealed class TrainingLoop
     /// <param name="accumIter">Batches per optimizer step; the loss is divided by it. An epoch's batches beyond the last whole group are left out.</param>
     /// <param name="timeLimit">Stop cleanly with a checkpoint at the first accumulation boundary after this long; null for none.</param>
     /// <param name="checkpointMinutes">Mid-epoch checkpoint interval in minutes, checked at accumulation boundaries.</param>
-    /// <param name="metrics">Receives a <c>step</c> line per batch and an <c>epoch</c> line per epoch.</param>
-    /// <param name="progress">The progress bar, updated after every batch.</param>
+    /// <param name="metrics">Receives a <c>step</c> line per batch and an <c>epoch</c> line per epoch; null for none.</param>
+    /// <param name="progress">The progress bar, updated after every batch; null for none.</param>
     /// <param name="log">Receives the epoch lines, the time-limit notice and retry warnings.</param>
-    /// <param name="lastPath">checkpoint-last of the run.</param>
+    /// <param name="lastPath">checkpoint-last of the run; null for a run in memory (no checkpoints: a time limit just stops it).</param>
     /// <param name="lastGood">What checkpoint-last holds now, for messages (null: nothing written yet).</param>
     /// <param name="dataDescription">The training data in words, for the error when nothing could be decoded.</param>
-    public TrainingLoop(PrefetchingBatchLoader loader, OptimizerHelper optimizer, LearningRateSchedule schedule, IReadOnlyList<double>? lrScales,
-        int epochs, int batchSize, int accumIter, TimeSpan? timeLimit, double checkpointMinutes, MetricsLog metrics, ConsoleProgress progress,
-        Action<string> log, string lastPath, string? lastGood, string dataDescription)
+    public TrainingLoop(IBatchSource<TBatch> loader, ILoopOptimizer optimizer, LearningRateSchedule schedule, IReadOnlyList<double>? lrScales,
+        int epochs, int batchSize, int accumIter, TimeSpan? timeLimit, double checkpointMinutes, MetricsLog? metrics, ConsoleProgress? progress,
+        Action<string> log, string? lastPath, string? lastGood, string dataDescription)
     {
         this.loader = loader; this.optimizer = optimizer; this.schedule = schedule;
-        int groups = optimizer.ParamGroups.Count();
+        int groups = optimizer.GroupCount;
         this.lrScales = lrScales?.ToArray() ?? Enumerable.Repeat(1.0, groups).ToArray();
         if (this.lrScales.Length != groups) throw new ArgumentException($"{this.lrScales.Length} lr scales for {groups} parameter groups");
         this.epochs = epochs; this.batchSize = batchSize; this.accumIter = accumIter; this.timeLimit = timeLimit; this.checkpointMinutes = checkpointMinutes;
@@ -116,10 +118,12 @@ public sealed class TrainingLoop
     public Stopwatch Wall { get; } = new();
 
     /// <summary>"The last good checkpoint, ..., is untouched." or that none was written: the sentence every stop message carries.</summary>
-    public string Kept() => lastGood is null ? $"No checkpoint was written ({Path.GetFileName(lastPath)} does not exist)." : $"The last good checkpoint, {lastGood}, is untouched.";
+    public string Kept() => lastPath is null ? "Nothing was saved (the run trains in memory)."
+        : lastGood is null ? $"No checkpoint was written ({Path.GetFileName(lastPath)} does not exist)." : $"The last good checkpoint, {lastGood}, is untouched.";
 
-    void Save(TrainingTask task, int epoch, int nextStep, long optimizerSteps)
+    void Save(TrainingTask<TBatch> task, int epoch, int nextStep, long optimizerSteps)
     {
+        if (lastPath is null) return;
         try { task.Save(lastPath, epoch, nextStep, optimizerSteps); }
         catch (NonFiniteWeightsException e)
         {
@@ -130,7 +134,7 @@ public sealed class TrainingLoop
     }
 
     /// <summary>Trains from (<paramref name="startEpoch"/>, <paramref name="startStep"/>) to the end of the schedule or the time limit.</summary>
-    public TrainingLoopResult Run(TrainingTask task, int startEpoch, int startStep, long optimizerSteps, CancellationToken cancel = default)
+    public TrainingLoopResult Run(TrainingTask<TBatch> task, int startEpoch, int startStep, long optimizerSteps, CancellationToken cancel = default)
     {
         Wall.Restart();
         sinceCheckpoint.Restart();
@@ -151,8 +155,7 @@ public sealed class TrainingLoop
                 if (step % accumIter == 0)
                 {
                     lr = schedule.At((double)step / StepsPerEpoch + epoch);
-                    int gi = 0;
-                    foreach (var g in optimizer.ParamGroups) g.LearningRate = lr * lrScales[gi++];
+                    for (int gi = 0; gi < lrScales.Length; gi++) optimizer.SetLearningRate(gi, lr * lrScales[gi]);
                 }
                 double lossValue;
                 using (var scope = NewDisposeScope())
@@ -168,8 +171,8 @@ public sealed class TrainingLoop
                     if ((step + 1) % accumIter == 0)
                     {
                         task.BeforeOptimizerStep();
-                        optimizer.step();
-                        optimizer.zero_grad();
+                        optimizer.Step();
+                        optimizer.ZeroGrad();
                         optimizerSteps++;
                     }
                 }
@@ -196,14 +199,14 @@ public sealed class TrainingLoop
             var evaluation = task.EndOfEpoch(epoch, entry);
             entry["elapsed_s"] = Math.Round(Wall.Elapsed.TotalSeconds, 2);
             Save(task, epoch + 1, 0, optimizerSteps);
-            task.AfterEpochCheckpoint(epoch, lastPath);
-            metrics.Write(entry);
+            if (lastPath is not null) task.AfterEpochCheckpoint(epoch, lastPath);
+            metrics?.Write(entry);
             log($"epoch {epoch + 1}/{epochs}: loss {lastEpochLoss:F4}, {epochImages / trainSeconds:F0} img/s{evaluation}, {ConsoleProgress.Format(Wall.Elapsed)} elapsed");
         }
         return new TrainingLoopResult(epochsDone, optimizerSteps, lastEpochLoss, imagesSeen, Wall.Elapsed, StoppedByTimeLimit: false);
     }
 
-    Tensor LossWithRetry(TrainingTask task, ImageBatch batch, int epoch, int step)
+    Tensor LossWithRetry(TrainingTask<TBatch> task, TBatch batch, int epoch, int step)
     {
         for (int attempt = 1; ; attempt++)
         {
@@ -216,17 +219,17 @@ public sealed class TrainingLoop
     }
 
     /// <summary>Metrics line and progress after a batch; at accumulation boundaries a clean stop at the time limit, or a periodic checkpoint.</summary>
-    bool AfterStep(TrainingTask task, int epoch, int step, double loss, double meanLoss, double lr, long epochImages, TimeSpan epochElapsed, long optimizerSteps)
+    bool AfterStep(TrainingTask<TBatch> task, int epoch, int step, double loss, double meanLoss, double lr, long epochImages, TimeSpan epochElapsed, long optimizerSteps)
     {
         double ips = epochImages / Math.Max(1e-9, epochElapsed.TotalSeconds);
-        metrics.Write(new JsonObject
+        metrics?.Write(new JsonObject
         {
             ["type"] = "step", ["iter"] = (long)epoch * StepsPerEpoch + step, ["epoch"] = epoch, ["step"] = step,
             ["epoch_f"] = epoch + (double)(step + 1) / StepsPerEpoch, ["loss"] = loss, ["lr"] = lr,
             ["images_per_s"] = Math.Round(ips, 1), ["elapsed_s"] = Math.Round(Wall.Elapsed.TotalSeconds, 2),
         });
         long remainingSteps = (long)(epochs - epoch - 1) * UsableSteps + (UsableSteps - step - 1);
-        progress.Report(epoch, epochs, step + 1, UsableSteps, meanLoss, lr, ips, TimeSpan.FromSeconds(remainingSteps * batchSize / Math.Max(1e-9, ips)));
+        progress?.Report(epoch, epochs, step + 1, UsableSteps, meanLoss, lr, ips, TimeSpan.FromSeconds(remainingSteps * batchSize / Math.Max(1e-9, ips)));
 
         bool boundary = (step + 1) % accumIter == 0 && step + 1 < UsableSteps;
         if (boundary && timeLimit is TimeSpan limit && Wall.Elapsed >= limit)
@@ -234,11 +237,36 @@ public sealed class TrainingLoop
             Save(task, epoch, step + 1, optimizerSteps);
             double done = epoch + (double)(step + 1) / UsableSteps;
             log($"time limit {limit} reached at epoch {epoch}, step {step + 1} ({done:F2} of the schedule's {epochs} epochs, lr {lr:E2}): " +
-                "saved checkpoint-last. The schedule is not shortened: the cosine is unfinished, and --resume auto continues the same " +
-                $"schedule to its end ({epochs - done:F2} epochs left)");
+                (lastPath is null
+                    ? $"stopped with the cosine unfinished ({epochs - done:F2} epochs left; lower the epochs to fit the time, the schedule is not shortened)"
+                    : "saved checkpoint-last. The schedule is not shortened: the cosine is unfinished, and --resume auto continues the same " +
+                      $"schedule to its end ({epochs - done:F2} epochs left)"));
             return true;
         }
-        if (boundary && sinceCheckpoint.Elapsed.TotalMinutes >= checkpointMinutes) Save(task, epoch, step + 1, optimizerSteps);
+        if (boundary && lastPath is not null && sinceCheckpoint.Elapsed.TotalMinutes >= checkpointMinutes) Save(task, epoch, step + 1, optimizerSteps);
         return false;
     }
+}
+
+/// <summary>What <see cref="TrainingLoop{TBatch}"/> drives: per-group learning rates, the step and the zeroing of gradients.</summary>
+internal interface ILoopOptimizer
+{
+    /// <summary>Parameter groups, each with its own lr.</summary>
+    int GroupCount { get; }
+    /// <summary>Sets group <paramref name="group"/>'s lr for the next step.</summary>
+    void SetLearningRate(int group, double lr);
+    /// <summary>Updates the parameters from their gradients.</summary>
+    void Step();
+    /// <summary>Zeroes the gradients.</summary>
+    void ZeroGrad();
+}
+
+/// <summary>A TorchSharp optimizer (MaeMl's <see cref="AdamW"/>, SGD) as an <see cref="ILoopOptimizer"/>.</summary>
+internal sealed class TorchOptimizer(OptimizerHelper optimizer) : ILoopOptimizer
+{
+    readonly torch.optim.ILearningRateController[] groups = optimizer.ParamGroups.ToArray();
+    public int GroupCount => groups.Length;
+    public void SetLearningRate(int group, double lr) => groups[group].LearningRate = lr;
+    public void Step() => optimizer.step();
+    public void ZeroGrad() => optimizer.zero_grad();
 }
