@@ -14,6 +14,16 @@ internal static partial class RunFolder
     public const string LockFileName = ".maeml-run.lock";
     const string HolderFileName = ".maeml-run.holder";
 
+    /// <summary>Creates <paramref name="dir"/>, takes its lock (<see cref="Lock"/>) and sweeps what killed runs left (<see cref="SweepStaleTemporaries"/>):
+    /// how every run starts with its folder.</summary>
+    public static IDisposable Open(string dir, Action<string> log)
+    {
+        Directory.CreateDirectory(dir);
+        var held = Lock(dir);   // one run per folder; the second gets one line naming the holder
+        SweepStaleTemporaries(dir, log);
+        return held;
+    }
+
     /// <summary>Takes the folder's lock for the life of the returned object; throws an <see cref="IOException"/> naming the
     /// folder and the holder's process id when another run holds it.</summary>
     public static IDisposable Lock(string dir)

@@ -3,10 +3,12 @@ using MaeMl.Files;
 
 namespace MaeMl.Data;
 
-/// <summary>One image file and, for labelled folders, its class index.</summary>
-/// <param name="Path">The image file.</param>
+/// <summary>One image file (or an image held in memory) and, for labelled sets, its class index.</summary>
+/// <param name="Path">The image file; for an in-memory image, a name that says where it came from (used in messages).</param>
 /// <param name="Label">Index into <see cref="ImageFolder.Classes"/>; 0 in unlabelled folders.</param>
-public readonly record struct ImageSample(string Path, int Label);
+/// <param name="Image">The decoded image when it is held in memory (then <paramref name="Path"/> is not read); it must not be
+/// changed while a loader uses it and is disposed by its owner.</param>
+public readonly record struct ImageSample(string Path, int Label, SkiaSharp.SKBitmap? Image = null);
 
 /// <summary>
 /// Image files under a folder. <see cref="Unlabelled"/> takes every image recursively (class subfolders are
@@ -28,6 +30,19 @@ public sealed class ImageFolder
 
     ImageFolder(string root, IReadOnlyList<ImageSample> samples, IReadOnlyList<string> classes)
     { Root = root; Samples = samples; Classes = classes; }
+
+    /// <summary>A labelled set of images held in memory (e.g. the rows of an ML.NET <c>IDataView</c>); <paramref name="description"/>
+    /// says where they came from and stands for the folder in messages.</summary>
+    /// <exception cref="ArgumentException">A sample without an image, or a label outside <paramref name="classes"/>.</exception>
+    public static ImageFolder InMemory(string description, IReadOnlyList<ImageSample> samples, IReadOnlyList<string> classes)
+    {
+        foreach (var s in samples)
+        {
+            if (s.Image is null) throw new ArgumentException($"In-memory sample '{s.Path}' holds no image");
+            if (s.Label < 0 || s.Label >= Math.Max(1, classes.Count)) throw new ArgumentException($"In-memory sample '{s.Path}' has label {s.Label}, outside the {classes.Count} classes");
+        }
+        return new ImageFolder(description, samples, classes);
+    }
 
     /// <summary>Every image under <paramref name="root"/>, recursively, in ordinal path order; labels are 0. Each file is
     /// taken once however many links lead to it, symbolic-link loops are followed once, files that are not regular

@@ -89,9 +89,9 @@ public sealed class PrefetchingBatchLoader : IBatchSource<ImageBatch>
             if (unreadable.ContainsKey(sample.Path)) continue;
             try
             {
-                using var image = ImageDecoder.DecodeBitmap(sample.Path);
+                using var decoded = sample.Image is null ? ImageDecoder.DecodeBitmap(sample.Path) : null;   // in-memory images are the owner's
                 var rng = new Random(Seeds.MixInt(Seed, epoch, k));
-                transform(image, rng, pixels.AsSpan(count * per, per));
+                transform(sample.Image ?? decoded!, rng, pixels.AsSpan(count * per, per));
                 labels[count++] = sample.Label;
             }
             catch (Exception e) when (e is ImageDecodeException or IOException or InvalidOperationException or ArgumentException)

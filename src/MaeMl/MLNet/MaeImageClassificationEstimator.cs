@@ -1,3 +1,4 @@
+using MaeMl.Data;
 using MaeMl.Checkpoints;
 using MaeMl.Model;
 using MaeMl.Onnx;
@@ -106,28 +107,30 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
         Directory.CreateDirectory(work);
         LastWorkingDirectory = options.WorkingDirectory is null ? null : work;
         LastModelFile = null;
+        int maxSide = 2 * ModelImageSize();
+        var trainSamples = new List<ImageSample>();
+        var valSamples = new List<ImageSample>();
         try
         {
-            var trainDir = Path.Combine(work, "train");
-            var counts = WriteImages(keyed, trainDir, classNames.Count, "training");
+            var counts = ReadImages(keyed, trainSamples, classNames.Count, maxSide, "training");
             var empty = Enumerable.Range(0, classNames.Count).Where(c => counts[c] == 0).Select(c => classNames[c]).ToList();
             if (counts.Count(n => n > 0) < 2)
                 throw new ArgumentException($"Image classification needs images of at least two labels; the data has {counts.Count(n => n > 0)} ({string.Join(", ", classNames.Where((_, c) => counts[c] > 0))})");
             if (empty.Count > 0)
                 throw new ArgumentException($"No images for label(s) {string.Join(", ", empty.Select(e => $"'{e}'"))}: every label of the key type needs training images");
-            string? valDir = null;
+            var train = ImageFolder.InMemory("the training IDataView", trainSamples, classNames);
+            ImageFolder? val = null;
             if (options.ValidationSet is { } validation)
             {
                 CheckImage(validation.Schema);
                 var valKeyed = labelMapper?.Transform(validation) ?? validation;
                 if (valKeyed.Schema[options.LabelColumnName].Type is not KeyDataViewType valType || valType.Count != labelType.Count)
                     throw new ArgumentException($"The validation set's label column '{options.LabelColumnName}' must have the training labels' key type ({labelType})");
-                valDir = Path.Combine(work, "val");
-                var valCounts = WriteImages(valKeyed, valDir, classNames.Count, "validation");
-                if (valCounts.Sum() == 0) valDir = null;
+                var valCounts = ReadImages(valKeyed, valSamples, classNames.Count, maxSide, "validation");
+                if (valCounts.Sum() > 0) val = ImageFolder.InMemory("the validation IDataView", valSamples, classNames);
             }
 
-            var classifierPath = Train(trainDir, valDir, Path.Combine(work, "run"), classNames.Count);
+            var classifierPath = Train(train, val, Path.Combine(work, "run"));
             byte[] onnx;
             int size;
             var (model, _) = ClassifierCheckpoint.Load(classifierPath);
@@ -147,6 +150,7 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
         }
         finally
         {
+            foreach (var sample in trainSamples.Concat(valSamples)) sample.Image?.Dispose();
             if (options.WorkingDirectory is null)
                 try { Directory.Delete(work, recursive: true); }
                 catch (IOException e) { Log($"warning: could not delete the temporary folder {work}: {e.Message}"); }
@@ -202,7 +206,7 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
     const string ScoreColumn = "Score";
     const string PredictedLabelColumn = "PredictedLabel";
 
-    string Train(string trainDir, string? valDir, string runDir, int numClasses)
+    string Train(ImageFolder train, ImageFolder? val, string runDir)
     {
         var architecture = options.Architecture is null ? null : MaePresets.Get(options.Architecture);
         var progress = new ConsoleProgress(new LogWriter(Log), TimeSpan.FromSeconds(30));
@@ -211,16 +215,16 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
         {
             var probe = new LinearProbe(new LinearProbeOptions
             {
-                TrainDir = trainDir, ValDir = valDir, OutputDir = runDir, Init = startCheckpoint, Model = architecture, Epochs = options.Epochs,
+                TrainDir = train.Root, TrainImages = train, ValDir = val?.Root, ValImages = val, OutputDir = runDir, Init = startCheckpoint, Model = architecture, Epochs = options.Epochs,
                 WarmupEpochs = Math.Min(10, options.Epochs / 10.0), BatchSize = Math.Max(2, options.BatchSize), BaseLr = options.BaseLearningRate ?? 0.1,
                 EvalCropPct = 1.0, Seed = seed, Threads = options.Threads, Prefetch = 2,
             }, progress, Log).Run(cancel.Token);
             LastValidationMetrics = probe.Validation;
             return probe.CheckpointPath;
         }
-        var o = FinetuneOptions.SmallImages(trainDir, runDir) with
+        var o = FinetuneOptions.SmallImages(train.Root, runDir) with
         {
-            ValDir = valDir, Init = startCheckpoint, Model = architecture, Epochs = options.Epochs, WarmupEpochs = Math.Min(5, options.Epochs / 10.0),
+            TrainImages = train, ValDir = val?.Root, ValImages = val, Init = startCheckpoint, Model = architecture, Epochs = options.Epochs, WarmupEpochs = Math.Min(5, options.Epochs / 10.0),
             BatchSize = options.BatchSize, BaseLr = options.BaseLearningRate ?? 1e-3, LayerDecay = options.LayerDecay, EvalCropPct = 1.0,
             Seed = seed, Threads = options.Threads, Prefetch = 2,
         };
@@ -229,8 +233,6 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
         LastValidationMetrics = result.Validation;
         return result.CheckpointPath;
     }
-
-    static string FolderName(int label) => $"c{label:D5}";
 
     static List<string> ClassNames(DataViewSchema.Column label, KeyDataViewType type)
     {
@@ -251,12 +253,25 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
         return names;
     }
 
-    /// <summary>Writes each row's image as PNG to dir/cNNNNN/ (NNNNN = key - 1); rows whose image cannot be read or whose label is
-    /// missing are logged and skipped. Returns the images per class.</summary>
-    int[] WriteImages(IDataView data, string dir, int numClasses, string what)
+    /// <summary>The model's input side as far as it is known without loading weights: a preset's, a .maeml header's, else 224.</summary>
+    int ModelImageSize()
+    {
+        if (startCheckpoint is null) return MaePresets.Get(options.Architecture!).ImageSize;
+        try
+        {
+            if (ClassifierCheckpoint.IsClassifierCheckpoint(startCheckpoint)) return ClassifierCheckpoint.ReadHeader(startCheckpoint).Config.Encoder.ImageSize;
+            if (MaeCheckpoint.IsCheckpoint(startCheckpoint)) return MaeCheckpoint.ReadHeader(startCheckpoint).Config.ImageSize;
+        }
+        catch (InvalidDataException) { }   // the training start reports a bad file with its own message
+        return 224;
+    }
+
+    /// <summary>Reads each row's image into memory (a bitmap whose longer side is at most <paramref name="maxSide"/>, twice the model's
+    /// input: enough for its random crops, small enough to hold a dataset) with its label (key - 1); rows whose image cannot be read or
+    /// whose label is missing are logged and skipped. Returns the images per class.</summary>
+    int[] ReadImages(IDataView data, List<ImageSample> samples, int numClasses, int maxSide, string what)
     {
         var counts = new int[numClasses];
-        for (int c = 0; c < numClasses; c++) Directory.CreateDirectory(Path.Combine(dir, FolderName(c)));
         var imageColumn = data.Schema[options.ImageColumnName];
         var labelColumn = data.Schema[options.LabelColumnName];
         using var cursor = data.GetRowCursor([imageColumn, labelColumn]);
@@ -279,8 +294,9 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
             {
                 getImage(ref image);
                 if (image is null || image.Width <= 0 || image.Height <= 0) { Skip($"row {row}: no image"); row++; continue; }
-                var path = Path.Combine(dir, FolderName((int)key - 1), $"row{row:D8}.png");
-                SavePng(image, path);
+                var bitmap = Fit(ImagePixels.ToBitmap(image), maxSide);
+                bitmap.SetImmutable();   // read by the loader's threads, never changed
+                samples.Add(new ImageSample($"{what} row {row}", (int)key - 1, bitmap));
                 counts[key - 1]++;
             }
             catch (Exception e) when (e is InvalidOperationException or IOException or ArgumentException or FormatException)
@@ -291,7 +307,7 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
             row++;
         }
         if (skipped > 0) Log($"{skipped} {what} row(s) skipped");
-        Log($"{counts.Sum()} {what} images written to {dir}");
+        Log($"{counts.Sum()} {what} images held in memory (longer side at most {maxSide} px)");
         return counts;
 
         void Skip(string why)
@@ -301,11 +317,15 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
         }
     }
 
-    static void SavePng(MLImage image, string path)
+    /// <summary><paramref name="bitmap"/> itself when its longer side is at most <paramref name="maxSide"/>, else a resized copy (the original is disposed).</summary>
+    static SKBitmap Fit(SKBitmap bitmap, int maxSide)
     {
-        using var bitmap = ImagePixels.ToBitmap(image);
-        using var encoded = bitmap.Encode(SKEncodedImageFormat.Png, 100);
-        File.WriteAllBytes(path, encoded.ToArray());
+        int longer = Math.Max(bitmap.Width, bitmap.Height);
+        if (longer <= maxSide) return bitmap;
+        double scale = (double)maxSide / longer;
+        using (bitmap)
+            return ImageTransforms.CropResize(bitmap, new SKRect(0, 0, bitmap.Width, bitmap.Height),
+                Math.Max(1, (int)Math.Round(bitmap.Width * scale)), Math.Max(1, (int)Math.Round(bitmap.Height * scale)));
     }
 
     /// <inheritdoc/>

@@ -13,6 +13,13 @@ public sealed record FinetuneOptions
     public required string TrainDir { get; init; }
     /// <summary>Validation images in the same class folders, evaluated after every epoch; null for none.</summary>
     public string? ValDir { get; init; }
+    /// <summary>Training images held in memory (<see cref="ImageFolder.InMemory"/>, e.g. an ML.NET <c>IDataView</c>'s rows), used instead of
+    /// reading <see cref="TrainDir"/> (which then only names them); not written to run.json.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public ImageFolder? TrainImages { get; init; }
+    /// <summary>Validation images held in memory, used instead of <see cref="ValDir"/>; not written to run.json.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public ImageFolder? ValImages { get; init; }
     /// <summary>Where checkpoints, metrics.jsonl, curves and the evaluation go.</summary>
     public required string OutputDir { get; init; }
     /// <summary>Starting weights: anything <see cref="Interop.MaeModelFile.LoadClassifier(string, Interop.MaeLoadOptions?)"/> reads (a .maeml

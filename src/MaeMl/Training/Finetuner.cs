@@ -62,13 +62,9 @@ public sealed class Finetuner
     {
         var o = options;
         if (o.Threads > 0) torch.set_num_threads(o.Threads);
-        Directory.CreateDirectory(o.OutputDir);
-        using var folderLock = RunFolder.Lock(o.OutputDir);   // one run per folder; the second gets one line naming the holder
-        RunFolder.SweepStaleTemporaries(o.OutputDir, log);
-        var train = ImageFolder.Labelled(o.TrainDir, o.LimitPerClass);
+        using var folderLock = RunFolder.Open(o.OutputDir, log);
+        var (train, val) = ClassificationData.Load(o.TrainDir, o.TrainImages, o.LimitPerClass, o.ValDir, o.ValImages, o.ValLimitPerClass);
         var classes = train.Classes;
-        if (classes.Count < 2) throw new ArgumentException($"'{o.TrainDir}' has a single class folder ({classes[0]}): classification needs at least two");
-        var val = o.ValDir is null ? null : ImageFolder.Labelled(o.ValDir, o.ValLimitPerClass, classes);
 
         torch.manual_seed(o.Seed);
         using var model = ClassifierInitialization.Create(o.Init, o.Model, classes.Count, o.GlobalPool, o.DropPath, log);
@@ -104,7 +100,7 @@ public sealed class Finetuner
         }
         RunFolder.WriteText(Path.Combine(o.OutputDir, "run.json"), JsonSerializer.Serialize(o with { }, new JsonSerializerOptions { WriteIndented = true }));
         int stepsPerEpoch = loader.BatchesPerEpoch;
-        log($"fine-tuning on {train.Samples.Count} images of {classes.Count} classes from {o.TrainDir}" + (val is null ? "" : $", validating on {val.Samples.Count}") +
+        log($"fine-tuning on {train.Samples.Count} images of {classes.Count} classes from {train.Root}" + (val is null ? "" : $", validating on {val.Samples.Count}") +
             $": {stepsPerEpoch} steps/epoch, batch {o.BatchSize} x accum {o.AccumIter}, lr {o.PeakLr:E3} (blr {o.BaseLr:E2}), layer decay {o.LayerDecay}, " +
             $"drop path {o.DropPath}, mixup {o.Mixup.MixupAlpha}/cutmix {o.Mixup.CutmixAlpha}/smoothing {o.Mixup.LabelSmoothing}, " +
             $"RandAugment {(o.RandAugment is null ? "off" : $"n{o.RandAugment.NumOps} m{o.RandAugment.Magnitude}")}, erasing {o.RandomErasingProb}, torch threads {torch.get_num_threads()}");
@@ -118,7 +114,7 @@ public sealed class Finetuner
         }
         catch (Exception e) when (e is InvalidDataException or IOException or InvalidOperationException or FormatException) { }
         var loop = new TrainingLoop<ImageBatch>(loader, new TorchOptimizer(optimizer), schedule, lrScales, o.Epochs, o.BatchSize, o.AccumIter, o.TimeLimit, o.CheckpointMinutes,
-            metrics, progress, log, lastPath, lastGood, $"the {train.Samples.Count} images under '{o.TrainDir}'");
+            metrics, progress, log, lastPath, lastGood, $"the {train.Samples.Count} images of '{train.Root}'");
         var task = new FinetuneTask(o, model, optimizer, mixup, classes, valLoader, stepsPerEpoch, bestPath, bestTop1, cancel);
         model.train();
         var run = loop.Run(task, startEpoch, startStep, optimizerSteps, cancel);

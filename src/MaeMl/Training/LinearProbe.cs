@@ -58,14 +58,10 @@ public sealed class LinearProbe
     {
         var o = options;
         if (o.Threads > 0) torch.set_num_threads(o.Threads);
-        Directory.CreateDirectory(o.OutputDir);
-        using var folderLock = RunFolder.Lock(o.OutputDir);   // one run per folder; the second gets one line naming the holder
-        RunFolder.SweepStaleTemporaries(o.OutputDir, log);
+        using var folderLock = RunFolder.Open(o.OutputDir, log);
         var wall = Stopwatch.StartNew();
-        var train = ImageFolder.Labelled(o.TrainDir, o.LimitPerClass);
+        var (train, val) = ClassificationData.Load(o.TrainDir, o.TrainImages, o.LimitPerClass, o.ValDir, o.ValImages, o.ValLimitPerClass);
         var classes = train.Classes;
-        if (classes.Count < 2) throw new ArgumentException($"'{o.TrainDir}' has a single class folder ({classes[0]}): classification needs at least two");
-        var val = o.ValDir is null ? null : ImageFolder.Labelled(o.ValDir, o.ValLimitPerClass, classes);
 
         torch.manual_seed(o.Seed);
         using var model = ClassifierInitialization.Create(o.Init, o.Model, classes.Count, o.GlobalPool, 0, log);
@@ -126,7 +122,7 @@ public sealed class LinearProbe
         {
             var task = new ProbeTask<TBatch>(bn, head, classes, valLoader is null ? null : valSet, batchFeatures);
             var loop = new TrainingLoop<TBatch>(source, optimizer, schedule, null, o.Epochs, batchSize, 1, null, double.PositiveInfinity,
-                metrics, progress, log, null, null, $"the {train.Samples.Count} images under '{o.TrainDir}'");
+                metrics, progress, log, null, null, $"the {train.Samples.Count} images of '{train.Root}'");
             bn.train();
             loop.Run(task, 0, 0, 0, cancel);
             return (task.TrainTop1, task.LastEval);

@@ -184,7 +184,7 @@ public sealed class MaeImageClassificationTests(ITestOutputHelper output)
             {
                 Assert.Equal(expectedIndex[i] + 1, keys[i]);
                 Assert.Equal(trainOrder[(int)expectedIndex[i]], names[i]);
-                for (int c = 0; c < expectedScores[i].Length; c++) Assert.Equal(expectedScores[i][c], scores[i][c], 5);
+                for (int c = 0; c < expectedScores[i].Length; c++) Assert.True(Math.Abs(expectedScores[i][c] - scores[i][c]) <= 1e-5, $"row {i} class {c}: {expectedScores[i][c]} vs {scores[i][c]}");
                 agree++;
             }
             var metrics = ml.MulticlassClassification.Evaluate(scored);
@@ -215,7 +215,7 @@ public sealed class MaeImageClassificationTests(ITestOutputHelper output)
         var log = new List<string>();
         var a = Run(3, log);
         var b = Run(3, []);
-        Assert.Contains(log, l => l.Contains("training images written"));
+        Assert.Contains(log, l => l.Contains("training images held in memory"));   // trained from the IDataView, no image files
         Assert.Equal(a, b);
         Assert.DoesNotContain(Directory.GetDirectories(Path.GetTempPath(), "maeml-imgcls-*"), d => !before.Contains(d));
 
