@@ -1,7 +1,6 @@
 using MaeMl.Detection;
 using MaeMl.MLNet;
 using MaeMl.Segmentation;
-using MaeMl.Tests.Dense;
 using MaeMl.Tests.Onnx;
 using Microsoft.ML;
 using Microsoft.ML.Data;

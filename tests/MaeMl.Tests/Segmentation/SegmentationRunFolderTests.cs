@@ -2,7 +2,6 @@ using System.Text;
 using System.Text.Json.Nodes;
 using MaeMl.Checkpoints;
 using MaeMl.Segmentation;
-using MaeMl.Tests.Dense;
 using MaeMl.Training;
 using Xunit;
 using static TorchSharp.torch;
@@ -80,7 +79,7 @@ public sealed class SegmentationRunFolderTests : IDisposable
         Assert.Contains("segmentation model", asMae.Message);
         var asClassifier = Assert.Throws<InvalidDataException>(() => ClassifierCheckpoint.ReadHeader(path));
         Assert.Contains("segmentation model", asClassifier.Message);
-        var asDetector = Assert.Throws<InvalidDataException>(() => Detection.DetectionModelFile.Load(path));
+        var asDetector = Assert.Throws<InvalidDataException>(() => MaeMl.Detection.DetectionModelFile.Load(path));
         Assert.Contains("not a detection model", asDetector.Message);
 
         // a flipped byte in the weights is caught by the checksum

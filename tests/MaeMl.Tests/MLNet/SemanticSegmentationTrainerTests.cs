@@ -7,7 +7,7 @@ using SkiaSharp;
 using Xunit;
 using Xunit.Abstractions;
 
-namespace MaeMl.Tests.Dense;
+namespace MaeMl.Tests.MLNet;
 
 /// <summary>
 /// The ML.NET segmentation trainer: images and grey PNG masks of different, non-square sizes; masks come back at each input image's

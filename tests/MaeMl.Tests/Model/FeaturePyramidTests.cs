@@ -3,7 +3,7 @@ using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
 
-namespace MaeMl.Tests.Dense;
+namespace MaeMl.Tests.Model;
 
 public class FeaturePyramidTests
 {

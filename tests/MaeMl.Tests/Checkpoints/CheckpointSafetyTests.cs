@@ -3,7 +3,7 @@ using System.Text;
 using MaeMl.Interop;
 using Xunit;
 
-namespace MaeMl.Tests.Interop;
+namespace MaeMl.Tests.Checkpoints;
 
 /// <summary>A .pth is a pickle: loading must never run code from it, and broken files must fail clearly.</summary>
 public class CheckpointSafetyTests

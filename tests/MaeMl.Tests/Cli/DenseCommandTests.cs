@@ -1,7 +1,7 @@
 using MaeMl.Cli;
 using Xunit;
 
-namespace MaeMl.Tests.Dense;
+namespace MaeMl.Tests.Cli;
 
 /// <summary><c>segment-train/-eval</c> and <c>detect-train/-eval</c> on tiny generated folders, in-process.</summary>
 [Collection("InteropCliConsole")]

@@ -2,7 +2,7 @@ using MaeMl.Native;
 using TorchSharp;
 using Xunit;
 
-namespace MaeMl.Tests.Platform;
+namespace MaeMl.Tests.Native;
 
 public class TorchSharpLoadTests
 {

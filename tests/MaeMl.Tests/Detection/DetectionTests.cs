@@ -3,7 +3,7 @@ using MaeMl.Training;
 using Xunit;
 using static TorchSharp.torch;
 
-namespace MaeMl.Tests.Dense;
+namespace MaeMl.Tests.Detection;
 
 /// <summary>Runs alone (with the other tests that train): training seeds and draws from torch's global generator.</summary>
 [Collection("TorchGlobalRng")]

@@ -1,7 +1,7 @@
 using MaeMl.Model;
 using SkiaSharp;
 
-namespace MaeMl.Tests.Dense;
+namespace MaeMl.Tests;
 
 /// <summary>Tiny generated detection / segmentation sets: one bright square per image on a dark background.</summary>
 public static class DenseTestData

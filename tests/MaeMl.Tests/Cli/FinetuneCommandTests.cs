@@ -3,7 +3,7 @@ using MaeMl.Cli;
 using MaeMl.Model;
 using Xunit;
 
-namespace MaeMl.Tests.Training;
+namespace MaeMl.Tests.Cli;
 
 /// <summary><c>maeml finetune</c>, <c>linprobe</c> and <c>eval</c> in-process through <see cref="Program.Main"/>.</summary>
 [Collection("InteropCliConsole")]

@@ -5,7 +5,7 @@ using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
 
-namespace MaeMl.Tests.Interop;
+namespace MaeMl.Tests.Cli;
 
 /// <summary>Tests that redirect the process-wide console run alone.</summary>
 [CollectionDefinition("InteropCliConsole", DisableParallelization = true)]

@@ -6,7 +6,7 @@ using Microsoft.ML.Data;
 using Xunit;
 using static TorchSharp.torch;
 
-namespace MaeMl.Tests.Dense;
+namespace MaeMl.Tests.Segmentation;
 
 /// <summary>Segmentation export: ONNX (through ML.NET's own components) matches TorchSharp, and the fitted pipeline saves and reloads.</summary>
 public sealed class SegmentationOnnxTests : IDisposable

@@ -4,7 +4,7 @@ using MaeMl.Segmentation;
 using Xunit;
 using static TorchSharp.torch;
 
-namespace MaeMl.Tests.Dense;
+namespace MaeMl.Tests.Detection;
 
 public sealed class DenseDataAndFileTests : IDisposable
 {

@@ -2,7 +2,7 @@ using MaeMl.Training;
 using MaeMl.Segmentation;
 using Xunit;
 
-namespace MaeMl.Tests.Dense;
+namespace MaeMl.Tests.Segmentation;
 
 public class SegmentationTests
 {

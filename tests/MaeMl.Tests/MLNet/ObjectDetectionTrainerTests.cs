@@ -7,7 +7,7 @@ using Microsoft.ML.Data;
 using Xunit;
 using Xunit.Abstractions;
 
-namespace MaeMl.Tests.Dense;
+namespace MaeMl.Tests.MLNet;
 
 /// <summary>
 /// The ML.NET object-detection trainer: ML.NET's column names and types (variable-size vectors a schema-driven consumer can
@@ -79,7 +79,7 @@ public sealed class ObjectDetectionTrainerTests(ObjectDetectionTrainerTests.Trai
         new DetectedBox(s.Boxes[r][4 * i], s.Boxes[r][4 * i + 1], s.Boxes[r][4 * i + 2], s.Boxes[r][4 * i + 3], (int)key - 1, s.Scores[r][i])).ToArray()).ToArray();
 
     [Fact]
-    public void Fit_returns_mlnet_columns_with_the_label_key_type()
+    public void FitReturnsMLNetColumnsWithTheLabelKeyType()
     {
         var scored = t.Model.Transform(t.Data);
         var predicted = scored.Schema["PredictedLabel"];
@@ -100,7 +100,7 @@ public sealed class ObjectDetectionTrainerTests(ObjectDetectionTrainerTests.Trai
     }
 
     [Fact]
-    public void Output_columns_are_variable_size_vectors_that_SaveAsBinary_round_trips()
+    public void OutputColumnsAreVariableSizeVectorsThatSaveAsBinaryRoundTrips()
     {
         foreach (var model in new[] { t.Model, t.Reloaded })
         {
@@ -125,7 +125,7 @@ public sealed class ObjectDetectionTrainerTests(ObjectDetectionTrainerTests.Trai
     }
 
     [Fact]
-    public void MLNet_chain_and_TorchSharp_postprocess_give_the_same_detections_and_AP()
+    public void MLNetChainAndTorchSharpPostprocessGiveTheSameDetectionsAndAP()
     {
         var torch = t.Trainer.Predict(t.Loaded);
         var apTorch = DetectionMetrics.Evaluate(torch, t.Images.Select(i => i.Boxes.Chunk(4).Select((b, j) =>
@@ -158,7 +158,7 @@ public sealed class ObjectDetectionTrainerTests(ObjectDetectionTrainerTests.Trai
     }
 
     [Fact]
-    public void Predicted_boxes_are_in_pixels_of_the_original_image()
+    public void PredictedBoxesAreInPixelsOfTheOriginalImage()
     {
         // (1) the TorchSharp model's boxes in model pixels (FcosPostprocess without image sizes) on ML.NET's stretched pixels
         var model = t.Trainer.TrainedModel!;
@@ -240,7 +240,7 @@ public sealed class ObjectDetectionTrainerTests(ObjectDetectionTrainerTests.Trai
     }
 
     [Fact]
-    public void Default_options_use_mlnet_column_names()
+    public void DefaultOptionsUseMLNetColumnNames()
     {
         var o = new MaeObjectDetectionOptions();
         Assert.Equal(("Label", "Image", "BoundingBoxes"), (o.LabelColumnName, o.ImageColumnName, o.BoundingBoxColumnName));
@@ -256,7 +256,7 @@ public sealed class ObjectDetectionCapTests : IDisposable
     public void Dispose() => Directory.Delete(dir, true);
 
     [Fact]
-    public void At_most_100_detections_per_image_across_classes_by_default()
+    public void AtMost100DetectionsPerImageAcrossClassesByDefault()
     {
         var images = DenseTestData.WriteBoxImages(Path.Combine(dir, "images"), 4, ["a", "b", "c"]);
         var ml = new MLContext(seed: 0);
@@ -299,7 +299,7 @@ public sealed class ObjectDetectionContextTests(ITestOutputHelper output) : IDis
     }
 
     [Fact]
-    public void Uses_the_catalogs_context_for_seed_log_and_cancellation_and_leaves_no_temporary_files()
+    public void UsesTheCatalogsContextForSeedLogAndCancellationAndLeavesNoTemporaryFiles()
     {
         var images = DenseTestData.WriteBoxImages(Path.Combine(dir, "images"), 8, ["square", "circle"]);
         var temp = Path.GetTempPath();
@@ -354,7 +354,7 @@ public sealed class ObjectDetectionContextTests(ITestOutputHelper output) : IDis
     /// <summary>A GPU asked for with FallbackToCpu scores on the CPU when there is none (the device is resolved by OnnxDevice first, so
     /// this also holds with the CPU-only native package, whose missing CUDA entry point ML.NET's own fallback does not catch).</summary>
     [Fact]
-    public void Gpu_device_with_fallback_scores_on_a_machine_without_one()
+    public void GpuDeviceWithFallbackScoresOnAMachineWithoutOne()
     {
         var images = DenseTestData.WriteBoxImages(Path.Combine(dir, "images"), 4, ["square", "circle"]);
         var ml = new MLContext(0);
@@ -368,7 +368,7 @@ public sealed class ObjectDetectionContextTests(ITestOutputHelper output) : IDis
     }
 
     [Fact]
-    public void Simple_argument_overload_sets_the_columns_and_the_obsolete_one_still_works()
+    public void SimpleArgumentOverloadSetsTheColumnsAndTheObsoleteOneStillWorks()
     {
         var ml = new MLContext(0);
         var trainer = ml.MulticlassClassification.Trainers.MaeObjectDetection(labelColumnName: "L", boundingBoxColumnName: "B", imageColumnName: "I", epochs: 3, batchSize: 2);

@@ -6,7 +6,7 @@ using Xunit;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
-namespace MaeMl.Tests.Dense;
+namespace MaeMl.Tests.Detection;
 
 /// <summary>Detection export: the graph's selection (threshold, top-K, class-wise NMS, per-image cap, scaling to the image) is
 /// <see cref="FcosPostprocess"/>'s, and its raw scores and boxes match TorchSharp.</summary>

@@ -1,3 +1,4 @@
+using MaeMl.Tests.Onnx;
 using MaeMl.MLNet;
 using MaeMl.Onnx;
 using Microsoft.ML;
@@ -7,7 +8,7 @@ using Xunit;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
-namespace MaeMl.Tests.Onnx;
+namespace MaeMl.Tests.MLNet;
 
 /// <summary>The ML.NET featurizer on a tiny random encoder: parity with TorchSharp, save/load, trainers, errors.</summary>
 public sealed class MaeEncoderMLNetTests : IDisposable
