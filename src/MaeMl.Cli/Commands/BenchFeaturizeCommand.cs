@@ -89,8 +89,6 @@ public static class BenchFeaturizeCommand
     {
         int s = model.Config.ImageSize, per = 3 * s * s, done = 0;
         using var noGrad = no_grad();
-        using var mean = tensor(ImageNetNormalization.Mean).view(1, 3, 1, 1);
-        using var std = tensor(ImageNetNormalization.Std).view(1, 3, 1, 1);
         for (int start = 0; start < paths.Count; start += batchSize)
         {
             int b = Math.Min(batchSize, paths.Count - start);
@@ -101,7 +99,7 @@ public static class BenchFeaturizeCommand
                 MaeEncoder.ToRgbPlanes(image, s, pixels.AsSpan(i * per, per));
             }
             using var scope = NewDisposeScope();
-            var tokens = model.ForwardFeatures((tensor(pixels).view(b, 3, s, s) / 255 - mean) / std);
+            var tokens = model.ForwardFeatures(ImageNetNormalization.Normalize(tensor(pixels).view(b, 3, s, s)));
             var features = pooling switch { EncoderPooling.Cls => tokens[.., 0], EncoderPooling.Mean => tokens[.., 1..].mean([1]), _ => tokens };
             done += (int)features.contiguous().data<float>().ToArray().Length / (int)(features.numel() / b);
         }

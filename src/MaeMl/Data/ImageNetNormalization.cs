@@ -1,3 +1,6 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
 namespace MaeMl.Data;
 
 /// <summary>
@@ -11,4 +14,19 @@ public static class ImageNetNormalization
 
     /// <summary>R, G, B standard deviations of pixels in [0, 1].</summary>
     public static float[] Std => new[] { 0.229f, 0.224f, 0.225f };
+
+    /// <summary><c>(pixels / 255 - Mean) / Std</c> of RGB images [N, 3, H, W] holding 0..255 (a new tensor): what every exported MaeMl
+    /// graph computes from ML.NET's <c>ExtractPixels</c>, and so what the TorchSharp side of a parity check feeds the model.</summary>
+    public static Tensor Normalize(Tensor pixels)
+    {
+        using var mean = tensor(Mean).view(1, 3, 1, 1);
+        using var std = tensor(Std).view(1, 3, 1, 1);
+        using var scale = 255f.ToScalar();
+        return pixels.div(scale).sub_(mean).div_(std);
+    }
+
+    /// <summary>Random RGB images [N, 3, S, S], float32 with integer values 0..255 drawn from a generator seeded by <paramref name="seed"/>:
+    /// the inputs of the ONNX parity checks.</summary>
+    public static Tensor RandomPixels(int images, int size, int seed) =>
+        randint(0, 256, [images, 3, size, size], generator: new Generator((ulong)seed)).to(ScalarType.Float32);
 }

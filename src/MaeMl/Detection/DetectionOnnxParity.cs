@@ -37,14 +37,12 @@ public static class DetectionOnnxParity
         var sizes = Enumerable.Range(0, images).Select(_ => (Width: rng.Next(s / 2, 3 * s + 1), Height: rng.Next(s / 2, 3 * s + 1))).ToList();
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var pixels = randint(0, 256, [images, 3, s, s], generator: new Generator((ulong)seed)).to(ScalarType.Float32);
-        var mean = tensor(ImageNetNormalization.Mean).view(1, 3, 1, 1);
-        var std = tensor(ImageNetNormalization.Std).view(1, 3, 1, 1);
+        var pixels = ImageNetNormalization.RandomPixels(images, s, seed);
         bool wasTraining = model.training;
         model.eval();
         List<DetectedBox[]> torchBoxes;
         float[] torchScores, torchRawBoxes;
-        using (var output = model.forward((pixels / 255 - mean) / std))
+        using (var output = model.forward(ImageNetNormalization.Normalize(pixels)))
         {
             torchBoxes = FcosPostprocess.Decode(model, output, sizes);
             torchScores = (output.ClassLogits.sigmoid() * output.Centerness.sigmoid().unsqueeze(-1)).sqrt().transpose(1, 2).contiguous().data<float>().ToArray();   // [N, K, A]

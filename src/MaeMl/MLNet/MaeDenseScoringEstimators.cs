@@ -18,11 +18,8 @@ namespace MaeMl.MLNet;
 /// </summary>
 public sealed class MaeDetectorScoringEstimator : IEstimator<ITransformer>
 {
-    readonly MLContext ml;
-    readonly byte[] onnx;
+    readonly ServedDenseModel model;
     readonly DetectorColumns columns;
-    readonly int? device;
-    readonly bool fallbackToCpu;
 
     internal MaeDetectorScoringEstimator(MLNetHost host, string modelFile, IReadOnlyList<string>? classNames, DetectorColumns columns, int? gpuDeviceId, bool fallbackToCpu)
     {
@@ -31,41 +28,30 @@ public sealed class MaeDetectorScoringEstimator : IEstimator<ITransformer>
             if (!file.Inputs.Contains(input)) throw new InvalidDataException($"'{modelFile}' has no input '{input}': not a detector exported by MaeMl");
         foreach (var output in new[] { DetectionOnnxNames.Boxes, DetectionOnnxNames.Scores, DetectionOnnxNames.Labels })
             if (!file.Outputs.Contains(output)) throw new InvalidDataException($"'{modelFile}' has no output '{output}': not a detector exported by MaeMl");
-        ClassNames = DenseScoring.ClassNames(classNames, file, modelFile);
-        ImageSize = file.ImageSize;
-        onnx = file.Bytes;
+        model = new ServedDenseModel(host, file, modelFile, classNames, gpuDeviceId, fallbackToCpu);
         this.columns = columns;
-        this.fallbackToCpu = fallbackToCpu;
-        ml = host.NewContext(0);
-        device = OnnxDevice.Resolve(gpuDeviceId, fallbackToCpu, m => host.Log(m, LogLevel.Warning));
     }
 
     /// <summary>The model's input size S (images are stretched to S x S).</summary>
-    public int ImageSize { get; }
+    public int ImageSize => model.ImageSize;
 
     /// <summary>The class names the predicted keys carry, in class-index order.</summary>
-    public IReadOnlyList<string> ClassNames { get; }
+    public IReadOnlyList<string> ClassNames => model.ClassNames;
 
     /// <summary>The fitted chain (nothing is learned: <paramref name="input"/> only gives the schema).</summary>
     public ITransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        CheckImage(input.Schema, columns.Image);
-        return DenseScoring.FitDetector(ml, input, onnx, ClassNames, ImageSize, columns, device, fallbackToCpu);
+        ServedDenseModel.CheckImage(input.Schema, columns.Image);
+        return DenseScoring.FitDetector(model.Ml, input, model.Onnx, ClassNames, ImageSize, columns, model.Device, model.FallbackToCpu);
     }
 
     /// <inheritdoc/>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
-        if (!inputSchema.Any(c => c.Name == columns.Image)) throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Could not find image column '{columns.Image}'");
-        return DenseScoring.DetectorOutputSchema(ml, inputSchema, ImageSize, columns, ClassNames);
-    }
-
-    internal static void CheckImage(DataViewSchema schema, string name)
-    {
-        var image = schema.GetColumnOrNull(name) ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Could not find image column '{name}'");
-        if (image.Type is not ImageDataViewType) throw new ArgumentOutOfRangeException(nameof(schema), $"Image column '{name}' must hold images (LoadImages), got {image.Type}");
+        ServedDenseModel.CheckImage(inputSchema, columns.Image);
+        return DenseScoring.DetectorOutputSchema(model.Ml, inputSchema, ImageSize, columns, ClassNames);
     }
 }
 
@@ -79,11 +65,8 @@ public sealed class MaeDetectorScoringEstimator : IEstimator<ITransformer>
 /// </summary>
 public sealed class MaeSegmenterScoringEstimator : IEstimator<ITransformer>
 {
-    readonly MLContext ml;
-    readonly byte[] onnx;
+    readonly ServedDenseModel model;
     readonly SegmenterColumns columns;
-    readonly int? device;
-    readonly bool fallbackToCpu;
 
     internal MaeSegmenterScoringEstimator(MLNetHost host, string modelFile, IReadOnlyList<string>? classNames, SegmenterColumns columns, int? gpuDeviceId, bool fallbackToCpu)
     {
@@ -92,34 +75,64 @@ public sealed class MaeSegmenterScoringEstimator : IEstimator<ITransformer>
             throw new InvalidDataException($"'{modelFile}' has no class map at the image's size ({SegmentationOnnxNames.ImageSize} -> {SegmentationOnnxNames.ImageClassMap}): " +
                                            "export it with `maeml export-onnx --weights SEGMENTER --out FILE` or SegmentationOnnxExporter with ImageSizeOutput = true " +
                                            "(SegmentImages serves the model-size class map of the older export)");
-        ClassNames = DenseScoring.ClassNames(classNames, file, modelFile);
-        ImageSize = file.ImageSize;
-        onnx = file.Bytes;
+        model = new ServedDenseModel(host, file, modelFile, classNames, gpuDeviceId, fallbackToCpu);
         this.columns = columns;
-        this.fallbackToCpu = fallbackToCpu;
-        ml = host.NewContext(0);
-        device = OnnxDevice.Resolve(gpuDeviceId, fallbackToCpu, m => host.Log(m, LogLevel.Warning));
     }
 
     /// <summary>The model's input size S (images are stretched to S x S).</summary>
-    public int ImageSize { get; }
+    public int ImageSize => model.ImageSize;
 
     /// <summary>The class names, in class-id order (key values of the predicted-label column).</summary>
-    public IReadOnlyList<string> ClassNames { get; }
+    public IReadOnlyList<string> ClassNames => model.ClassNames;
 
     /// <summary>The fitted chain (nothing is learned: <paramref name="input"/> only gives the schema).</summary>
     public ITransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        MaeDetectorScoringEstimator.CheckImage(input.Schema, columns.Image);
-        return DenseScoring.FitSegmenter(ml, input, onnx, ClassNames, ImageSize, columns, device, fallbackToCpu);
+        ServedDenseModel.CheckImage(input.Schema, columns.Image);
+        return DenseScoring.FitSegmenter(model.Ml, input, model.Onnx, ClassNames, ImageSize, columns, model.Device, model.FallbackToCpu);
     }
 
     /// <inheritdoc/>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
-        if (!inputSchema.Any(c => c.Name == columns.Image)) throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Could not find image column '{columns.Image}'");
-        return DenseScoring.SegmenterOutputSchema(ml, inputSchema, ImageSize, columns, ClassNames);
+        ServedDenseModel.CheckImage(inputSchema, columns.Image);
+        return DenseScoring.SegmenterOutputSchema(model.Ml, inputSchema, ImageSize, columns, ClassNames);
+    }
+}
+
+/// <summary>What both scoring estimators hold of an exported dense model: its bytes, input size, class names, the context that builds
+/// the chain and the resolved ONNX Runtime device.</summary>
+internal sealed class ServedDenseModel
+{
+    public ServedDenseModel(MLNetHost host, DenseScoring.DenseOnnxFile file, string modelFile, IReadOnlyList<string>? classNames, int? gpuDeviceId, bool fallbackToCpu)
+    {
+        ClassNames = DenseScoring.ClassNames(classNames, file, modelFile);
+        ImageSize = file.ImageSize;
+        Onnx = file.Bytes;
+        FallbackToCpu = fallbackToCpu;
+        Ml = host.NewContext(0);
+        Device = OnnxDevice.Resolve(gpuDeviceId, fallbackToCpu, m => host.Log(m, LogLevel.Warning));
+    }
+
+    public MLContext Ml { get; }
+    public byte[] Onnx { get; }
+    public int ImageSize { get; }
+    public IReadOnlyList<string> ClassNames { get; }
+    public int? Device { get; }
+    public bool FallbackToCpu { get; }
+
+    /// <summary>The image column of a data view: present and of an image type.</summary>
+    public static void CheckImage(DataViewSchema schema, string name)
+    {
+        var image = schema.GetColumnOrNull(name) ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Could not find image column '{name}'");
+        if (image.Type is not ImageDataViewType) throw new ArgumentOutOfRangeException(nameof(schema), $"Image column '{name}' must hold images (LoadImages), got {image.Type}");
+    }
+
+    /// <summary>The image column of a schema shape: present.</summary>
+    public static void CheckImage(SchemaShape shape, string name)
+    {
+        if (!shape.Any(c => c.Name == name)) throw new ArgumentOutOfRangeException(nameof(shape), $"Could not find image column '{name}'");
     }
 }

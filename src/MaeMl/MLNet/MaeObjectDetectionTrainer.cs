@@ -82,9 +82,7 @@ public sealed class MaeObjectDetectionTrainer : IEstimator<ITransformer>
         if (label.HasKeyValues()) { label.GetKeyValues(ref names); classNames = names.DenseValues().Select(v => v.ToString()).ToList(); }
         else classNames = Enumerable.Range(1, numClasses).Select(i => i.ToString()).ToList();
         var config = Config(numClasses).Validate();
-        using var cancel = host.Watch(o.CancellationToken);
-        if (host.IsCanceled) throw new OperationCanceledException("MLContext.CancelExecution() was called before Fit");
-        cancel.Token.ThrowIfCancellationRequested();
+        using var cancel = DenseFit.Start(host, o);
 
         // ---- read the rows through the chain's own preprocessing
         int size = o.Encoder.ImageSize;
@@ -94,31 +92,15 @@ public sealed class MaeObjectDetectionTrainer : IEstimator<ITransformer>
         var scaled = boxes.Select((bs, i) => bs.Select(b => b.Transform((float)size / sizes[i].Width, (float)size / sizes[i].Height)).ToArray()).ToList();
 
         // ---- train
-        manual_seed(seed);   // initialisation; DenseTrainingLoop seeds again for data order and flips
-        var model = new DetectionModel(config);
-        try
+        var model = DenseFit.Train(o, seed, () => new DetectionModel(config), m => m.Vit, m =>
         {
-            if (o.PretrainedEncoderFile is not null)
-            {
-                using var mae = MaeModelFile.LoadMae(DenseScoring.ResolveWeights(o.PretrainedEncoderFile, "pretrained encoder file"), new MaeLoadOptions { AllowMissingDecoder = true });
-                model.Vit.LoadEncoder(mae.state_dict().Where(kv => MaskedAutoencoderViT.IsEncoderKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value));
-            }
             using var data = DetectionDataset.FromPixels(pixels, scaled, classNames, size);
-            var result = DetectionTrainer.Train(model, data, o.Training with { Seed = seed }, m => Log(m), cancel.Token);
-            Log($"trained {result.Steps} steps in {result.Seconds:F0} s (seed {seed})");
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-        model.eval();
+            return DetectionTrainer.Train(m, data, o.Training with { Seed = seed }, msg => Log(msg), cancel.Token);
+        }, msg => Log(msg));
         TrainedModel?.Dispose();
         TrainedModel = model;
         var onnx = Google.Protobuf.MessageExtensions.ToByteArray(DetectionOnnxExporter.Build(model, classNames));
-        if (o.OnnxModelFile is { } file) Files.AtomicFile.Write(file, stream => stream.Write(onnx));
-        Log("exported the detector with its post-processing to ONNX");
-        var device = OnnxDevice.Resolve(o.GpuDeviceId, o.FallbackToCpu, m => Log(m, LogLevel.Warning));
+        var device = DenseFit.Serve(o, onnx, "exported the detector with its post-processing to ONNX", Log);
         return DenseScoring.FitDetector(ml, input, onnx, classNames, size, Columns, device, o.FallbackToCpu);
     }
 

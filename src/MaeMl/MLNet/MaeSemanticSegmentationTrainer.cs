@@ -79,9 +79,7 @@ public sealed class MaeSemanticSegmentationTrainer : IEstimator<ITransformer>
         var o = options;
         CheckImage(input.Schema, o.ImageColumnName, "image");
         CheckImage(input.Schema, o.MaskColumnName, "mask");
-        using var cancel = host.Watch(o.CancellationToken);
-        if (host.IsCanceled) throw new OperationCanceledException("MLContext.CancelExecution() was called before Fit");
-        cancel.Token.ThrowIfCancellationRequested();
+        using var cancel = DenseFit.Start(host, o);
 
         // ---- images through the chain's own preprocessing, masks stretched with the nearest pixel
         int size = Size;
@@ -104,33 +102,17 @@ public sealed class MaeSemanticSegmentationTrainer : IEstimator<ITransformer>
         Log($"{sizes.Count} images, {numClasses} classes (ignore {o.IgnoreValue}), {labelled * 100.0 / labels.Length:F1}% of the pixels labelled, model input {size}x{size}");
 
         // ---- train
-        manual_seed(seed);   // initialisation; DenseTrainingLoop seeds again for data order and flips
-        var model = new SegmentationModel(config);
-        try
+        var model = DenseFit.Train(o, seed, () => new SegmentationModel(config), m => m.Vit, m =>
         {
-            if (o.PretrainedEncoderFile is not null)
-            {
-                using var mae = MaeModelFile.LoadMae(DenseScoring.ResolveWeights(o.PretrainedEncoderFile, "pretrained encoder file"), new MaeLoadOptions { AllowMissingDecoder = true });
-                model.Vit.LoadEncoder(mae.state_dict().Where(kv => MaskedAutoencoderViT.IsEncoderKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value));
-            }
             using var data = SegmentationDataset.FromPixels(pixels, labels, size, numClasses, o.IgnoreValue);
-            var result = SegmentationTrainer.Train(model, data, o.Training with { Seed = seed }, m => Log(m), cancel.Token);
-            Log($"trained {result.Steps} steps in {result.Seconds:F0} s (seed {seed})");
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-        model.eval();
+            return SegmentationTrainer.Train(m, data, o.Training with { Seed = seed }, msg => Log(msg), cancel.Token, classNames: names);
+        }, msg => Log(msg));
         TrainedModel?.Dispose();
         TrainedModel = model;
         ClassNames = names;
 
         var onnx = Google.Protobuf.MessageExtensions.ToByteArray(SegmentationOnnxExporter.Build(model, new SegmentationOnnxOptions { ImageSizeOutput = true, ClassNames = names }));
-        if (o.OnnxModelFile is { } file) Files.AtomicFile.Write(file, stream => stream.Write(onnx));
-        Log("exported the segmenter to ONNX (class map at the input image's size)");
-        var device = OnnxDevice.Resolve(o.GpuDeviceId, o.FallbackToCpu, m => Log(m, LogLevel.Warning));
+        var device = DenseFit.Serve(o, onnx, "exported the segmenter to ONNX (class map at the input image's size)", Log);
         return DenseScoring.FitSegmenter(ml, input, onnx, names, size, Columns, device, o.FallbackToCpu);
     }
 

@@ -22,12 +22,10 @@ public static class EncoderOnnxParity
         var c = model.Config;
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var pixels = randint(0, 256, [images, c.InChans, c.ImageSize, c.ImageSize], generator: new Generator((ulong)seed)).to(ScalarType.Float32);
-        var mean = tensor(ImageNetNormalization.Mean).view(1, 3, 1, 1);
-        var std = tensor(ImageNetNormalization.Std).view(1, 3, 1, 1);
+        var pixels = ImageNetNormalization.RandomPixels(images, c.ImageSize, seed);
         var wasTraining = model.training;
         model.eval();
-        var tokens = model.ForwardFeatures((pixels / 255 - mean) / std);
+        var tokens = model.ForwardFeatures(ImageNetNormalization.Normalize(pixels));
         if (wasTraining) model.train();
 
         using var session = new InferenceSession(onnxFile);

@@ -37,12 +37,10 @@ public static class SegmentationOnnxParity
         int width = rng.Next(s / 2, 3 * s + 1), height = rng.Next(s / 2, 3 * s + 1);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var pixels = randint(0, 256, [images, 3, s, s], generator: new Generator((ulong)seed)).to(ScalarType.Float32);
-        var mean = tensor(ImageNetNormalization.Mean).view(1, 3, 1, 1);
-        var std = tensor(ImageNetNormalization.Std).view(1, 3, 1, 1);
+        var pixels = ImageNetNormalization.RandomPixels(images, s, seed);
         bool wasTraining = model.training;
         model.eval();
-        var probabilities = model.forward((pixels / 255 - mean) / std).softmax(1);
+        var probabilities = model.forward(ImageNetNormalization.Normalize(pixels)).softmax(1);
         if (wasTraining) model.train();
         var torchClasses = probabilities.argmax(1).contiguous().data<long>().ToArray();
         var top2 = probabilities.topk(Math.Min(2, k), dim: 1).values;

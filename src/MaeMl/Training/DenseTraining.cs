@@ -55,7 +55,7 @@ internal static class DenseTraining
                 lastPath = Path.Combine(dir, LastCheckpointName);
                 var resume = o.Resume == "auto" ? (File.Exists(lastPath) ? lastPath : null) : o.Resume;
                 if (File.Exists(lastPath))
-                    try { lastGood = $"{lastPath} (epoch {Position(DenseModelFile.ReadHeader(lastPath).Training).Epoch})"; }
+                    try { lastGood = $"{lastPath} (epoch {Position(DenseModelFile.ReadHeader(lastPath).Training ?? new JsonObject()).Epoch})"; }
                     catch (Exception e) when (e is InvalidDataException or IOException or InvalidOperationException) { }
                 if (resume is not null)
                 {
