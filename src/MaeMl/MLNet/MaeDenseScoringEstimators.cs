@@ -9,7 +9,7 @@ namespace MaeMl.MLNet;
 
 /// <summary>
 /// Applies an exported MaeMl detector (<see cref="DetectionOnnxExporter"/>, <c>maeml export-onnx --weights det.model</c>, or the
-/// <see cref="MaeObjectDetectionOptions.OnnxModelFile"/> of a trained one) to an image column without training: the chain
+/// <see cref="MaeDenseTrainerOptions.OnnxModelFile"/> of a trained one) to an image column without training: the chain
 /// <see cref="MaeObjectDetectionTrainer.Fit"/> returns (ML.NET's own transformers plus the <c>MaeMl.ImageSize</c> mapping), with ML.NET's
 /// object-detection columns <c>PredictedLabel</c> (variable-size vector of keys named by the classes), <c>Score</c> (best first) and
 /// <c>PredictedBoundingBoxes</c> (x0 y0 x1 y1 per box, pixels of the original image). The input size is read from the model

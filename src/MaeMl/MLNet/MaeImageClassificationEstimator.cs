@@ -294,7 +294,7 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
             {
                 getImage(ref image);
                 if (image is null || image.Width <= 0 || image.Height <= 0) { Skip($"row {row}: no image"); row++; continue; }
-                var bitmap = Fit(ImagePixels.ToBitmap(image), maxSide);
+                var bitmap = Shrink(ImagePixels.ToBitmap(image), maxSide);
                 bitmap.SetImmutable();   // read by the loader's threads, never changed
                 samples.Add(new ImageSample($"{what} row {row}", (int)key - 1, bitmap));
                 counts[key - 1]++;
@@ -318,7 +318,7 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
     }
 
     /// <summary><paramref name="bitmap"/> itself when its longer side is at most <paramref name="maxSide"/>, else a resized copy (the original is disposed).</summary>
-    static SKBitmap Fit(SKBitmap bitmap, int maxSide)
+    static SKBitmap Shrink(SKBitmap bitmap, int maxSide)
     {
         int longer = Math.Max(bitmap.Width, bitmap.Height);
         if (longer <= maxSide) return bitmap;

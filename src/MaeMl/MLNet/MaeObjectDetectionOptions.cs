@@ -28,7 +28,7 @@ public sealed record MaeObjectDetectionOptions : MaeDenseTrainerOptions
     public float NmsIoU { get; init; } = 0.6f;
     /// <summary>Detections returned per image at most, all classes together (the best by score after NMS).</summary>
     public int MaxDetections { get; init; } = 100;
-    /// <summary>Receives progress lines (superseded by <see cref="Logger"/> and <c>MLContext.Log</c>; kept for one release).</summary>
+    /// <summary>Receives progress lines (superseded by <see cref="MaeDenseTrainerOptions.Logger"/> and <c>MLContext.Log</c>; kept for one release).</summary>
     [Obsolete("Use Logger (Microsoft.Extensions.Logging) or MLContext.Log")]
     public Action<string>? Log { get; init; }
 }

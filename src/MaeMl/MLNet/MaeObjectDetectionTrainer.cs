@@ -24,7 +24,7 @@ namespace MaeMl.MLNet;
 /// drops. <see cref="Predict"/> runs the trained TorchSharp model on the same pixels and gives the same detections.
 /// Training holds the images in memory at the model's size. Seed, log and cancellation come from the <see cref="MLContext"/> the
 /// catalog belongs to (<see cref="MaeObjectDetectionCatalog"/>); the device of <c>ApplyOnnxModel</c> is resolved by
-/// <see cref="OnnxDevice"/>, so <see cref="MaeObjectDetectionOptions.FallbackToCpu"/> also holds with the CPU-only ONNX Runtime.
+/// <see cref="OnnxDevice"/>, so <see cref="MaeDenseTrainerOptions.FallbackToCpu"/> also holds with the CPU-only ONNX Runtime.
 /// </summary>
 public sealed class MaeObjectDetectionTrainer : IEstimator<ITransformer>
 {
@@ -63,7 +63,7 @@ public sealed class MaeObjectDetectionTrainer : IEstimator<ITransformer>
         { ScoreThreshold = options.ScoreThreshold, NmsIoU = options.NmsIoU, MaxDetections = options.MaxDetections };
 
     /// <summary>Trains on the rows of <paramref name="input"/> and returns the fitted chain of ML.NET transformers.</summary>
-    /// <exception cref="OperationCanceledException">The catalog's <see cref="MLContext"/> or <see cref="MaeObjectDetectionOptions.CancellationToken"/>
+    /// <exception cref="OperationCanceledException">The catalog's <see cref="MLContext"/> or <see cref="MaeDenseTrainerOptions.CancellationToken"/>
     /// was cancelled (checked before training and before every step).</exception>
     public ITransformer Fit(IDataView input)
     {

@@ -70,7 +70,7 @@ public sealed class MaeSemanticSegmentationTrainer : IEstimator<ITransformer>
     }
 
     /// <summary>Trains on the rows of <paramref name="input"/> and returns the fitted chain of ML.NET transformers.</summary>
-    /// <exception cref="OperationCanceledException">The catalog's <see cref="MLContext"/> or <see cref="MaeSemanticSegmentationOptions.CancellationToken"/>
+    /// <exception cref="OperationCanceledException">The catalog's <see cref="MLContext"/> or <see cref="MaeDenseTrainerOptions.CancellationToken"/>
     /// was cancelled (checked before training and before every step).</exception>
     /// <exception cref="InvalidDataException">No rows, a mask that is not grey (R, G and B differ), or no labelled pixel.</exception>
     public ITransformer Fit(IDataView input)

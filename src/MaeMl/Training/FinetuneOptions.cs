@@ -7,26 +7,8 @@ namespace MaeMl.Training;
 /// Settings of a fine-tuning run, named as the official <c>main_finetune.py</c>. The defaults are the paper's ViT-B
 /// ImageNet recipe except the batch (64 x accum 16 = 1024); <see cref="SmallImages"/> adapts them to 32x32 data such as CIFAR-10.
 /// </summary>
-public sealed record FinetuneOptions
+public sealed record FinetuneOptions : ClassificationRunOptions
 {
-    /// <summary>Training images in class folders (<c>root/&lt;class&gt;/*.jpg</c>).</summary>
-    public required string TrainDir { get; init; }
-    /// <summary>Validation images in the same class folders, evaluated after every epoch; null for none.</summary>
-    public string? ValDir { get; init; }
-    /// <summary>Training images held in memory (<see cref="ImageFolder.InMemory"/>, e.g. an ML.NET <c>IDataView</c>'s rows), used instead of
-    /// reading <see cref="TrainDir"/> (which then only names them); not written to run.json.</summary>
-    [System.Text.Json.Serialization.JsonIgnore]
-    public ImageFolder? TrainImages { get; init; }
-    /// <summary>Validation images held in memory, used instead of <see cref="ValDir"/>; not written to run.json.</summary>
-    [System.Text.Json.Serialization.JsonIgnore]
-    public ImageFolder? ValImages { get; init; }
-    /// <summary>Where checkpoints, metrics.jsonl, curves and the evaluation go.</summary>
-    public required string OutputDir { get; init; }
-    /// <summary>Starting weights: anything <see cref="Interop.MaeModelFile.LoadClassifier(string, Interop.MaeLoadOptions?)"/> reads (a .maeml
-    /// pretraining or classifier checkpoint, official .pth, safetensors); null to train from scratch with <see cref="Model"/>.</summary>
-    public string? Init { get; init; }
-    /// <summary>Architecture for training from scratch; with <see cref="Init"/> it supplies the heads when the file cannot (e.g. a preset's).</summary>
-    public MaeConfig? Model { get; init; }
     /// <summary>Global average pooling + <c>fc_norm</c> (MAE's fine-tuning default) instead of the cls token.</summary>
     public bool GlobalPool { get; init; } = true;
     /// <summary>Training epochs (<c>--epochs</c>, default 100).</summary>
@@ -61,22 +43,12 @@ public sealed record FinetuneOptions
     public double MinCropScale { get; init; } = 0.08;
     /// <summary>Evaluation crop: resize the shorter side to size / pct, center crop (0.875 as ImageNet; 1 for images already at the model size).</summary>
     public double EvalCropPct { get; init; } = 224.0 / 256.0;
-    /// <summary>Seeds the initial weights of new parts, data order, augmentation, mixup and drop path (<c>--seed</c>, default 0).</summary>
-    public int Seed { get; init; }
-    /// <summary>Use at most this many images per class (evenly spaced), for quick runs.</summary>
-    public int? LimitPerClass { get; init; }
-    /// <summary>Use at most this many validation images per class (evenly spaced).</summary>
-    public int? ValLimitPerClass { get; init; }
-    /// <summary>Batches decoded ahead (default 4).</summary>
-    public int Prefetch { get; init; } = 4;
     /// <summary>Mid-epoch checkpoint interval in minutes (default 5), so a kill loses at most this much work; 0 saves at every optimizer step.</summary>
     public double CheckpointMinutes { get; init; } = 5;
     /// <summary>Stop cleanly (with a checkpoint) after this long; the schedule is not shortened, <see cref="Resume"/> finishes it.</summary>
     public TimeSpan? TimeLimit { get; init; }
     /// <summary>Checkpoint to continue from, or "auto" for OutputDir/checkpoint-last.maeml when it exists.</summary>
     public string? Resume { get; init; }
-    /// <summary>Torch intra-op threads (0: library default).</summary>
-    public int Threads { get; init; }
 
     /// <summary>Images per optimizer step: <see cref="BatchSize"/> x <see cref="AccumIter"/>.</summary>
     public int EffectiveBatchSize => BatchSize * AccumIter;

@@ -21,25 +21,8 @@ public enum LinearProbeOptimizer
 /// here are batch 256, so that small datasets get enough steps (lr = blr x batch / 256), and SGD with momentum 0.9, which suits that
 /// batch (see <see cref="LinearProbeOptimizer.Lars"/>).
 /// </summary>
-public sealed record LinearProbeOptions
+public sealed record LinearProbeOptions : ClassificationRunOptions
 {
-    /// <summary>Training images in class folders (<c>root/&lt;class&gt;/*.jpg</c>).</summary>
-    public required string TrainDir { get; init; }
-    /// <summary>Validation images in the same class folders, scored after every epoch; null for none.</summary>
-    public string? ValDir { get; init; }
-    /// <summary>Training images held in memory (<see cref="ImageFolder.InMemory"/>, e.g. an ML.NET <c>IDataView</c>'s rows), used instead of
-    /// reading <see cref="TrainDir"/> (which then only names them); not written to run.json.</summary>
-    [System.Text.Json.Serialization.JsonIgnore]
-    public ImageFolder? TrainImages { get; init; }
-    /// <summary>Validation images held in memory, used instead of <see cref="ValDir"/>; not written to run.json.</summary>
-    [System.Text.Json.Serialization.JsonIgnore]
-    public ImageFolder? ValImages { get; init; }
-    /// <summary>Where the checkpoint, metrics.jsonl, eval.json and the curves go.</summary>
-    public required string OutputDir { get; init; }
-    /// <summary>Pretrained weights (any file <see cref="Interop.MaeModelFile.LoadClassifier(string, Interop.MaeLoadOptions?)"/> reads); null probes a random <see cref="Model"/>.</summary>
-    public string? Init { get; init; }
-    /// <summary>Architecture of a random encoder when <see cref="Init"/> is null; with <see cref="Init"/> it supplies the heads when the file cannot.</summary>
-    public MaeConfig? Model { get; init; }
     /// <summary>Mean of the patch tokens + a fresh fc_norm instead of the cls token; off as <c>main_linprobe.py</c>.</summary>
     public bool GlobalPool { get; init; }
     /// <summary>Head training epochs (<c>--epochs</c>, default 90).</summary>
@@ -70,16 +53,6 @@ public sealed record LinearProbeOptions
     public double EvalCropPct { get; init; } = 224.0 / 256.0;
     /// <summary>Images per encoder forward pass when computing features.</summary>
     public int FeatureBatchSize { get; init; } = 256;
-    /// <summary>Seeds a random encoder, the head's initialisation, the order of the features and the per-epoch views (default 0).</summary>
-    public int Seed { get; init; }
-    /// <summary>Use at most this many training images per class (evenly spaced), for quick runs.</summary>
-    public int? LimitPerClass { get; init; }
-    /// <summary>Use at most this many validation images per class (evenly spaced).</summary>
-    public int? ValLimitPerClass { get; init; }
-    /// <summary>Batches decoded ahead while computing features (default 4).</summary>
-    public int Prefetch { get; init; } = 4;
-    /// <summary>Torch intra-op threads (0: library default).</summary>
-    public int Threads { get; init; }
 
     /// <summary>The lr at the end of warmup: <see cref="Lr"/>, or <see cref="BaseLr"/> x <see cref="BatchSize"/> / 256.</summary>
     public double PeakLr => Lr ?? LearningRateSchedule.ScaledLr(BaseLr, BatchSize);
