@@ -5,7 +5,7 @@ namespace MaeMl.Detection;
 /// in candidate order), so TorchSharp evaluation and the exported model keep the same boxes. TorchVision 0.107's
 /// <c>torchvision.ops.nms</c> agrees on distinct scores but orders equal scores its own way (saturated sigmoids make ties
 /// common), so it is not used.</summary>
-public static class BoxOps
+internal static class BoxOps
 {
     /// <summary>Intersection over union of two boxes (x0, y0, x1, y1); 0 when they do not overlap or the union is empty.</summary>
     /// <remarks>Not TorchVision's <c>torchvision.ops.box_iou</c>: that is a pairwise tensor op (N x M boxes), where NMS and

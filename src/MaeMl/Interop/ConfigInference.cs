@@ -34,7 +34,7 @@ public sealed record InferredShapes
 /// and takes the attention heads (which no shape records) from options, a preset, a template, a Hugging Face
 /// <c>config.json</c>, or the paper architecture with the same shapes, saying so when none gives them.
 /// </summary>
-public static class ConfigInference
+internal static class ConfigInference
 {
     /// <summary>Shape facts of an official-named state dict; throws naming <paramref name="file"/> when it is no ViT.</summary>
     public static InferredShapes ReadShapes(IReadOnlyDictionary<string, long[]> shapes, string file)

@@ -16,7 +16,7 @@ public sealed class UnsafePickleException(string message) : IOException(message)
 /// PyBridge's unpickler (Razorvine.Pickle) would turn an unknown global into a dictionary object instead of failing,
 /// which is why this pre-scan runs first.
 /// </summary>
-public static class SafePickleValidator
+internal static class SafePickleValidator
 {
     static readonly HashSet<string> AllowedGlobals = new(StringComparer.Ordinal)
     {

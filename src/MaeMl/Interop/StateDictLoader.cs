@@ -8,7 +8,7 @@ namespace MaeMl.Interop;
 /// tables (<c>pos_embed</c>, <c>decoder_pos_embed</c>) to the module's grid, and reporting everything else.
 /// Strict: nothing is copied unless the file matches fully (apart from what the caller declares expected).
 /// </summary>
-public static class StateDictLoader
+internal static class StateDictLoader
 {
     static readonly HashSet<string> PositionTables = new(StringComparer.Ordinal) { "pos_embed", "decoder_pos_embed" };
 

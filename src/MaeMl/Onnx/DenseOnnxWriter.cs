@@ -12,7 +12,7 @@ namespace MaeMl.Onnx;
 /// pyramid and head layers by state-dict name (Conv, ConvTranspose, LayerNorm2d as Transpose + LayerNormalization,
 /// exact GELU, MaxPool, GroupNorm as InstanceNormalization on grouped channels, bilinear Resize with half-pixel centres).
 /// </summary>
-public sealed class DenseOnnxWriter
+internal sealed class DenseOnnxWriter
 {
     readonly Dictionary<string, Tensor> state;
 

@@ -9,7 +9,7 @@ namespace MaeMl.Onnx;
 /// unique names, typed inputs and outputs whose dimensions are numbers or symbolic names (dynamic), and the model
 /// wrapper with its opset. It does no shape inference; the caller builds a valid graph.
 /// </summary>
-public sealed class OnnxGraphBuilder
+internal sealed class OnnxGraphBuilder
 {
     /// <summary>IR version written into models (ONNX 1.12+, readable by every supported ONNX Runtime).</summary>
     public const long IrVersion = 8;

@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 namespace MaeMl.Training;
 
 /// <summary>Metrics as JSON lines (one object per step or epoch), appended and flushed as training goes.</summary>
-public sealed class MetricsLog : IDisposable
+internal sealed class MetricsLog : IDisposable
 {
     readonly StreamWriter writer;
     /// <summary>The JSON-lines file (a run's <c>metrics.jsonl</c>).</summary>

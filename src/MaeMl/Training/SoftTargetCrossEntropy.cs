@@ -4,7 +4,7 @@ namespace MaeMl.Training;
 
 /// <summary>timm's <c>SoftTargetCrossEntropy</c>: mean over the batch of <c>sum(-target * log_softmax(logits))</c>; with
 /// smoothed one-hot targets it equals <c>LabelSmoothingCrossEntropy</c>.</summary>
-public static class SoftTargetCrossEntropy
+internal static class SoftTargetCrossEntropy
 {
     /// <summary>logits [N, C], targets [N, C] (rows of class probabilities) -> the scalar mean loss.</summary>
     public static Tensor Loss(Tensor logits, Tensor targets)
