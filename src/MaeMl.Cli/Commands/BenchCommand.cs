@@ -22,12 +22,15 @@ public static class BenchCommand
         var vitbBatch = new Option<int>("--vitb-batch-size") { Description = "Images per step of the ViT-B/16 measurement.", DefaultValueFactory = _ => 8 };
         var vitbSteps = new Option<int>("--vitb-steps") { Description = "Timed steps per ViT-B/16 measurement.", DefaultValueFactory = _ => 3 };
         var skipVitb = new Option<bool>("--skip-vitb") { Description = "Skip the ViT-B/16 measurement." };
+        var gcStress = new Option<double>("--gc-stress") { Description = "Instead of the benchmark: train and step the optimizer for this many seconds while another thread forces garbage collections (TorchSharp Scalar lifetime check); exit 1 on a LibTorch error.", DefaultValueFactory = _ => 0 };
+        var stock = new Option<bool>("--stock-optimizer") { Description = "With --gc-stress: use TorchSharp's own AdamW instead of MaeMl's scalar-safe one." };
         var threads = Vocabulary.ThreadsOption();
         var command = new Command("bench", "Benchmark MAE training steps (MAE vs full-sequence baseline, fp32 and bf16), GFLOP/s against GEMM, and data loading.")
-        { data, batch, steps, vitbBatch, vitbSteps, skipVitb, threads };
+        { data, batch, steps, vitbBatch, vitbSteps, skipVitb, gcStress, stock, threads };
         command.SetAction(r =>
         {
             Vocabulary.ApplyThreads(r.GetValue(threads));
+            if (r.GetValue(gcStress) > 0) return GcStress.Run(TimeSpan.FromSeconds(r.GetValue(gcStress)), r.GetValue(stock));
             Run(r.GetValue(data), r.GetValue(batch), r.GetValue(steps), r.GetValue(vitbBatch), r.GetValue(vitbSteps), r.GetValue(skipVitb));
             return 0;
         });

@@ -22,7 +22,7 @@ public static class ImageNetNormalization
         using var mean = tensor(Mean).view(1, 3, 1, 1);
         using var std = tensor(Std).view(1, 3, 1, 1);
         using var scale = 255f.ToScalar();
-        return pixels.div(scale).sub_(mean).div_(std);
+        return pixels.div(scale).sub_(mean).div_(std);   // sub has no alpha in TorchSharp: no temporary Scalar
     }
 
     /// <summary>Random RGB images [N, 3, S, S], float32 with integer values 0..255 drawn from a generator seeded by <paramref name="seed"/>:

@@ -59,19 +59,31 @@ public sealed class PrefetchingBatchLoader : IBatchSource<ImageBatch>
         return order;
     }
 
-    /// <summary>Batches of <paramref name="epoch"/> from <paramref name="startBatch"/> on, decoded ahead in the background.</summary>
+    /// <summary>Batches of <paramref name="epoch"/> from <paramref name="startBatch"/> on, decoded ahead in the background. Stopping the
+    /// enumeration early waits for the decodes in flight, so none outlives it.</summary>
     public IEnumerable<ImageBatch> Epoch(int epoch, int startBatch = 0, CancellationToken cancel = default)
     {
         var order = Order(epoch);
         int total = BatchesPerEpoch;
         var inFlight = new Queue<Task<ImageBatch>>();
         int next = startBatch;
-        while (next < total && inFlight.Count < Prefetch) { int b = next++; inFlight.Enqueue(Task.Run(() => Build(order, epoch, b), cancel)); }
-        while (inFlight.Count > 0)
+        try
         {
-            var batch = inFlight.Dequeue().GetAwaiter().GetResult();
-            if (next < total) { int b = next++; inFlight.Enqueue(Task.Run(() => Build(order, epoch, b), cancel)); }
-            if (batch.Count > 0) yield return batch;
+            while (next < total && inFlight.Count < Prefetch) { int b = next++; inFlight.Enqueue(Task.Run(() => Build(order, epoch, b), cancel)); }
+            while (inFlight.Count > 0)
+            {
+                var batch = inFlight.Dequeue().GetAwaiter().GetResult();
+                if (next < total) { int b = next++; inFlight.Enqueue(Task.Run(() => Build(order, epoch, b), cancel)); }
+                if (batch.Count > 0) yield return batch;
+            }
+        }
+        finally
+        {
+            // a consumer that stops early (time limit, cancellation, an exception, the last partial accumulation group) must not
+            // leave decodes running: the caller may dispose the images (in-memory samples) or the process may go on to exit
+            foreach (var task in inFlight)
+                try { task.Wait(); }
+                catch (AggregateException) { }   // cancelled or failed: its batch is not wanted
         }
     }
 

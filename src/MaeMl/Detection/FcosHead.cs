@@ -28,11 +28,14 @@ public sealed class FcosHead : nn.Module<Tensor[], FcosOutput>
     readonly Conv2d centerness;
     readonly Parameter scales;
     readonly int[] strides;
+    readonly Scalar[] strideScalars;   // cached: TorchSharp's implicit Scalars can be freed by a finalizer mid-call
+    static readonly Scalar MaxLogDistance = 10.ToScalar();
 
     /// <summary>An FCOS head over pyramid levels of <paramref name="channels"/> channels: <paramref name="convs"/> 3x3 conv + GroupNorm + ReLU layers per tower, one learnt scale per stride.</summary>
     public FcosHead(int channels, int numClasses, int convs, int[] strides) : base(nameof(FcosHead))
     {
         this.strides = strides;
+        strideScalars = strides.Select(st => st.ToScalar()).ToArray();
         Sequential Tower() => nn.Sequential(Enumerable.Range(0, convs).SelectMany(i => new (string, nn.Module<Tensor, Tensor>)[]
         {
             ($"{3 * i}", nn.Conv2d(channels, channels, 3, padding: 1)),
@@ -66,7 +69,7 @@ public sealed class FcosHead : nn.Module<Tensor[], FcosOutput>
             var b = bbox_tower.forward(levels[i]);
             long n = levels[i].shape[0];
             cls.Add(cls_logits.forward(c).flatten(2).transpose(1, 2));                                             // [N, hw, K]
-            var distances = (bbox_pred.forward(b) * scales[i]).clamp_max(10).exp() * strides[i];
+            var distances = bbox_pred.forward(b).mul(scales[i]).clamp_max(MaxLogDistance).exp().mul(strideScalars[i]);
             reg.Add(distances.flatten(2).transpose(1, 2));                                                        // [N, hw, 4]
             ctr.Add(centerness.forward(b).reshape(n, -1));                                                        // [N, hw]
         }

@@ -25,9 +25,10 @@ public sealed class LayerNorm2d : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var u = x.mean(new long[] { 1 }, keepdim: true);
-        var centered = x - u;
-        var s = centered.square().mean(new long[] { 1 }, keepdim: true);
-        var y = centered / (s + eps).sqrt();
-        return (weight[.., TensorIndex.None, TensorIndex.None] * y + bias[.., TensorIndex.None, TensorIndex.None]).MoveToOuterDisposeScope();
+        var centered = x.sub(u);
+        var s = centered.pow(Scalars.Two).mean(new long[] { 1 }, keepdim: true);
+        using var e = eps.ToScalar();   // explicit and alive to the end: no temporary Scalar reaches LibTorch
+        var y = centered.div(s.add(e, Scalars.One).sqrt());
+        return weight[.., TensorIndex.None, TensorIndex.None].mul(y).add(bias[.., TensorIndex.None, TensorIndex.None], Scalars.One).MoveToOuterDisposeScope();
     }
 }

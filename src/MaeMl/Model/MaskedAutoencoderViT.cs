@@ -152,7 +152,7 @@ public sealed class MaskedAutoencoderViT : VitEncoder<MaeOutput>
     {
         using var scope = NewDisposeScope();
         var target = PatchTarget(imgs);
-        var perPatch = pred.sub(target).square().mean(new long[] { -1 });   // [N, L]
+        var perPatch = pred.sub(target).pow(Scalars.Two).mean(new long[] { -1 });   // [N, L]  (square() = pow(2) with a temporary Scalar)
         return ((perPatch * mask).sum() / mask.sum()).MoveToOuterDisposeScope();
     }
 
@@ -164,7 +164,7 @@ public sealed class MaskedAutoencoderViT : VitEncoder<MaeOutput>
         if (Config.NormPixLoss)
         {
             var (variance, mean) = var_mean(target, new long[] { -1 }, unbiased: true, keepdim: true);
-            target = target.sub(mean).div(variance.add(Scalars.NormPixEps).sqrt());
+            target = target.sub(mean).div(variance.add(Scalars.NormPixEps, Scalars.One).sqrt());
         }
         return target.MoveToOuterDisposeScope();
     }

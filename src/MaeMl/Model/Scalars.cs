@@ -13,6 +13,9 @@ internal static class Scalars
     /// <summary>1, the alpha of a plain sum or difference.</summary>
     public static readonly Scalar One = 1.ToScalar();
 
+    /// <summary>2, the exponent of a square (TorchSharp's <c>square()</c> is <c>pow(2)</c> with a temporary Scalar).</summary>
+    public static readonly Scalar Two = 2.ToScalar();
+
     /// <summary>1e-6, the variance epsilon of the normalised-pixel target.</summary>
     public static readonly Scalar NormPixEps = 1e-6.ToScalar();
 }

@@ -61,7 +61,9 @@ public sealed class AdamW : TorchSharp.Modules.AdamW
             {
                 foreach (var p in group.Parameters)
                 {
-                    var grad = p.grad;
+                    // p.grad is a new wrapper each call: disposed at the end of the iteration, so it is alive (and not left to a
+                    // finalizer) while LibTorch uses it, also when the caller has no dispose scope
+                    using var grad = p.grad;
                     if (grad is null) continue;
                     var state = (State)_state[p.Handle];
                     state.step += 1;
@@ -77,7 +79,7 @@ public sealed class AdamW : TorchSharp.Modules.AdamW
                     state.exp_avg_sq.mul_(k.Beta2).addcmul_(grad, grad, k.OneMinusBeta2);
                     using (var denom = state.exp_avg_sq.sqrt())
                     {
-                        denom.div_(sqrtBc2!).add_(k.Eps);
+                        denom.div_(sqrtBc2!).add_(k.Eps, Model.Scalars.One);
                         p.addcdiv_(state.exp_avg, denom, stepSize!);
                     }
                 }

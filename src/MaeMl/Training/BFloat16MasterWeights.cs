@@ -46,10 +46,11 @@ internal sealed class BFloat16MasterWeights : IDisposable
         using var _ = no_grad();
         foreach (var (master, work) in trainable)
         {
-            var g = work.grad;
+            using var g = work.grad;   // getters return new wrappers: disposed here, never left to a finalizer mid-call
             if (g is null) continue;
-            if (master.grad is null) master.grad = g.to_type(ScalarType.Float32);
-            else master.grad.add_(g);
+            using var mg = master.grad;
+            if (mg is null) { using var copy = g.to_type(ScalarType.Float32); master.grad = copy; }
+            else mg.add_(g, Model.Scalars.One);
             g.zero_();
         }
     }

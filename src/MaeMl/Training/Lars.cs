@@ -26,26 +26,32 @@ public sealed class Lars(IEnumerable<Parameter> parameters, double lr, double we
     public void Step()
     {
         using var _ = no_grad();
+        // explicit Scalars held to the end of the step: TorchSharp's implicit ones can be finalized mid-call
+        using var wd = weightDecay.ToScalar();
+        using var m = momentum.ToScalar();
+        using var step = (-LearningRate).ToScalar();
         foreach (var p in parameters)
         {
-            if (p.grad is not { } grad) continue;
+            using var grad = p.grad;   // a new wrapper each call: disposed here, never left to a finalizer mid-call
+            if (grad is null) continue;
             using var scope = NewDisposeScope();
             var dp = grad;
             if (p.ndim > 1)
             {
-                dp = dp.add(p, alpha: weightDecay);
+                dp = dp.add(p, wd);
                 var paramNorm = p.norm().item<float>();
                 var updateNorm = dp.norm().item<float>();
                 double q = paramNorm > 0 && updateNorm > 0 ? trustCoefficient * paramNorm / updateNorm : 1.0;
-                dp = dp.mul(q);
+                using var trust = q.ToScalar();
+                dp = dp.mul(trust);
             }
             if (!buffers.TryGetValue(p, out var mu))
             {
                 mu = zeros_like(p).DetachFromDisposeScope();
                 buffers[p] = mu;
             }
-            mu.mul_(momentum).add_(dp);
-            p.add_(mu, alpha: -LearningRate);
+            mu.mul_(m).add_(dp, Model.Scalars.One);
+            p.add_(mu, step);
         }
     }
 

@@ -6,6 +6,7 @@ using static TorchSharp.torch;
 
 namespace MaeMl.Tests.Detection;
 
+[Collection("TorchGlobalRng")]   // seeds torch's global generator: not beside another test that draws from it
 public sealed class DenseDataAndFileTests : IDisposable
 {
     readonly string dir = TestImages.TempDir("dense-data");

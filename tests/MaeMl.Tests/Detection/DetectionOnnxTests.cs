@@ -10,6 +10,7 @@ namespace MaeMl.Tests.Detection;
 
 /// <summary>Detection export: the graph's selection (threshold, top-K, class-wise NMS, per-image cap, scaling to the image) is
 /// <see cref="FcosPostprocess"/>'s, and its raw scores and boxes match TorchSharp.</summary>
+[Collection("TorchGlobalRng")]   // seeds torch's global generator: not beside another test that draws from it
 public sealed class DetectionOnnxTests(ITestOutputHelper output) : IDisposable
 {
     readonly string dir = TestImages.TempDir("det-onnx");

@@ -8,6 +8,7 @@ using static TorchSharp.torch;
 namespace MaeMl.Tests.Interop;
 
 /// <summary>The official PyTorch checkpoints of the fixture (written by torch.save in facebookresearch/mae's format).</summary>
+[Collection("TorchGlobalRng")]   // seeds torch's global generator: not beside another test that draws from it
 public class OfficialCheckpointTests(ITestOutputHelper output)
 {
     static readonly MaeLoadOptions FixtureHeads = new() { NumHeads = 2, DecoderNumHeads = 2 };

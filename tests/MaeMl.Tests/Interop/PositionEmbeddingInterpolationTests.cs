@@ -7,6 +7,7 @@ using static TorchSharp.torch;
 
 namespace MaeMl.Tests.Interop;
 
+[Collection("TorchGlobalRng")]   // seeds torch's global generator: not beside another test that draws from it
 public class PositionEmbeddingInterpolationTests(ITestOutputHelper output)
 {
     static string PyTorchFixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", "pytorch-checkpoints", name);

@@ -5,6 +5,7 @@ using static TorchSharp.torch;
 
 namespace MaeMl.Tests.Model;
 
+[Collection("TorchGlobalRng")]   // seeds torch's global generator: not beside another test that draws from it
 public class FeaturePyramidTests
 {
     [Fact]

@@ -7,6 +7,7 @@ using static TorchSharp.torch;
 namespace MaeMl.Tests.Model;
 
 /// <summary>Reproduces one float32 forward + backward of the official PyTorch MAE (facebookresearch/mae).</summary>
+[Collection("TorchGlobalRng")]   // seeds torch's global generator: not beside another test that draws from it
 public class OfficialParityTests(ITestOutputHelper output)
 {
     [Fact]

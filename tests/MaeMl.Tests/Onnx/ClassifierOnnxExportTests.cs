@@ -10,6 +10,7 @@ using DenseTensor = Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<float>;
 namespace MaeMl.Tests.Onnx;
 
 /// <summary>Encoder + classification head in ONNX: logits and probabilities match TorchSharp for both poolings.</summary>
+[Collection("TorchGlobalRng")]   // seeds torch's global generator: not beside another test that draws from it
 public class ClassifierOnnxExportTests
 {
     [Theory]

@@ -9,6 +9,7 @@ using static TorchSharp.torch;
 
 namespace MaeMl.Tests.Onnx;
 
+[Collection("TorchGlobalRng")]   // seeds torch's global generator: not beside another test that draws from it
 public class VitEncoderOnnxExporterTests(ITestOutputHelper output)
 {
     static float[] RunOrt(string modelPath, string outputName, Tensor pixels, out int[] shape)
@@ -127,6 +128,7 @@ public class VitEncoderOnnxExporterTests(ITestOutputHelper output)
 }
 
 /// <summary>ViT-B/16 at 224 (86M parameters, a 343 MB ONNX file): about 10 s and 1.5 GB of memory.</summary>
+[Collection("TorchGlobalRng")]   // seeds torch's global generator: not beside another test that draws from it
 public class VitBaseOnnxParityTests(ITestOutputHelper output)
 {
     [Fact]

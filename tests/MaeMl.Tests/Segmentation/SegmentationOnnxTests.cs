@@ -9,6 +9,7 @@ using static TorchSharp.torch;
 namespace MaeMl.Tests.Segmentation;
 
 /// <summary>Segmentation export: ONNX (through ML.NET's own components) matches TorchSharp, and the fitted pipeline saves and reloads.</summary>
+[Collection("TorchGlobalRng")]   // seeds torch's global generator: not beside another test that draws from it
 public sealed class SegmentationOnnxTests : IDisposable
 {
     const int Size = 32;
