@@ -158,5 +158,6 @@ public sealed class DetectionDataset : IDisposable
         return new DetectionDataset(Images.alias(), boxes, ImagePaths, keepClasses.Select(c => ClassNames[c]).ToList(), ImageSize);
     }
 
+    /// <summary>Frees the image tensor.</summary>
     public void Dispose() => Images.Dispose();
 }

@@ -5,6 +5,7 @@ namespace MaeMl.Interop;
 /// <summary>A tensor whose shape in the file differs from the model's.</summary>
 public sealed record ShapeMismatch(string Name, long[] FileShape, long[] ModelShape)
 {
+    /// <summary>"name: file [shape], model [shape]".</summary>
     public override string ToString() => $"{Name}: file [{string.Join(", ", FileShape)}], model [{string.Join(", ", ModelShape)}]";
 }
 
@@ -41,6 +42,7 @@ public sealed class StateDictLoadReport(string file)
     /// <summary>True when nothing is missing, unexpected or mis-shaped (what strict loading requires).</summary>
     public bool IsComplete => Missing.Count == 0 && Unexpected.Count == 0 && Mismatched.Count == 0;
 
+    /// <summary>The report in words: what loaded, and every missing, unexpected and mismatched tensor.</summary>
     public override string ToString()
     {
         var sb = new StringBuilder();

@@ -23,16 +23,16 @@ public sealed class ImageSizeMappingFactory : CustomMappingFactory<ImageSizeMapp
     /// <summary>The mapping's input row: one image.</summary>
     public sealed class Input
     {
-        [ColumnName(ImageColumn), AnySizeImage]
         /// <summary>The image whose size is read.</summary>
+        [ColumnName(ImageColumn), AnySizeImage]
         public MLImage? Image { get; set; }
     }
 
     /// <summary>The mapping's output row: the image size.</summary>
     public sealed class Output
     {
-        [ColumnName(DetectionOnnxNames.ImageSize), VectorType(2)]
         /// <summary>(width, height) in pixels, what the exported dense graphs take to return original-image coordinates.</summary>
+        [ColumnName(DetectionOnnxNames.ImageSize), VectorType(2)]
         public float[] Size { get; set; } = new float[2];
     }
 
