@@ -6,7 +6,7 @@ namespace MaeMl.Data;
 /// The image transforms of MAE's recipes on SkiaSharp bitmaps, writing normalised float CHW tensors' data:
 /// <c>RandomResizedCrop</c> (torchvision's sampling, bicubic), horizontal flip, resize + center crop, ImageNet normalisation.
 /// </summary>
-public static class ImageTransforms
+internal static class ImageTransforms
 {
     /// <summary>torchvision <c>RandomResizedCrop.get_params</c>: area fraction in [scaleMin, scaleMax],
     /// log-uniform aspect ratio in [3/4, 4/3], 10 tries, then a ratio-clamped center crop.</summary>

@@ -19,7 +19,7 @@ public sealed record FcosOutput(Tensor ClassLogits, Tensor Distances, Tensor Cen
 /// levels: <c>cls_tower</c> and <c>bbox_tower</c> (3x3 conv + GroupNorm + ReLU), <c>cls_logits</c> (prior 0.01),
 /// <c>bbox_pred</c> (distances = exp(scale_l x) * stride_l) and <c>centerness</c>; a learnable scale per level.
 /// </summary>
-public sealed class FcosHead : nn.Module<Tensor[], FcosOutput>
+internal sealed class FcosHead : nn.Module<Tensor[], FcosOutput>
 {
     readonly Sequential cls_tower;
     readonly Sequential bbox_tower;

@@ -8,7 +8,7 @@ namespace MaeMl.Interop;
 /// <param name="Step">Steps this parameter has taken (a float32 scalar tensor in PyTorch 1.13+, an integer here).</param>
 /// <param name="ExpAvg">First moment, the parameter's shape.</param>
 /// <param name="ExpAvgSq">Second moment, the parameter's shape.</param>
-public sealed record AdamWParameterState(long Step, Tensor ExpAvg, Tensor ExpAvgSq);
+internal sealed record AdamWParameterState(long Step, Tensor ExpAvg, Tensor ExpAvgSq);
 
 /// <summary>One entry of <c>torch.optim.AdamW.state_dict()['param_groups']</c>.</summary>
 /// <param name="Params">The group's parameter indices, as PyTorch numbers them: across groups, in group order.</param>
@@ -17,20 +17,20 @@ public sealed record AdamWParameterState(long Step, Tensor ExpAvg, Tensor ExpAvg
 /// <param name="Beta2">Second-moment decay.</param>
 /// <param name="Eps">Denominator term.</param>
 /// <param name="WeightDecay">Decoupled weight decay of the group.</param>
-public sealed record AdamWParamGroup(IReadOnlyList<long> Params, double Lr, double Beta1, double Beta2, double Eps, double WeightDecay);
+internal sealed record AdamWParamGroup(IReadOnlyList<long> Params, double Lr, double Beta1, double Beta2, double Eps, double WeightDecay);
 
 /// <summary>How a training script may have grouped a model's parameters for its optimizer: each group's parameter names, in order.
 /// PyTorch stores indices, not names; a grouping gives them back their names (see <see cref="OfficialTrainingState.NameParameters"/>).</summary>
 /// <param name="Description">In words, for messages (e.g. "timm add_weight_decay: [no decay, decay]").</param>
 /// <param name="Groups">Parameter names per group, in the order the optimizer received them.</param>
-public sealed record ParameterGrouping(string Description, IReadOnlyList<IReadOnlyList<string>> Groups);
+internal sealed record ParameterGrouping(string Description, IReadOnlyList<IReadOnlyList<string>> Groups);
 
 /// <summary>
 /// What facebookresearch/mae's <c>util/misc.save_model</c> writes and <c>util/misc.load_model</c> (<c>--resume</c>) reads:
 /// <c>{'model': model_without_ddp.state_dict(), 'optimizer': optimizer.state_dict(), 'epoch': epoch, 'scaler': loss_scaler.state_dict(),
 /// 'args': args}</c>, with the optimizer in PyTorch's own layout (indices, not names). Holds tensors: dispose it.
 /// </summary>
-public sealed class OfficialTrainingState : IDisposable
+internal sealed class OfficialTrainingState : IDisposable
 {
     /// <summary>The model's state dict (official names), in file order.</summary>
     public required IReadOnlyList<KeyValuePair<string, Tensor>> Model { get; init; }
@@ -131,7 +131,7 @@ public sealed class OfficialTrainingState : IDisposable
 /// <c>args</c> an <c>argparse.Namespace</c>. Reading goes through <see cref="PyTorchCheckpointFile"/>'s checks (zip layout,
 /// <see cref="SafePickleValidator"/>, CRC-32s); what is written passes them.
 /// </summary>
-public static class OfficialTrainingCheckpointFile
+internal static class OfficialTrainingCheckpointFile
 {
     /// <summary>The top-level entries of a training checkpoint, in the order <c>util/misc.save_model</c> writes them.</summary>
     public static readonly IReadOnlyList<string> Entries = ["model", "optimizer", "epoch", "scaler", "args"];

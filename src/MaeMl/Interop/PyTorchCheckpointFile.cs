@@ -11,7 +11,7 @@ namespace MaeMl.Interop;
 /// <param name="StateDict">The tensors of the state dict, by name (the caller disposes them).</param>
 /// <param name="Key">The top-level entry the state dict came from (<c>model</c> in the official MAE files), or null for a bare state dict.</param>
 /// <param name="OtherEntries">The other top-level entries (e.g. <c>optimizer</c>, <c>epoch</c>, <c>args</c>), not loaded.</param>
-public sealed record PyTorchCheckpointContents(Dictionary<string, Tensor> StateDict, string? Key, IReadOnlyList<string> OtherEntries);
+internal sealed record PyTorchCheckpointContents(Dictionary<string, Tensor> StateDict, string? Key, IReadOnlyList<string> OtherEntries);
 
 /// <summary>
 /// Reads and writes <c>torch.save</c> zip archives as the official facebookresearch/mae code writes them:
@@ -19,7 +19,7 @@ public sealed record PyTorchCheckpointContents(Dictionary<string, Tensor> StateD
 /// Reading runs <see cref="SafePickleValidator"/> over the pickle first, then TorchSharp.PyBridge's unpickler;
 /// PyBridge's own <c>load_py</c> is not used because it expects a bare state dict and fails on the <c>{'model': ...}</c> nesting.
 /// </summary>
-public static class PyTorchCheckpointFile
+internal static class PyTorchCheckpointFile
 {
     /// <summary>Top-level entries tried, in order, when the file is not a bare state dict.</summary>
     public static readonly IReadOnlyList<string> StateDictKeys = new[] { "model", "state_dict", "model_state", "module" };

@@ -9,14 +9,14 @@ using MaeMl.Files;
 namespace MaeMl.Interop;
 
 /// <summary>One tensor listed in a safetensors header.</summary>
-public sealed record SafetensorsEntry(string Name, string DType, long[] Shape, long Begin, long End);
+internal sealed record SafetensorsEntry(string Name, string DType, long[] Shape, long Begin, long End);
 
 /// <summary>
 /// Safetensors files (Hugging Face's format: 8-byte header length, JSON header, raw little-endian data). The header is
 /// checked here (so truncated or corrupt files give an error naming the file and the problem), the tensors are read and
 /// written by TorchSharp.PyBridge's <c>Safetensors</c>.
 /// </summary>
-public static class SafetensorsFile
+internal static class SafetensorsFile
 {
     static readonly Dictionary<string, int> ItemSizes = new()
     {

@@ -10,7 +10,7 @@ namespace MaeMl.Training;
 /// <param name="LrScale"><c>decay^(num_layers - LayerId)</c>.</param>
 /// <param name="WeightDecay">The group's weight decay: the recipe's, or 0 for the no-decay group.</param>
 /// <param name="ParameterNames">State-dict names of the group's parameters.</param>
-public sealed record LayerDecayGroup(string Name, int LayerId, double LrScale, double WeightDecay, IReadOnlyList<string> ParameterNames);
+internal sealed record LayerDecayGroup(string Name, int LayerId, double LrScale, double WeightDecay, IReadOnlyList<string> ParameterNames);
 
 /// <summary>
 /// Layer-wise learning-rate decay as the official <c>util/lr_decay.param_groups_lrd</c> (from BEiT): <c>cls_token</c>,
@@ -19,7 +19,7 @@ public sealed record LayerDecayGroup(string Name, int LayerId, double LrScale, d
 /// <c>decay^(num_layers - l)</c>. Weight decay as timm's ViT: none for 1-D tensors, biases and the
 /// <c>no_weight_decay</c> set (<c>pos_embed</c>, <c>cls_token</c>).
 /// </summary>
-public static class LayerDecay
+internal static class LayerDecay
 {
     /// <summary>timm's <c>VisionTransformer.no_weight_decay()</c>.</summary>
     public static readonly IReadOnlySet<string> NoWeightDecay = new HashSet<string> { "pos_embed", "cls_token", "dist_token" };
