@@ -19,6 +19,7 @@ namespace MaeMl.Cli;
 /// <item><term><c>--train</c></term><description>labelled training images (class folders; with <c>--labels</c> / <c>--masks</c> for detection and segmentation)</description></item>
 /// <item><term><c>--val</c></term><description>labelled held-out images, the same layout (<c>--val-labels</c> / <c>--val-masks</c>); what the eval commands score</description></item>
 /// <item><term><c>--threads</c></term><description>torch (and ONNX Runtime) CPU threads, on every command that computes</description></item>
+/// <item><term><c>--device</c></term><description>where a training command trains: cpu, cuda or cuda:N</description></item>
 /// </list>
 /// Spellings of earlier releases stay accepted for one release as hidden aliases (<see cref="Legacy{TOption}"/>) or hidden options
 /// (<see cref="Retired{TOption}"/>); help never shows them.
@@ -33,6 +34,7 @@ public static class Vocabulary
     public const string Train = "--train";
     public const string Val = "--val";
     public const string Threads = "--threads";
+    public const string Device = "--device";
 
     /// <summary>Spellings that no command shows any more (each still parses where it used to, for one release).</summary>
     public static IReadOnlyList<string> RetiredSpellings { get; } =
@@ -71,6 +73,14 @@ public static class Vocabulary
 
     public static IReadOnlyList<string> LegacyAliasesOf(Option option) => legacyAliases.TryGetValue(option, out var list) ? list : [];
     public static bool IsRetired(Option option) => retiredOptions.TryGetValue(option, out _);
+
+    /// <summary>The <c>--device</c> option of the training commands (the library's options check it: an unknown device or CUDA without a
+    /// CUDA LibTorch is one line).</summary>
+    public static Option<string> DeviceOption() => new(Device)
+    {
+        Description = "Training device: cpu, cuda or cuda:N (CUDA needs an app built with TorchSharp-cuda-linux/-windows instead of TorchSharp-cpu; untested here).",
+        DefaultValueFactory = _ => "cpu",
+    };
 
     /// <summary>The <c>--threads</c> option of commands that set torch's threads themselves (see <see cref="ApplyThreads"/>).</summary>
     public static Option<int> ThreadsOption(string? also = null) => new(Threads)

@@ -63,16 +63,17 @@ public static class LinearProbeCommand
         var limit = new Option<int?>("--limit-per-class") { Description = "Use at most this many training images per class (evenly spaced)." };
         var valLimit = new Option<int?>("--val-limit-per-class") { Description = "Use at most this many validation images per class (evenly spaced)." };
         var threads = new Option<int>(Vocabulary.Threads) { Description = "Torch CPU threads, and ONNX Runtime intra-op threads of --featurizer batched; 0 = the library default (all cores).", DefaultValueFactory = _ => Defaults.Threads };
+        var device = Vocabulary.DeviceOption();
         var trainLimit = new Option<int?>("--train-limit") { Description = "Seeded random subset of the training images (mlnet trainers; use --limit-per-class).", }.Retired();
         if (trainLimitDefault is int legacyLimit) trainLimit.DefaultValueFactory = _ => legacyLimit;
         var valRandomLimit = new Option<int?>("--test-limit") { Description = "Seeded random subset of the validation images (mlnet trainers; use --val-limit-per-class)." }.Retired();
-        Option[] torchOnly = [output, epochs, warmup, batch, blr, lr, optimizer, augment, evalCrop];
+        Option[] torchOnly = [output, epochs, warmup, batch, blr, lr, optimizer, augment, evalCrop, device];
         Option[] mlnetOnly = [featurizer, trainLimit, valRandomLimit];
         var command = new Command(name, "Linear probe of a frozen MAE encoder: BatchNorm (no affine) + linear head (main_linprobe.py; SGD or LARS), " +
                                         "or with --trainer mlnet an ML.NET maximum-entropy classifier on the exported ONNX encoder's features.")
         {
             train, val, output, weights, model, trainer, featurizer, pooling, globalPool, epochs, warmup, batch, blr, lr, optimizer, augment, evalCrop,
-            featureBatch, seed, limit, valLimit, threads, trainLimit, valRandomLimit,
+            featureBatch, seed, limit, valLimit, threads, device, trainLimit, valRandomLimit,
         };
         command.SetAction(r =>
         {
@@ -101,7 +102,7 @@ public static class LinearProbeCommand
                     BatchSize = r.GetValue(batch), BaseLr = r.GetValue(blr), Lr = r.GetValue(lr), Optimizer = r.GetValue(optimizer),
                     CacheFeatures = !r.GetValue(augment), GlobalPool = meanPool, EvalCropPct = r.GetValue(evalCrop),
                     FeatureBatchSize = r.GetValue(featureBatch), Seed = r.GetValue(seed), LimitPerClass = r.GetValue(limit),
-                    ValLimitPerClass = r.GetValue(valLimit), Threads = r.GetValue(threads),
+                    ValLimitPerClass = r.GetValue(valLimit), Threads = r.GetValue(threads), Device = r.GetValue(device)!,
                 };
                 var result = new LinearProbe(o).Run();
                 Console.WriteLine($"done in {ConsoleProgress.Format(result.Elapsed)} (features {result.FeatureTime.TotalSeconds:F1} s, head {result.HeadTrainingTime.TotalSeconds:F1} s); " +

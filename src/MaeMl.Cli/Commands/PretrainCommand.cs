@@ -50,11 +50,12 @@ public static class PretrainCommand
         var ckptMinutes = new Option<double>("--checkpoint-minutes") { Description = "Mid-epoch checkpoint interval.", DefaultValueFactory = _ => Defaults.CheckpointMinutes };
         var saveEvery = new Option<int>("--save-every") { Description = "Also keep checkpoint-epochN every N epochs (0: only checkpoint-last).", DefaultValueFactory = _ => Defaults.SaveEveryEpochs };
         var precision = new Option<TrainingPrecision>("--precision") { Description = "Float32, BFloat16 (float32 master weights) or Auto: the faster of the two for this model here, measured once and cached.", DefaultValueFactory = _ => Defaults.Precision };
+        var device = Vocabulary.DeviceOption();
         var threads = new Option<int>(Vocabulary.Threads) { Description = "Torch CPU threads; 0 = the library default (all cores).", DefaultValueFactory = _ => Defaults.Threads };
         var prefetch = new Option<int>("--prefetch") { Description = "Batches decoded ahead.", DefaultValueFactory = _ => Defaults.Prefetch };
         var maxMegapixels = new Option<double>("--max-image-megapixels") { Description = "Skip (and log) images whose header declares more pixels than this.", DefaultValueFactory = _ => ImageDecoder.MaxPixels / 1e6 };
         var command = new Command("pretrain", "MAE pretraining on a folder of images (main_pretrain.py).")
-        { data, output, model, depth, embedDim, heads, decDepth, decDim, decHeads, patch, epochs, warmup, batch, accum, blr, lr, minLr, wd, maskRatio, noNormPix, seed, limit, resume, weights, imageSize, timeLimit, ckptMinutes, saveEvery, precision, threads, prefetch, maxMegapixels };
+        { data, output, model, depth, embedDim, heads, decDepth, decDim, decHeads, patch, epochs, warmup, batch, accum, blr, lr, minLr, wd, maskRatio, noNormPix, seed, limit, resume, weights, imageSize, timeLimit, ckptMinutes, saveEvery, precision, threads, device, prefetch, maxMegapixels };
         command.SetAction(r =>
         {
             var name = r.GetValue(model);
@@ -80,7 +81,7 @@ public static class PretrainCommand
                 WarmupEpochs = r.GetValue(warmup), BatchSize = r.GetValue(batch), AccumIter = r.GetValue(accum), BaseLr = r.GetValue(blr),
                 Lr = r.GetValue(lr), MinLr = r.GetValue(minLr), WeightDecay = r.GetValue(wd), Seed = r.GetValue(seed), Limit = r.GetValue(limit),
                 Resume = r.GetValue(resume), Init = r.GetValue(weights), InitLoad = initLoad, TimeLimit = CliHelpers.Duration(r.GetValue(timeLimit)), CheckpointMinutes = r.GetValue(ckptMinutes),
-                SaveEveryEpochs = r.GetValue(saveEvery), Precision = r.GetValue(precision), Threads = r.GetValue(threads), Prefetch = r.GetValue(prefetch),
+                SaveEveryEpochs = r.GetValue(saveEvery), Precision = r.GetValue(precision), Threads = r.GetValue(threads), Device = r.GetValue(device)!, Prefetch = r.GetValue(prefetch),
             };
             return CliHelpers.RunPretraining(options);
         });

@@ -34,6 +34,7 @@ public sealed class DenseTrainingOptionGroup
     public Option<double> BackboneLrScale { get; } = new("--backbone-lr-scale") { Description = "ViT learning rate = lr x this (0 freezes it).", DefaultValueFactory = _ => Defaults.BackboneLrScale };
     public Option<string?> TimeLimit { get; } = new("--time-limit") { Description = "Stop training after this long (e.g. 4m); the schedule still assumes --epochs." };
     public Option<int> Threads { get; } = Vocabulary.ThreadsOption();
+    public Option<string> Device { get; } = Vocabulary.DeviceOption();
     public Option<int> Seed { get; } = new("--seed") { Description = "Seed of the initialisation, data order and flips.", DefaultValueFactory = _ => Defaults.Seed };
     public Option<int> Limit { get; } = new("--limit") { Description = "Use only the first N training images (0 = all).", DefaultValueFactory = _ => 0 };
     public Option<string?> Out { get; } = new Option<string?>(Vocabulary.Out)
@@ -59,7 +60,7 @@ public sealed class DenseTrainingOptionGroup
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Weights, Scratch, Model, ImageSize, PyramidChannels, Scales, Epochs, BatchSize, Lr, BackboneLrScale, TimeLimit, Threads, Seed, Limit, Out, Resume, CheckpointMinutes, Picture })
+        foreach (var o in new Option[] { Weights, Scratch, Model, ImageSize, PyramidChannels, Scales, Epochs, BatchSize, Lr, BackboneLrScale, TimeLimit, Threads, Device, Seed, Limit, Out, Resume, CheckpointMinutes, Picture })
             command.Options.Add(o);
     }
 
@@ -71,7 +72,7 @@ public sealed class DenseTrainingOptionGroup
     {
         Epochs = parse.GetValue(Epochs), BatchSize = parse.GetValue(BatchSize), Lr = parse.GetValue(Lr),
         BackboneLrScale = parse.GetValue(BackboneLrScale), Seed = parse.GetValue(Seed), TimeLimit = CliHelpers.Duration(parse.GetValue(TimeLimit)),
-        OutputDir = RunDir(parse), CheckpointMinutes = parse.GetValue(CheckpointMinutes),
+        OutputDir = RunDir(parse), CheckpointMinutes = parse.GetValue(CheckpointMinutes), Device = parse.GetValue(Device)!,
         Resume = parse.GetValue(Resume) is { } r ? (RunDir(parse) is null ? throw new CliException($"{Vocabulary.Resume} needs {Vocabulary.Out} DIR (a run folder)") : r) : null,
     };
 

@@ -1,3 +1,4 @@
+using MaeMl.Model;
 using MaeMl.Training;
 using static TorchSharp.torch;
 
@@ -16,7 +17,7 @@ public static class DetectionTrainer
         DenseTraining.Run(model, DetectionModelFile.Header(model, data.ClassNames), name => name.StartsWith("backbone.net."), data.Count, batch =>
         {
             using var index = tensor(batch.Rows);
-            var images = data.Images.index_select(0, index);
+            var images = data.Images.index_select(0, index).On(TrainingDevice.Of(model));
             BoxAnnotation[][] boxes = batch.Rows.Select(r => data.Boxes[(int)r]).ToArray();
             if (options.Flip && batch.Random.Next(2) == 1) (images, boxes) = DetectionDataset.FlipHorizontal(images, boxes);
             using var output = model.forward(images);
@@ -33,11 +34,12 @@ public static class DetectionTrainer
     {
         model.eval();
         using var _ = no_grad();
+        var device = TrainingDevice.Of(model);
         var result = new List<DetectedBox[]>();
         for (long i = 0; i < images.shape[0]; i += batchSize)
         {
             using var scope = NewDisposeScope();
-            using var output = model.forward(images[TensorIndex.Slice(i, i + batchSize)]);
+            using var output = model.forward(images[TensorIndex.Slice(i, i + batchSize)].On(device));
             result.AddRange(FcosPostprocess.Decode(model, output));
         }
         return result;

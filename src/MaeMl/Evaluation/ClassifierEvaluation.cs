@@ -1,3 +1,4 @@
+using MaeMl.Model;
 using MaeMl.Data;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -13,6 +14,7 @@ public static class ClassifierEvaluation
         CancellationToken cancel = default)
     {
         var metrics = new ClassificationMetrics(classNames);
+        var device = TrainingDevice.Of(model);
         bool wasTraining = model.training;
         model.eval();
         try
@@ -21,7 +23,7 @@ public static class ClassifierEvaluation
             foreach (var batch in loader.Epoch(0, 0, cancel))
             {
                 using var scope = NewDisposeScope();
-                var logits = model.forward(batch.ImagesTensor());
+                var logits = model.forward(batch.ImagesTensor().On(device)).cpu();
                 if (logits.shape[1] != classNames.Count)
                     throw new InvalidDataException($"The model predicts {logits.shape[1]} classes, the data has {classNames.Count}");
                 var loss = nn.functional.cross_entropy(logits, batch.LabelsTensor()).item<float>();

@@ -217,7 +217,7 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
             {
                 TrainDir = train.Root, TrainImages = train, ValDir = val?.Root, ValImages = val, OutputDir = runDir, Init = startCheckpoint, Model = architecture, Epochs = options.Epochs,
                 WarmupEpochs = Math.Min(10, options.Epochs / 10.0), BatchSize = Math.Max(2, options.BatchSize), BaseLr = options.BaseLearningRate ?? 0.1,
-                EvalCropPct = 1.0, Seed = seed, Threads = options.Threads, Prefetch = 2,
+                EvalCropPct = 1.0, Seed = seed, Threads = options.Threads, Device = options.TrainingDevice, Prefetch = 2,
             }, progress, Log).Run(cancel.Token);
             LastValidationMetrics = probe.Validation;
             return probe.CheckpointPath;
@@ -226,7 +226,7 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
         {
             TrainImages = train, ValDir = val?.Root, ValImages = val, Init = startCheckpoint, Model = architecture, Epochs = options.Epochs, WarmupEpochs = Math.Min(5, options.Epochs / 10.0),
             BatchSize = options.BatchSize, BaseLr = options.BaseLearningRate ?? 1e-3, LayerDecay = options.LayerDecay, EvalCropPct = 1.0,
-            Seed = seed, Threads = options.Threads, Prefetch = 2,
+            Seed = seed, Threads = options.Threads, Device = options.TrainingDevice, Prefetch = 2,
         };
         if (options.Recipe is not null) o = options.Recipe(o);
         var result = new Finetuner(o, progress, Log).Run(cancel.Token);

@@ -23,6 +23,10 @@ public sealed class MaeImageClassificationOptions
     /// <summary>A <see cref="Model.MaePresets"/> name: the architecture from scratch, or the heads for a checkpoint that cannot tell them.</summary>
     public string? Architecture { get; set; }
 
+    /// <summary>Where the model trains in TorchSharp: <c>cpu</c> (default), <c>cuda</c> or <c>cuda:N</c> (needs a CUDA LibTorch package
+    /// instead of TorchSharp-cpu; untested on GPUs here). Scoring in ML.NET uses <see cref="GpuDeviceId"/>.</summary>
+    public string TrainingDevice { get; set; } = "cpu";
+
     /// <summary>Training epochs. Default 10.</summary>
     public int Epochs { get; set; } = 10;
     /// <summary>Images per step. Default 32.</summary>

@@ -1,3 +1,4 @@
+using MaeMl.Model;
 using MaeMl.Training;
 using static TorchSharp.torch;
 
@@ -18,8 +19,9 @@ public static class SegmentationTrainer
             name => name.StartsWith("backbone.") && !name.StartsWith("backbone.simfp_"), data.Count, batch =>
         {
             using var index = tensor(batch.Rows);
-            var images = data.Images.index_select(0, index);
-            var labels = data.Labels.index_select(0, index);
+            var device = TrainingDevice.Of(model);
+            var images = data.Images.index_select(0, index).On(device);
+            var labels = data.Labels.index_select(0, index).On(device);
             if (options.Flip && batch.Random.Next(2) == 1) { images = images.flip(3); labels = labels.flip(2); }
             return SegmentationModel.Loss(model.forward(images), labels, data.IgnoreIndex);
         }, validation is null ? null : entry =>
@@ -34,11 +36,12 @@ public static class SegmentationTrainer
     {
         model.eval();
         using var _ = no_grad();
+        var device = TrainingDevice.Of(model);
         var parts = new List<Tensor>();
         for (long i = 0; i < images.shape[0]; i += batchSize)
         {
             using var scope = NewDisposeScope();
-            parts.Add(model.forward(images[TensorIndex.Slice(i, i + batchSize)]).argmax(1).MoveToOuterDisposeScope());
+            parts.Add(model.forward(images[TensorIndex.Slice(i, i + batchSize)].On(device)).argmax(1).cpu().MoveToOuterDisposeScope());
         }
         var result = cat(parts, 0);
         foreach (var p in parts) p.Dispose();

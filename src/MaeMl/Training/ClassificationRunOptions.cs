@@ -35,4 +35,7 @@ public abstract record ClassificationRunOptions
     public int Prefetch { get; init; } = 4;
     /// <summary>Torch intra-op threads (0: library default).</summary>
     public int Threads { get; init; }
+    /// <summary>Training device: <c>cpu</c> (default), <c>cuda</c> or <c>cuda:N</c> (needs a CUDA LibTorch package instead of TorchSharp-cpu;
+    /// untested on GPUs by MaeMl's own tests).</summary>
+    public string Device { get; init; } = "cpu";
 }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using MaeMl.Checkpoints;
 using MaeMl.Data;
+using MaeMl.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -35,6 +36,7 @@ internal static class DenseTraining
         o.Validate();
         var say = log ?? (_ => { });
         torch.manual_seed(o.Seed);
+        model.to(TrainingDevice.Resolve(o.Device));   // before the optimizer takes the parameters; batches follow (TrainingDevice.Of)
         var (groups, scales) = ParameterGroups.DenseAdamWGroups(model, isBackbone, o.Lr, o.BackboneLrScale, o.WeightDecay);
         using var optimizer = new AdamW(groups, o.Lr);
         var schedule = new LearningRateSchedule(o.Lr, 0, o.WarmupEpochs, o.Epochs);

@@ -1,3 +1,4 @@
+using MaeMl.Model;
 namespace MaeMl.Training;
 
 /// <summary>Fine-tuning settings shared by the detection and segmentation trainers (AdamW, warmup + cosine schedule).</summary>
@@ -30,6 +31,9 @@ public sealed record DenseTrainingOptions
     public string? Resume { get; init; }
     /// <summary>With <see cref="OutputDir"/>: minutes between mid-epoch checkpoints (default 10).</summary>
     public double CheckpointMinutes { get; init; } = 10;
+    /// <summary>Training device: <c>cpu</c> (default), <c>cuda</c> or <c>cuda:N</c> (needs a CUDA LibTorch package instead of TorchSharp-cpu;
+    /// untested on GPUs by MaeMl's own tests).</summary>
+    public string Device { get; init; } = "cpu";
 
     /// <summary>Checks the settings; throws <see cref="ArgumentException"/> naming the first bad one.</summary>
     public DenseTrainingOptions Validate()
@@ -41,6 +45,7 @@ public sealed record DenseTrainingOptions
         if (!(WeightDecay >= 0)) throw new ArgumentException($"WeightDecay must be 0 or more, got {WeightDecay}");
         if (!(WarmupEpochs >= 0)) throw new ArgumentException($"WarmupEpochs must be 0 or more, got {WarmupEpochs}");
         if (!(CheckpointMinutes > 0)) throw new ArgumentException($"CheckpointMinutes must be positive, got {CheckpointMinutes}");
+        TrainingDevice.Resolve(Device);
         if (Resume is not null && OutputDir is null) throw new ArgumentException("Resume needs an OutputDir (the run folder)");
         return this;
     }

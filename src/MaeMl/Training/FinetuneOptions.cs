@@ -80,6 +80,7 @@ public sealed record FinetuneOptions : ClassificationRunOptions
         if (EvalCropPct <= 0 || EvalCropPct > 1) throw new ArgumentException($"eval crop pct must be in (0, 1], got {EvalCropPct}");
         if (Mixup.LabelSmoothing < 0 || Mixup.LabelSmoothing >= 1) throw new ArgumentException($"label smoothing must be in [0, 1), got {Mixup.LabelSmoothing}");
         PretrainOptions.CheckThreads(Threads);
+        TrainingDevice.Resolve(Device);
         return this;
     }
 }

@@ -74,6 +74,7 @@ public sealed class Finetuner
             size, o.BatchSize, shuffle: true, dropLast: true, seed: o.Seed, prefetch: o.Prefetch, log: log);
         var valLoader = val is null ? null : new PrefetchingBatchLoader(val.Samples, SampleTransforms.ResizeCenterCrop(size, o.EvalCropPct),
             size, o.BatchSize, shuffle: false, dropLast: false, seed: o.Seed, prefetch: o.Prefetch, log: log);
+        model.to(TrainingDevice.Resolve(o.Device));   // before the optimizer takes the parameters
         var (groups, lrScales) = LayerDecay.AdamWGroups(model, o.PeakLr, o.WeightDecay, o.LayerDecay);
         using var optimizer = new AdamW(groups, o.PeakLr, 0.9, 0.999);
         var schedule = new LearningRateSchedule(o.PeakLr, o.MinLr, o.WarmupEpochs, o.Epochs);
@@ -142,7 +143,8 @@ public sealed class Finetuner
         public override Tensor Loss(ImageBatch batch, int epoch, int step)
         {
             torch.manual_seed(Seeds.Mix(o.Seed, epoch, step, 0xD4));   // drop path
-            var (images, targets) = mixup.Apply(batch.ImagesTensor(), batch.LabelsTensor(), new Random(Seeds.MixInt(o.Seed, epoch, step, 0x4D49)), out _);
+            var device = TrainingDevice.Of(model);
+            var (images, targets) = mixup.Apply(batch.ImagesTensor().On(device), batch.LabelsTensor().On(device), new Random(Seeds.MixInt(o.Seed, epoch, step, 0x4D49)), out _);
             return SoftTargetCrossEntropy.Loss(model.forward(images), targets);
         }
 

@@ -71,6 +71,8 @@ public sealed class LinearProbe
         using var bn = nn.BatchNorm1d(dim, eps: 1e-6, affine: false);
         using var head = nn.Linear(dim, c);
         using (no_grad()) { nn.init.trunc_normal_(head.weight!, std: 0.01); nn.init.zeros_(head.bias!); }
+        var device = TrainingDevice.Resolve(o.Device);
+        model.to(device); bn.to(device); head.to(device);   // before the optimizer takes the head's parameters
 
         var evalTransform = SampleTransforms.ResizeCenterCrop(size, o.EvalCropPct);
         PrefetchingBatchLoader Loader(IReadOnlyList<ImageSample> samples, SampleTransform transform, int batchSize, bool shuffle) =>
@@ -89,14 +91,14 @@ public sealed class LinearProbe
             using (no_grad())
                 foreach (var batch in loader.Epoch(0, 0, cancel))
                 {
-                    using var images = batch.ImagesTensor();
+                    using var images = batch.ImagesTensor().On(device);
                     feats.Add(model.ForwardFeatures(images));
                     labels.AddRange(batch.Labels.Take(batch.Count).Select(l => (long)l));
                 }
             var all = cat(feats, 0);
             foreach (var f in feats) f.Dispose();
             featureWatch.Stop();
-            return (all, tensor(labels.ToArray()));
+            return (all, tensor(labels.ToArray()).On(device));
         }
 
         log($"linear probe on {train.Samples.Count} images of {c} classes" + (val is null ? "" : $", validating on {val.Samples.Count}") +
@@ -131,14 +133,14 @@ public sealed class LinearProbe
         var (trainTop1, lastEval) = rows is not null
             ? Train(rows, rows.BatchSize, batch =>
             {
-                var index = tensor(batch.Rows);
+                var index = tensor(batch.Rows).On(device);
                 return (cached.Features.index_select(0, index), cached.Labels.index_select(0, index));
             })
             : Train(trainLoader, trainLoader.BatchSize, batch =>
             {
-                using var images = batch.ImagesTensor();
+                using var images = batch.ImagesTensor().On(device);
                 using var _ = no_grad();
-                return (model.ForwardFeatures(images), batch.LabelsTensor());
+                return (model.ForwardFeatures(images), batch.LabelsTensor().On(device));
             });
         headWatch.Stop();
 
@@ -197,7 +199,7 @@ public sealed class LinearProbe
         var logits = head.forward(bn.forward(features));
         var loss = nn.functional.cross_entropy(logits, labels).item<float>();
         var metrics = new ClassificationMetrics(classes);
-        metrics.Add(logits.contiguous().data<float>().ToArray(), labels.data<long>().ToArray().Select(l => (int)l).ToArray(), loss);
+        metrics.Add(logits.cpu().contiguous().data<float>().ToArray(), labels.cpu().data<long>().ToArray().Select(l => (int)l).ToArray(), loss);
         bn.train();
         return metrics;
     }

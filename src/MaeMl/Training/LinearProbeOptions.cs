@@ -68,6 +68,7 @@ public sealed record LinearProbeOptions : ClassificationRunOptions
         if (PeakLr <= 0) throw new ArgumentException($"learning rate must be positive, got {PeakLr}");
         if (EvalCropPct <= 0 || EvalCropPct > 1) throw new ArgumentException($"eval crop pct must be in (0, 1], got {EvalCropPct}");
         PretrainOptions.CheckThreads(Threads);
+        TrainingDevice.Resolve(Device);
         return this;
     }
 }

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace MaeMl.Training;
@@ -70,10 +71,18 @@ public sealed class Mixup(MixupOptions options, int numClasses)
                 }
                 lambda = 1.0 - (double)(y1 - y0) * (x1 - x0) / (h * w);
             }
-            else mixed = images * lambda + flipped * (1 - lambda);
-            targets = targets * lambda + targets.flip(0) * (1 - lambda);
+            else mixed = Blend(images, flipped, lambda);
+            targets = Blend(targets, targets.flip(0), lambda);
         }
         return (mixed.MoveToOuterDisposeScope(), targets.MoveToOuterDisposeScope());
+    }
+
+    /// <summary><c>a * lambda + b * (1 - lambda)</c> with explicit Scalars held to the end (no temporary Scalar reaches LibTorch).</summary>
+    static Tensor Blend(Tensor a, Tensor b, double lambda)
+    {
+        using var l = lambda.ToScalar();
+        using var rest = (1 - lambda).ToScalar();
+        return a.mul(l).add_(b.mul(rest), Model.Scalars.One);
     }
 
     /// <summary>Beta(a, a) from two Gamma draws (Marsaglia-Tsang).</summary>

@@ -57,6 +57,9 @@ public sealed record PretrainOptions
     public TrainingPrecision Precision { get; init; } = TrainingPrecision.Auto;
     /// <summary>Torch intra-op threads (0: library default).</summary>
     public int Threads { get; init; }
+    /// <summary>Training device: <c>cpu</c> (default), <c>cuda</c> or <c>cuda:N</c> (needs a CUDA LibTorch package instead of TorchSharp-cpu;
+    /// untested on GPUs by MaeMl's own tests).</summary>
+    public string Device { get; init; } = "cpu";
 
     /// <summary>Images per optimizer step: <see cref="BatchSize"/> x <see cref="AccumIter"/>.</summary>
     public int EffectiveBatchSize => BatchSize * AccumIter;
@@ -81,6 +84,7 @@ public sealed record PretrainOptions
         if (Prefetch < 0) throw new ArgumentException($"prefetch must be >= 0, got {Prefetch}");
         if (TimeLimit is { } t && t < TimeSpan.Zero) throw new ArgumentException($"time limit must not be negative, got {t}");
         CheckThreads(Threads);
+        TrainingDevice.Resolve(Device);
         return this;
     }
 

@@ -100,6 +100,8 @@ public sealed class Pretrainer
         var folder = ImageFolder.Unlabelled(o.DataDir, o.Limit, exclude: o.OutputDir);
         var loader = new PrefetchingBatchLoader(folder.Samples, SampleTransforms.Pretrain(o.Model.ImageSize, o.MinCropScale),
             o.Model.ImageSize, o.BatchSize, shuffle: true, dropLast: true, seed: o.Seed, prefetch: o.Prefetch, log: log);
+        var device = TrainingDevice.Resolve(o.Device);
+        model.to(device);   // before the optimizer takes the parameters
         var groups = ParameterGroups.AdamWGroups(model, o.PeakLr, o.WeightDecay);
         using var optimizer = new AdamW(groups, o.PeakLr, 0.9, 0.95);   // MaeMl's: no temporary Scalars, TorchSharp's state format
         var precision = PrecisionProbe.Resolve(o.Precision, o.Model, o.BatchSize, log);
@@ -152,9 +154,10 @@ public sealed class Pretrainer
 
         public override Tensor Loss(ImageBatch batch, int epoch, int step)
         {
-            var imgs = batch.ImagesTensor();
+            var device = TrainingDevice.Of(compute);
+            var imgs = batch.ImagesTensor().On(device);
             using var gen = new Generator((ulong)Seeds.Mix(o.Seed, epoch, step, 0x4D41534B), torch.CPU);
-            var noise = torch.rand(new long[] { batch.Count, o.Model.NumPatches }, generator: gen);
+            var noise = torch.rand(new long[] { batch.Count, o.Model.NumPatches }, generator: gen).On(device);   // drawn on the CPU: the same masks on any device
             return compute.Forward(imgs, noise).Loss;
         }
 

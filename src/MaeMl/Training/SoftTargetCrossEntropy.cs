@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace MaeMl.Training;
@@ -19,7 +20,9 @@ internal static class SoftTargetCrossEntropy
     {
         using var scope = NewDisposeScope();
         double off = smoothing / numClasses, on = 1.0 - smoothing + off;
-        var y = nn.functional.one_hot(labels, numClasses).to(ScalarType.Float32) * (on - off) + off;
+        using var scale = (on - off).ToScalar();
+        using var offset = off.ToScalar();
+        var y = nn.functional.one_hot(labels, numClasses).to(ScalarType.Float32).mul_(scale).add_(offset, Model.Scalars.One);
         return y.MoveToOuterDisposeScope();
     }
 }
