@@ -21,9 +21,12 @@ public static class MlNetLinearProbe
         ml.Data.LoadFromEnumerable(files.Select(f => new CliHelpers.ImageRow { ImagePath = f.Path, Label = f.Label }));
 
     /// <summary>LoadImages + ApplyMaeEncoder: a "Features" column from the image rows of <see cref="Images"/>.</summary>
-    public static IEstimator<ITransformer> Featurizer(MLContext ml, string onnx, EncoderPooling pooling) =>
+    public static IEstimator<ITransformer> Featurizer(MLContext ml, string onnx, EncoderPooling pooling, int? intraOpThreads = null) =>
         ml.Transforms.LoadImages("Image", null, nameof(CliHelpers.ImageRow.ImagePath))
-            .Append(ml.Transforms.ApplyMaeEncoder("Features", "Image", onnx, pooling));
+            .Append(ml.Transforms.ApplyMaeEncoder(new MaeEncoderOptions
+            {
+                OutputColumnName = "Features", InputColumnName = "Image", ModelFile = onnx, Pooling = pooling, IntraOpThreads = intraOpThreads,
+            }));
 
     /// <summary>Featurizes train (and val) with the exported encoder <paramref name="onnx"/>, fits the classifier on the train
     /// features and prints train and val accuracy and the featurization throughput.</summary>

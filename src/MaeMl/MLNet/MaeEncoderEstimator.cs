@@ -79,6 +79,9 @@ public sealed class MaeEncoderEstimator : IEstimator<ITransformer>
 
     readonly Dictionary<InputKind, EstimatorChain<ITransformer>> chains = new();
 
+    /// <summary>Inputs up to this side (px) are scored with one ONNX Runtime thread unless <see cref="MaeEncoderOptions.IntraOpThreads"/> says otherwise.</summary>
+    public const int SingleThreadMaxImageSize = 64;
+
     /// <summary>The chain for an input kind, built once (building ApplyOnnxModel loads the model).</summary>
     EstimatorChain<ITransformer> Chain(InputKind kind)
     {
@@ -111,6 +114,7 @@ public sealed class MaeEncoderEstimator : IEstimator<ITransformer>
             OutputColumns = [onnxOutput],
             GpuDeviceId = OnnxDevice.Resolve(options.GpuDeviceId, options.FallbackToCpu),
             FallbackToCpu = options.FallbackToCpu,
+            IntraOpNumThreads = options.IntraOpThreads ?? (Model.ImageSize <= SingleThreadMaxImageSize ? 1 : null),
         }));
         if (onnxOutput != options.OutputColumnName)
         {

@@ -36,4 +36,10 @@ public sealed class MaeEncoderOptions
 
     /// <summary>Run on the CPU when <see cref="GpuDeviceId"/> is set but CUDA cannot be used. Default true.</summary>
     public bool FallbackToCpu { get; set; } = true;
+
+    /// <summary>ONNX Runtime intra-op threads of the scoring session. Null (default): 1 for inputs of at most
+    /// <see cref="MaeEncoderEstimator.SingleThreadMaxImageSize"/> px, else ONNX Runtime's choice (all cores). ML.NET scores one row at a
+    /// time, and a small image's row is too little work to split across threads: on 2 cores, CIFAR-10's 32 px ViT-Tiny encoder
+    /// ran 262 images/s with ONNX Runtime's default and 405 with 1 thread (batched ONNX Runtime: 381; <c>maeml bench-featurize</c>).</summary>
+    public int? IntraOpThreads { get; set; }
 }
