@@ -43,10 +43,13 @@ public static class Reports
     public static void DrawMasks(SegmentationModel model, SegmentationDataset data, string path, IReadOnlyList<string>? classNames = null, int count = 6)
     {
         int n = Math.Min(count, data.Count);
-        using var predicted = SegmentationTrainer.Predict(model, data.Images[..n]);
+        var (images, labels) = data.Head(n);
+        using var _i = images;
+        using var _l = labels;
+        using var predicted = SegmentationTrainer.Predict(model, images);
         int plane = model.Config.Encoder.ImageSize * model.Config.Encoder.ImageSize;
         var pred = predicted.data<long>().ToArray();
-        var truth = data.Labels[..n].contiguous().data<long>().ToArray();
+        var truth = labels.contiguous().data<long>().ToArray();
         DensePredictionPicture.Masks(path, data.ImagePaths.Take(n).ToList(), model.Config.Encoder.ImageSize,
             Enumerable.Range(0, n).Select(i => truth[(i * plane)..((i + 1) * plane)]).ToList(),
             Enumerable.Range(0, n).Select(i => pred[(i * plane)..((i + 1) * plane)]).ToList(), data.IgnoreIndex, classNames: classNames);

@@ -25,27 +25,33 @@ internal interface IBatchSource<out TBatch> where TBatch : ITrainingBatch
 /// <param name="Index">The batch's position in its epoch.</param>
 /// <param name="Rows">Row indices into the dataset.</param>
 /// <param name="Random">Seeded by (seed, epoch, batch index): flips, jitter and any other per-batch randomness.</param>
-internal sealed record RowBatch(int Index, long[] Rows, Random Random) : ITrainingBatch
+/// <param name="Prepared">What the source's <c>prepare</c> made of the rows on a background thread (decoded images of a streamed
+/// set), or null for data held in memory.</param>
+internal sealed record RowBatch(int Index, long[] Rows, Random Random, object? Prepared = null) : ITrainingBatch
 {
     /// <inheritdoc/>
     public int Count => Rows.Length;
 }
 
 /// <summary>
-/// Shuffled mini-batches of row indices over <c>count</c> rows held in memory (the dense datasets, cached features): each
-/// epoch is a seeded permutation of (seed, epoch); a last partial batch is left out (drop_last) unless it is the only one.
+/// Shuffled mini-batches of row indices over <c>count</c> rows (the dense datasets, cached features): each epoch is a seeded
+/// permutation of (seed, epoch); a last partial batch is left out (drop_last) unless it is the only one. With <c>prepare</c>
+/// (a streamed set) each batch's rows are decoded on background threads, <c>prefetch</c> batches ahead, as the image loader does.
 /// </summary>
 internal sealed class RowBatches : IBatchSource<RowBatch>
 {
-    readonly int count, batchSize, seed;
+    readonly int count, batchSize, seed, prefetch;
     readonly bool shuffle;
+    readonly Func<long[], object>? prepare;
 
-    /// <summary>Batches of <paramref name="batchSize"/> rows (fewer when there are fewer rows) out of <paramref name="count"/>.</summary>
-    public RowBatches(int count, int batchSize, int seed, bool shuffle = true)
+    /// <summary>Batches of <paramref name="batchSize"/> rows (fewer when there are fewer rows) out of <paramref name="count"/>;
+    /// <paramref name="prepare"/> (thread-safe, a pure function of the rows) runs ahead on background threads.</summary>
+    public RowBatches(int count, int batchSize, int seed, bool shuffle = true, Func<long[], object>? prepare = null, int prefetch = 2)
     {
         if (count <= 0) throw new ArgumentException("No training rows");
         if (batchSize <= 0) throw new ArgumentException($"batch size must be positive, got {batchSize}");
         this.count = count; this.batchSize = Math.Min(batchSize, count); this.seed = seed; this.shuffle = shuffle;
+        this.prepare = prepare; this.prefetch = Math.Max(1, prefetch);
     }
 
     /// <summary>Rows per batch (the batch size, or the row count when that is smaller).</summary>
@@ -70,10 +76,36 @@ internal sealed class RowBatches : IBatchSource<RowBatch>
     public IEnumerable<RowBatch> Epoch(int epoch, int startBatch = 0, CancellationToken cancel = default)
     {
         var order = Order(epoch);
-        for (int b = startBatch; b < BatchesPerEpoch; b++)
+        long[] Rows(int b) => order.AsSpan(b * batchSize, batchSize).ToArray();
+        RowBatch Batch(int b, long[] rows, object? prepared) => new(b, rows, new Random(Seeds.MixInt(seed, epoch, b, 0xBA7C)), prepared);
+        if (prepare is null)
         {
-            cancel.ThrowIfCancellationRequested();
-            yield return new RowBatch(b, order.AsSpan(b * batchSize, batchSize).ToArray(), new Random(Seeds.MixInt(seed, epoch, b, 0xBA7C)));
+            for (int b = startBatch; b < BatchesPerEpoch; b++)
+            {
+                cancel.ThrowIfCancellationRequested();
+                yield return Batch(b, Rows(b), null);
+            }
+            yield break;
+        }
+        var inFlight = new Queue<(int Index, long[] Rows, Task<object> Work)>();
+        int next = startBatch;
+        void Start() { int b = next++; var rows = Rows(b); inFlight.Enqueue((b, rows, Task.Run(() => prepare(rows), cancel))); }
+        try
+        {
+            while (next < BatchesPerEpoch && inFlight.Count < prefetch) Start();
+            while (inFlight.Count > 0)
+            {
+                var (b, rows, work) = inFlight.Dequeue();
+                var prepared = work.GetAwaiter().GetResult();
+                if (next < BatchesPerEpoch) Start();
+                cancel.ThrowIfCancellationRequested();
+                yield return Batch(b, rows, prepared);
+            }
+        }
+        finally
+        {
+            foreach (var (_, _, work) in inFlight)   // none outlives the enumeration
+                try { work.Wait(); } catch (AggregateException) { }
         }
     }
 }

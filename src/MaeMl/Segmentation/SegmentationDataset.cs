@@ -5,16 +5,28 @@ using static TorchSharp.torch;
 namespace MaeMl.Segmentation;
 
 /// <summary>
-/// Images and class-index masks held in memory at the model's size (fine for small sets such as COCO128; large sets need
-/// a streaming loader). Images are squashed to S x S (bicubic) and ImageNet-normalised; masks are resized nearest-neighbour,
-/// pixel value = class id, the ignore value and ids >= NumClasses become <see cref="IgnoreIndex"/>.
+/// Images and class-index masks at the model's size, either held in memory (<see cref="Load(IReadOnlyList{ValueTuple{string, string}}, int, int, int)"/>:
+/// fine for sets such as COCO128 or CamVid) or streamed (<see cref="Stream"/>: each batch is decoded from its files on
+/// background threads while the previous one trains, so a set of any size fits). Images are squashed to S x S (bicubic) and
+/// ImageNet-normalised; masks are resized nearest-neighbour, pixel value = class id, the ignore value and ids >= NumClasses
+/// become <see cref="IgnoreIndex"/>. Both modes decode a row the same way, so they train and evaluate identically.
 /// </summary>
 public sealed class SegmentationDataset : IDisposable
 {
-    /// <summary>[N, 3, S, S] float32, normalised.</summary>
-    public Tensor Images { get; }
-    /// <summary>[N, S, S] int64 class ids, <see cref="IgnoreIndex"/> where unlabelled.</summary>
-    public Tensor Labels { get; }
+    readonly Tensor? images, labels;
+    readonly IReadOnlyList<(string Image, string Mask)>? pairs;
+    readonly int size;
+
+    /// <summary>[N, 3, S, S] float32, normalised (in-memory sets only).</summary>
+    /// <exception cref="InvalidOperationException">The set is streamed.</exception>
+    public Tensor Images => images ?? throw new InvalidOperationException("A streamed segmentation set holds no images in memory; its batches are decoded as they are needed");
+    /// <summary>[N, S, S] int64 class ids, <see cref="IgnoreIndex"/> where unlabelled (in-memory sets only).</summary>
+    /// <exception cref="InvalidOperationException">The set is streamed.</exception>
+    public Tensor Labels => labels ?? throw new InvalidOperationException("A streamed segmentation set holds no masks in memory; its batches are decoded as they are needed");
+    /// <summary>True for a set made by <see cref="Stream"/>.</summary>
+    public bool IsStreamed => images is null;
+    /// <summary>The side S of the model-size images.</summary>
+    public int ImageSize => size;
     /// <summary>Image files, in row order.</summary>
     public IReadOnlyList<string> ImagePaths { get; }
     /// <summary>Output classes K: label ids 0..K-1.</summary>
@@ -24,8 +36,59 @@ public sealed class SegmentationDataset : IDisposable
     /// <summary>Images N.</summary>
     public int Count => ImagePaths.Count;
 
-    SegmentationDataset(Tensor images, Tensor labels, IReadOnlyList<string> paths, int numClasses, int ignoreIndex) =>
-        (Images, Labels, ImagePaths, NumClasses, IgnoreIndex) = (images, labels, paths, numClasses, ignoreIndex);
+    SegmentationDataset(Tensor? images, Tensor? labels, IReadOnlyList<string> paths, int numClasses, int ignoreIndex, int size,
+        IReadOnlyList<(string Image, string Mask)>? pairs = null) =>
+        (this.images, this.labels, ImagePaths, NumClasses, IgnoreIndex, this.size, this.pairs) = (images, labels, paths, numClasses, ignoreIndex, size, pairs);
+
+    /// <summary>A streamed set over <paramref name="pairs"/>: nothing is decoded here (each file is checked to exist); training and
+    /// evaluation decode each batch's rows as they go (<see cref="DecodeRows"/>), with the same result as <see cref="Load(IReadOnlyList{ValueTuple{string, string}}, int, int, int)"/>.</summary>
+    /// <exception cref="FileNotFoundException">An image or mask file does not exist.</exception>
+    public static SegmentationDataset Stream(IReadOnlyList<(string Image, string Mask)> pairs, int size, int numClasses, int ignoreValue = 255)
+    {
+        foreach (var (image, mask) in pairs)
+            foreach (var f in new[] { image, mask })
+                if (!File.Exists(f)) throw new FileNotFoundException($"'{f}' does not exist", f);
+        return new SegmentationDataset(null, null, pairs.Select(p => p.Image).ToList(), numClasses, ignoreValue, size, pairs.ToList());
+    }
+
+    /// <summary>A streamed set of the image/mask pairs of two folders (<see cref="Pair"/>).</summary>
+    public static SegmentationDataset Stream(string imageDir, string maskDir, int size, int numClasses, int ignoreValue = 255, int? limit = null) =>
+        Stream(Pair(imageDir, maskDir, limit), size, numClasses, ignoreValue);
+
+    /// <summary>Normalised pixels [n, 3, S, S] and class ids [n, S, S] of <paramref name="rows"/>, decoded from their files (streamed
+    /// sets) or copied out of memory, as flat arrays (thread-safe: the streamed loader calls it on background threads).</summary>
+    internal (float[] Pixels, long[] Labels) DecodeRows(long[] rows)
+    {
+        int plane = size * size;
+        var pixels = new float[rows.Length * 3 * plane];
+        var ids = new long[rows.Length * plane];
+        if (pairs is null) throw new InvalidOperationException("DecodeRows is for streamed sets");
+        for (int k = 0; k < rows.Length; k++) DecodeRow(pairs[(int)rows[k]], size, NumClasses, IgnoreIndex, pixels.AsSpan(k * 3 * plane, 3 * plane), ids.AsSpan(k * plane, plane));
+        return (pixels, ids);
+    }
+
+    /// <summary>Images [n, 3, S, S] and labels [n, S, S] of the first <paramref name="n"/> rows (at most <see cref="Count"/>), in either mode (new tensors).</summary>
+    public (Tensor Images, Tensor Labels) Head(int n)
+    {
+        n = Math.Clamp(n, 0, Count);
+        if (!IsStreamed) return (Images[..n].clone(), Labels[..n].clone());
+        var (pixels, ids) = DecodeRows(Enumerable.Range(0, n).Select(i => (long)i).ToArray());
+        return (tensor(pixels).reshape(n, 3, size, size), tensor(ids).reshape(n, size, size));
+    }
+
+    /// <summary>One pair at the model's size: the image's normalised CHW pixels and the mask's class ids (nearest pixel).</summary>
+    static void DecodeRow((string Image, string Mask) pair, int size, int numClasses, int ignoreValue, Span<float> pixels, Span<long> labels)
+    {
+        using (var bitmap = ImageDecoder.DecodeResized(pair.Image, size))
+            ImageTransforms.ToNormalizedChw(bitmap, pixels);
+        var mask = ReadMask(pair.Mask, out int w, out int h);
+        for (int y = 0; y < size; y++)
+        for (int x = 0; x < size; x++)
+        {
+            int v = mask[(int)((y + 0.5) * h / size) * w + (int)((x + 0.5) * w / size)];
+            labels[y * size + x] = v == ignoreValue || v >= numClasses ? ignoreValue : v;
+        }
+    }
 
     /// <summary>Pairs each image in <paramref name="imageDir"/> with the mask PNG of the same file stem in <paramref name="maskDir"/>;
     /// images without a mask are skipped (COCO128 labels 100 of its 128 images).</summary>
@@ -64,19 +127,9 @@ public sealed class SegmentationDataset : IDisposable
         var pixels = new float[n * 3 * plane];
         var labels = new long[n * plane];
         Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = Math.Min(2, Environment.ProcessorCount) }, i =>
-        {
-            using (var bitmap = ImageDecoder.DecodeResized(pairs[i].Image, size))
-                ImageTransforms.ToNormalizedChw(bitmap, pixels.AsSpan(i * 3 * plane, 3 * plane));
-            var mask = ReadMask(pairs[i].Mask, out int w, out int h);
-            for (int y = 0; y < size; y++)
-            for (int x = 0; x < size; x++)
-            {
-                int v = mask[(int)((y + 0.5) * h / size) * w + (int)((x + 0.5) * w / size)];
-                labels[i * plane + y * size + x] = v == ignoreValue || v >= numClasses ? ignoreValue : v;
-            }
-        });
+            DecodeRow(pairs[i], size, numClasses, ignoreValue, pixels.AsSpan(i * 3 * plane, 3 * plane), labels.AsSpan(i * plane, plane)));
         return new SegmentationDataset(tensor(pixels).reshape(n, 3, size, size), tensor(labels).reshape(n, size, size),
-            pairs.Select(p => p.Image).ToList(), numClasses, ignoreValue);
+            pairs.Select(p => p.Image).ToList(), numClasses, ignoreValue, size);
     }
 
     /// <summary>A set from pixels already at the model's size (what ML.NET's <c>ResizeImages</c> + <c>ExtractPixels</c> give):
@@ -94,7 +147,7 @@ public sealed class SegmentationDataset : IDisposable
         var std = tensor(ImageNetNormalization.Std).reshape(1, 3, 1, 1);
         var images = ((tensor(pixels).reshape(n, 3, size, size) / 255f - mean) / std).MoveToOuterDisposeScope();
         var masks = tensor(labels).reshape(n, size, size).MoveToOuterDisposeScope();
-        return new SegmentationDataset(images, masks, names ?? Enumerable.Range(0, n).Select(i => $"row {i}").ToList(), numClasses, ignoreIndex);
+        return new SegmentationDataset(images, masks, names ?? Enumerable.Range(0, n).Select(i => $"row {i}").ToList(), numClasses, ignoreIndex, size);
     }
 
     /// <summary>Class ids of a single-channel (8-bit grey) mask PNG, row-major.</summary>
@@ -118,6 +171,6 @@ public sealed class SegmentationDataset : IDisposable
         return data;
     }
 
-    /// <summary>Disposes <see cref="Images"/> and <see cref="Labels"/>.</summary>
-    public void Dispose() { Images.Dispose(); Labels.Dispose(); }
+    /// <summary>Disposes <see cref="Images"/> and <see cref="Labels"/> (nothing for a streamed set).</summary>
+    public void Dispose() { images?.Dispose(); labels?.Dispose(); }
 }

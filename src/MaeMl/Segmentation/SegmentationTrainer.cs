@@ -1,3 +1,4 @@
+using MaeMl.Data;
 using MaeMl.Model;
 using MaeMl.Training;
 using static TorchSharp.torch;
@@ -18,10 +19,9 @@ public static class SegmentationTrainer
         DenseTraining.Run(model, SegmentationModelFile.Header(model, classNames ?? [], data.IgnoreIndex),
             name => name.StartsWith("backbone.") && !name.StartsWith("backbone.simfp_"), data.Count, batch =>
         {
-            using var index = tensor(batch.Rows);
             var device = TrainingDevice.Of(model);
-            var images = data.Images.index_select(0, index).On(device);
-            var labels = data.Labels.index_select(0, index).On(device);
+            var (images, labels) = Rows(data, batch.Rows, batch.Prepared);
+            images = images.On(device); labels = labels.On(device);
             if (options.Flip && batch.Random.Next(2) == 1) { images = images.flip(3); labels = labels.flip(2); }
             return SegmentationModel.Loss(model.forward(images), labels, data.IgnoreIndex);
         }, validation is null ? null : entry =>
@@ -29,7 +29,18 @@ public static class SegmentationTrainer
             var m = Evaluate(model, validation);
             entry["val_miou"] = m.MeanIoU; entry["val_pixel_acc"] = m.PixelAccuracy;
             return $", val mIoU {m.MeanIoU:P2} pixel acc {m.PixelAccuracy:P2}";
-        }, options, log, progress, cancellationToken);
+        }, options, log, progress, cancellationToken, data.IsStreamed ? rows => data.DecodeRows(rows) : null);
+
+    /// <summary>Images [n, 3, S, S] and labels [n, S, S] of <paramref name="rows"/>: from a streamed batch's decoded arrays, or indexed out of memory.</summary>
+    static (Tensor Images, Tensor Labels) Rows(SegmentationDataset data, long[] rows, object? prepared)
+    {
+        int s = data.ImageSize, n = rows.Length;
+        if (prepared is ValueTuple<float[], long[]> decoded)
+            return (tensor(decoded.Item1).reshape(n, 3, s, s), tensor(decoded.Item2).reshape(n, s, s));
+        if (data.IsStreamed) return Rows(data, rows, data.DecodeRows(rows));
+        using var index = tensor(rows);
+        return (data.Images.index_select(0, index), data.Labels.index_select(0, index));
+    }
 
     /// <summary>Class ids [N, S, S] (int64) of images [N, 3, S, S].</summary>
     public static Tensor Predict(SegmentationModel model, Tensor images, int batchSize = 16)
@@ -48,12 +59,33 @@ public static class SegmentationTrainer
         return result;
     }
 
-    /// <summary>mIoU, per-class IoU and pixel accuracy on <paramref name="data"/>.</summary>
+    /// <summary>mIoU, per-class IoU and pixel accuracy on <paramref name="data"/> (a streamed set is decoded batch by batch, ahead on a background thread).</summary>
     public static SegmentationMetrics Evaluate(SegmentationModel model, SegmentationDataset data, int batchSize = 16)
     {
         var metrics = new SegmentationMetrics(data.NumClasses, data.IgnoreIndex);
-        using var predicted = Predict(model, data.Images, batchSize);
-        metrics.Add(predicted, data.Labels);
+        if (!data.IsStreamed)
+        {
+            using var predicted = Predict(model, data.Images, batchSize);
+            metrics.Add(predicted, data.Labels);
+            return metrics;
+        }
+        var batches = new RowBatches(data.Count, batchSize, seed: 0, shuffle: false, prepare: rows => data.DecodeRows(rows));
+        foreach (var batch in batches.Epoch(0))
+        {
+            using var scope = NewDisposeScope();
+            var (images, labels) = Rows(data, batch.Rows, batch.Prepared);
+            using var predicted = Predict(model, images, batchSize);
+            metrics.Add(predicted, labels);
+        }
+        int done = batches.BatchesPerEpoch * batches.BatchSize;
+        if (done < data.Count)   // the last partial batch (RowBatches leaves it out of training epochs)
+        {
+            using var scope = NewDisposeScope();
+            var rest = Enumerable.Range(done, data.Count - done).Select(i => (long)i).ToArray();
+            var (images, labels) = Rows(data, rest, null);
+            using var predicted = Predict(model, images, batchSize);
+            metrics.Add(predicted, labels);
+        }
         return metrics;
     }
 }

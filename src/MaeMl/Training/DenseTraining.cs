@@ -29,9 +29,10 @@ internal static class DenseTraining
     /// <param name="log">Epoch lines and notices, or null.</param>
     /// <param name="progress">A progress bar, or null.</param>
     /// <param name="cancel">Checked after every step.</param>
+    /// <param name="prepare">For a streamed set: decodes a batch's rows on background threads, ahead of training (<see cref="RowBatch.Prepared"/>).</param>
     public static DenseTrainingResult Run(nn.Module model, DenseModelHeader file, Func<string, bool> isBackbone, int count,
         Func<RowBatch, Tensor> batchLoss, Func<JsonObject, string>? evaluate, DenseTrainingOptions o, Action<string>? log,
-        ConsoleProgress? progress, CancellationToken cancel)
+        ConsoleProgress? progress, CancellationToken cancel, Func<long[], object>? prepare = null)
     {
         o.Validate();
         var say = log ?? (_ => { });
@@ -40,7 +41,7 @@ internal static class DenseTraining
         var (groups, scales) = ParameterGroups.DenseAdamWGroups(model, isBackbone, o.Lr, o.BackboneLrScale, o.WeightDecay);
         using var optimizer = new AdamW(groups, o.Lr);
         var schedule = new LearningRateSchedule(o.Lr, 0, o.WarmupEpochs, o.Epochs);
-        var batches = new RowBatches(count, o.BatchSize, o.Seed);
+        var batches = new RowBatches(count, o.BatchSize, o.Seed, prepare: prepare);
 
         IDisposable? folderLock = null;
         MetricsLog? metrics = null;

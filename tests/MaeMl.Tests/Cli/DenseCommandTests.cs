@@ -23,7 +23,9 @@ public sealed class DenseCommandTests : IDisposable
             "--train", images, "--masks", masks, "--val", images, "--val-masks", masks, "--classes", "3", "--names", "bg,square,circle", "--out", model }).ToArray());
         Assert.True(train.Code == 0, train.Out + train.Err);
         Assert.Contains("val: mIoU", train.Out);
-        var eval = Run("segment-eval", "--weights", model, "--val", images, "--val-masks", masks, "--picture", picture);
+        var eval = Run("segment-eval", "--weights", model, "--val", images, "--val-masks", masks, "--picture", picture, "--stream");   // decoded batch by batch
+        var inMemory = Run("segment-eval", "--weights", model, "--val", images, "--val-masks", masks);
+        Assert.Equal(System.Text.RegularExpressions.Regex.Match(inMemory.Out, @"mIoU [^,]*").Value, System.Text.RegularExpressions.Regex.Match(eval.Out, @"mIoU [^,]*").Value);
         Assert.True(eval.Code == 0, eval.Out + eval.Err);
         Assert.Contains("val: mIoU", eval.Out);
         Assert.True(new FileInfo(picture).Length > 0);
