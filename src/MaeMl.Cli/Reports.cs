@@ -33,7 +33,8 @@ public static class Reports
     public static void DrawBoxes(DetectionModel model, DetectionDataset data, string path, DetectionResize resize, int count = 6)
     {
         int n = Math.Min(count, data.Count);
-        var predicted = DetectionTrainer.Predict(model, data.Images[..n]);
+        using var head = data.Head(n);
+        var predicted = DetectionTrainer.Predict(model, head);
         DetectionPicture.Boxes(path, data.ImagePaths.Take(n).ToList(), model.Config.Encoder.ImageSize, data.Boxes.Take(n).ToList(), predicted, data.ClassNames, resize);
         Console.WriteLine($"wrote {path}");
     }

@@ -14,12 +14,13 @@ public sealed class DetectionDataOptions
     public Option<string> ValLabels { get; } = new("--val-labels") { Description = "Validation annotations (see --format).", Required = true };
     public Option<string?> ClassNames { get; } = new("--names") { Description = "YOLO class names: comma-separated, or a YAML file with a 'names:' block (VOC and COCO files name their classes)." };
     public Option<string?> KeepClasses { get; } = new("--keep-classes") { Description = "Train and evaluate on these class ids only, renumbered, e.g. 0 for COCO's person." };
+    public Option<bool> Stream { get; } = new("--stream") { Description = "Read the boxes now and decode each batch's images on background threads instead of holding the set in memory (large sets; same results)." };
     public Option<string> Resize { get; } = new("--resize") { Description = "stretch or letterbox.", DefaultValueFactory = _ => "stretch" };
 
     public void AddTo(Command command, bool training)
     {
         if (training) { Images.Required = true; Labels.Required = true; command.Options.Add(Images); command.Options.Add(Labels); }
-        foreach (var o in new Option[] { Format, ValImages, ValLabels, ClassNames, KeepClasses, Resize }) command.Options.Add(o);
+        foreach (var o in new Option[] { Format, ValImages, ValLabels, ClassNames, KeepClasses, Resize, Stream }) command.Options.Add(o);
     }
 
     public DetectionResize ReadResize(ParseResult parse) => parse.GetValue(Resize)!.ToLowerInvariant() switch
@@ -33,11 +34,12 @@ public sealed class DetectionDataOptions
         string images = parse.GetValue(validation ? ValImages : Images)!, labels = parse.GetValue(validation ? ValLabels : Labels)!;
         int? lim = limit > 0 ? limit : null;
         var resize = ReadResize(parse);
+        bool stream = parse.GetValue(Stream);
         var data = parse.GetValue(Format)!.ToLowerInvariant() switch
         {
-            "yolo" => DetectionDataset.FromYolo(images, labels, YoloNames(parse), size, resize, lim),
-            "voc" => DetectionDataset.FromPascalVoc(images, labels, CliHelpers.ClassNames(parse.GetValue(ClassNames)), size, resize, lim),
-            "coco" => DetectionDataset.FromCoco(images, labels, size, resize, lim),
+            "yolo" => DetectionDataset.FromYolo(images, labels, YoloNames(parse), size, resize, lim, stream),
+            "voc" => DetectionDataset.FromPascalVoc(images, labels, CliHelpers.ClassNames(parse.GetValue(ClassNames)), size, resize, lim, stream),
+            "coco" => DetectionDataset.FromCoco(images, labels, size, resize, lim, stream),
             var f => throw new CliException($"unknown --format '{f}' (use yolo, voc or coco)"),
         };
         var keep = parse.GetValue(KeepClasses);

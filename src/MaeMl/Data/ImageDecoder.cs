@@ -71,6 +71,16 @@ public static class ImageDecoder
         return bitmap;
     }
 
+    /// <summary>The (width, height) an image file decodes to, from its header only (no pixels are decoded).</summary>
+    /// <exception cref="ImageDecodeException">Not a readable image, or an invalid size.</exception>
+    public static (int Width, int Height) ReadSize(string path)
+    {
+        if (File.Exists(path) && !FileKind.IsRegularFile(path)) throw new ImageDecodeException(path, "not a regular file (a pipe, socket or device)");
+        using var codec = SKCodec.Create(path) ?? throw new ImageDecodeException(path, "unknown or corrupt image format (or missing)");
+        if (codec.Info.Width <= 0 || codec.Info.Height <= 0) throw new ImageDecodeException(path, $"invalid size {codec.Info.Width}x{codec.Info.Height}");
+        return (codec.Info.Width, codec.Info.Height);
+    }
+
     /// <summary>Decodes a file to an opaque RGBA8888 bitmap resized (squashed) to size x size with bicubic filtering.</summary>
     public static SKBitmap DecodeResized(string path, int size)
     {

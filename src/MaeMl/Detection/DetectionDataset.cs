@@ -14,13 +14,21 @@ public enum DetectionResize
 }
 
 /// <summary>
-/// Detection images and boxes held in memory at the model's size (small sets such as COCO128): images ImageNet-normalised
-/// [N, 3, S, S], boxes in model pixels. <see cref="FlipHorizontal"/> mirrors a batch and its boxes.
+/// Detection images and boxes at the model's size: images ImageNet-normalised [N, 3, S, S], boxes in model pixels. Held in
+/// memory (small sets such as COCO128) or streamed (<c>stream: true</c>: the boxes are read up front, with each image's size
+/// from its header, and each batch's pixels are decoded on background threads while the previous one trains). Both decode a
+/// row the same way. <see cref="FlipHorizontal"/> mirrors a batch and its boxes.
 /// </summary>
 public sealed class DetectionDataset : IDisposable
 {
-    /// <summary>The images, [N, 3, S, S], ImageNet-normalised, at the model size.</summary>
-    public Tensor Images { get; }
+    readonly Tensor? images;
+    readonly DetectionResize resize;
+
+    /// <summary>The images, [N, 3, S, S], ImageNet-normalised, at the model size (in-memory sets only).</summary>
+    /// <exception cref="InvalidOperationException">The set is streamed.</exception>
+    public Tensor Images => images ?? throw new InvalidOperationException("A streamed detection set holds no images in memory; its batches are decoded as they are needed");
+    /// <summary>True for a set loaded with <c>stream: true</c>.</summary>
+    public bool IsStreamed => images is null;
     /// <summary>Ground-truth boxes per image, in model pixels.</summary>
     public IReadOnlyList<BoxAnnotation[]> Boxes { get; }
     /// <summary>The image files, in row order.</summary>
@@ -32,27 +40,54 @@ public sealed class DetectionDataset : IDisposable
     /// <summary>Number of images.</summary>
     public int Count => ImagePaths.Count;
 
-    DetectionDataset(Tensor images, IReadOnlyList<BoxAnnotation[]> boxes, IReadOnlyList<string> paths, IReadOnlyList<string> classes, int size) =>
-        (Images, Boxes, ImagePaths, ClassNames, ImageSize) = (images, boxes, paths, classes, size);
+    DetectionDataset(Tensor? images, IReadOnlyList<BoxAnnotation[]> boxes, IReadOnlyList<string> paths, IReadOnlyList<string> classes, int size,
+        DetectionResize resize = DetectionResize.Stretch) =>
+        (this.images, Boxes, ImagePaths, ClassNames, ImageSize, this.resize) = (images, boxes, paths, classes, size, resize);
 
-    /// <summary>Loads images with boxes given in original pixels by <c>boxes(width, height)</c>; boxes smaller than 1 px after resizing are dropped.</summary>
+    /// <summary>Loads images with boxes given in original pixels by <c>boxes(width, height)</c>; boxes smaller than 1 px after resizing
+    /// are dropped. With <paramref name="stream"/> only the boxes are read now (each image's size from its header) and the pixels of
+    /// each batch are decoded when training or evaluation needs them.</summary>
     public static DetectionDataset Load(IReadOnlyList<(string Image, Func<int, int, BoxAnnotation[]> Boxes)> items, IReadOnlyList<string> classes, int size,
-        DetectionResize resize = DetectionResize.Stretch)
+        DetectionResize resize = DetectionResize.Stretch, bool stream = false)
     {
         int n = items.Count, plane = size * size;
-        var pixels = new float[n * 3 * plane];
+        var pixels = stream ? null : new float[n * 3 * plane];
         var boxes = new BoxAnnotation[n][];
         Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = Math.Min(2, Environment.ProcessorCount) }, i =>
         {
-            using var bitmap = ImageDecoder.DecodeBitmap(items[i].Image);
-            var (resized, sx, sy, dx, dy) = Resize(bitmap, size, resize);
-            using (resized) ImageTransforms.ToNormalizedChw(resized, pixels.AsSpan(i * 3 * plane, 3 * plane));
-            boxes[i] = items[i].Boxes(bitmap.Width, bitmap.Height)
+            var (w, h) = pixels is null ? ImageDecoder.ReadSize(items[i].Image) : DecodeRow(items[i].Image, size, resize, pixels.AsSpan(i * 3 * plane, 3 * plane));
+            var (sx, sy, dx, dy) = BoxTransform(w, h, size, resize);
+            boxes[i] = items[i].Boxes(w, h)
                 .Select(b => b.Transform(sx, sy, dx, dy))
                 .Select(b => b with { X0 = Math.Clamp(b.X0, 0, size), Y0 = Math.Clamp(b.Y0, 0, size), X1 = Math.Clamp(b.X1, 0, size), Y1 = Math.Clamp(b.Y1, 0, size) })
                 .Where(b => b.Width >= 1 && b.Height >= 1 && b.Label < classes.Count).ToArray();
         });
-        return new DetectionDataset(tensor(pixels).reshape(n, 3, size, size), boxes, items.Select(x => x.Image).ToList(), classes, size);
+        return new DetectionDataset(pixels is null ? null : tensor(pixels).reshape(n, 3, size, size), boxes, items.Select(x => x.Image).ToList(), classes, size, resize);
+    }
+
+    /// <summary>Decodes one image to the model size into <paramref name="chw"/> (normalised); returns its original size.</summary>
+    static (int Width, int Height) DecodeRow(string path, int size, DetectionResize resize, Span<float> chw)
+    {
+        using var bitmap = ImageDecoder.DecodeBitmap(path);
+        var (resized, _, _, _, _) = Resize(bitmap, size, resize);
+        using (resized) ImageTransforms.ToNormalizedChw(resized, chw);
+        return (bitmap.Width, bitmap.Height);
+    }
+
+    /// <summary>Normalised pixels [n, 3, S, S] of <paramref name="rows"/> of a streamed set, decoded from their files (thread-safe).</summary>
+    internal float[] DecodeRows(long[] rows)
+    {
+        int per = 3 * ImageSize * ImageSize;
+        var pixels = new float[rows.Length * per];
+        for (int k = 0; k < rows.Length; k++) DecodeRow(ImagePaths[(int)rows[k]], ImageSize, resize, pixels.AsSpan(k * per, per));
+        return pixels;
+    }
+
+    /// <summary>Images [n, 3, S, S] of the first <paramref name="n"/> rows (at most <see cref="Count"/>), in either mode (a new tensor).</summary>
+    public Tensor Head(int n)
+    {
+        n = Math.Clamp(n, 0, Count);
+        return IsStreamed ? tensor(DecodeRows(Enumerable.Range(0, n).Select(i => (long)i).ToArray())).reshape(n, 3, ImageSize, ImageSize) : Images[..n].clone();
     }
 
     /// <summary>Images already in memory (e.g. from an ML.NET image column) with boxes in their pixels.</summary>
@@ -91,6 +126,15 @@ public sealed class DetectionDataset : IDisposable
         return new DetectionDataset(images, clipped, names ?? Enumerable.Range(0, n).Select(i => $"row {i}").ToList(), classes, size);
     }
 
+    /// <summary>The box transform x' = x * sx + dx, y' = y * sy + dy that <see cref="Resize"/> applies to an image of width x height.</summary>
+    public static (float Sx, float Sy, float Dx, float Dy) BoxTransform(int width, int height, int size, DetectionResize resize)
+    {
+        if (resize == DetectionResize.Stretch) return ((float)size / width, (float)size / height, 0, 0);
+        float scale = (float)size / Math.Max(width, height);
+        float w = width * scale, h = height * scale;
+        return (scale, scale, (size - w) / 2, (size - h) / 2);
+    }
+
     /// <summary>Resizes a bitmap to size x size and gives the box transform x' = x * sx + dx, y' = y * sy + dy.</summary>
     public static (SKBitmap Bitmap, float Sx, float Sy, float Dx, float Dy) Resize(SKBitmap bitmap, int size, DetectionResize resize)
     {
@@ -109,30 +153,30 @@ public sealed class DetectionDataset : IDisposable
     }
 
     /// <summary>YOLO layout: images in <paramref name="imageDir"/>, <c>stem.txt</c> labels in <paramref name="labelDir"/> (a missing file = no objects).</summary>
-    public static DetectionDataset FromYolo(string imageDir, string labelDir, IReadOnlyList<string> classes, int size, DetectionResize resize = DetectionResize.Stretch, int? limit = null)
+    public static DetectionDataset FromYolo(string imageDir, string labelDir, IReadOnlyList<string> classes, int size, DetectionResize resize = DetectionResize.Stretch, int? limit = null, bool stream = false)
     {
         if (!Directory.Exists(labelDir)) throw new DirectoryNotFoundException($"Label folder '{labelDir}' does not exist");
         var items = ListImages(imageDir, limit).Select(p => (p, (Func<int, int, BoxAnnotation[]>)((w, h) => YoloAnnotations.Read(YoloAnnotations.LabelPath(labelDir, p), w, h)))).ToList();
-        return Load(items, classes, size, resize);
+        return Load(items, classes, size, resize, stream);
     }
 
     /// <summary>Pascal VOC layout: one XML per image in <paramref name="annotationDir"/>, images named by its <c>filename</c> in <paramref name="imageDir"/>.</summary>
-    public static DetectionDataset FromPascalVoc(string imageDir, string annotationDir, List<string> classes, int size, DetectionResize resize = DetectionResize.Stretch, int? limit = null)
+    public static DetectionDataset FromPascalVoc(string imageDir, string annotationDir, List<string> classes, int size, DetectionResize resize = DetectionResize.Stretch, int? limit = null, bool stream = false)
     {
         if (!Directory.Exists(annotationDir)) throw new DirectoryNotFoundException($"Annotation folder '{annotationDir}' does not exist");
         var items = Directory.EnumerateFiles(annotationDir, "*.xml").OrderBy(p => p, StringComparer.Ordinal).Take(limit is > 0 ? limit.Value : int.MaxValue)
             .Select(x => PascalVocAnnotations.Read(x, classes))
             .Select(a => (Path.Combine(imageDir, a.FileName), (Func<int, int, BoxAnnotation[]>)((_, _) => a.Boxes))).ToList();
-        return Load(items, classes, size, resize);
+        return Load(items, classes, size, resize, stream);
     }
 
     /// <summary>COCO JSON: boxes from <paramref name="jsonPath"/>, images by <c>file_name</c> in <paramref name="imageDir"/>.</summary>
-    public static DetectionDataset FromCoco(string imageDir, string jsonPath, int size, DetectionResize resize = DetectionResize.Stretch, int? limit = null)
+    public static DetectionDataset FromCoco(string imageDir, string jsonPath, int size, DetectionResize resize = DetectionResize.Stretch, int? limit = null, bool stream = false)
     {
         var (boxes, classes) = CocoAnnotations.Read(jsonPath);
         var items = boxes.OrderBy(kv => kv.Key, StringComparer.Ordinal).Take(limit is > 0 ? limit.Value : int.MaxValue)
             .Select(kv => (Path.Combine(imageDir, kv.Key), (Func<int, int, BoxAnnotation[]>)((_, _) => kv.Value))).ToList();
-        return Load(items, classes, size, resize);
+        return Load(items, classes, size, resize, stream);
     }
 
     static List<string> ListImages(string dir, int? limit)
@@ -155,9 +199,9 @@ public sealed class DetectionDataset : IDisposable
     {
         var map = keepClasses.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => x.i);
         var boxes = Boxes.Select(bs => bs.Where(b => map.ContainsKey(b.Label)).Select(b => b with { Label = map[b.Label] }).ToArray()).ToList();
-        return new DetectionDataset(Images.alias(), boxes, ImagePaths, keepClasses.Select(c => ClassNames[c]).ToList(), ImageSize);
+        return new DetectionDataset(images?.alias(), boxes, ImagePaths, keepClasses.Select(c => ClassNames[c]).ToList(), ImageSize, resize);
     }
 
-    /// <summary>Frees the image tensor.</summary>
-    public void Dispose() => Images.Dispose();
+    /// <summary>Frees the image tensor (nothing for a streamed set).</summary>
+    public void Dispose() => images?.Dispose();
 }

@@ -1,3 +1,4 @@
+using MaeMl.Data;
 using MaeMl.Model;
 using MaeMl.Training;
 using static TorchSharp.torch;
@@ -16,8 +17,7 @@ public static class DetectionTrainer
         CancellationToken cancellationToken = default, DetectionDataset? validation = null, ConsoleProgress? progress = null) =>
         DenseTraining.Run(model, DetectionModelFile.Header(model, data.ClassNames), name => name.StartsWith("backbone.net."), data.Count, batch =>
         {
-            using var index = tensor(batch.Rows);
-            var images = data.Images.index_select(0, index).On(TrainingDevice.Of(model));
+            var images = Rows(data, batch.Rows, batch.Prepared).On(TrainingDevice.Of(model));
             BoxAnnotation[][] boxes = batch.Rows.Select(r => data.Boxes[(int)r]).ToArray();
             if (options.Flip && batch.Random.Next(2) == 1) (images, boxes) = DetectionDataset.FlipHorizontal(images, boxes);
             using var output = model.forward(images);
@@ -27,7 +27,17 @@ public static class DetectionTrainer
             var e = Evaluate(model, validation);
             entry["val_map"] = e.MAP; entry["val_ap50"] = e.AP50;
             return $", val mAP {e.MAP:F4} AP50 {e.AP50:F4}";
-        }, options, log, progress, cancellationToken);
+        }, options, log, progress, cancellationToken, data.IsStreamed ? rows => data.DecodeRows(rows) : null);
+
+    /// <summary>Images [n, 3, S, S] of <paramref name="rows"/>: from a streamed batch's decoded pixels, decoded now, or indexed out of memory.</summary>
+    static Tensor Rows(DetectionDataset data, long[] rows, object? prepared)
+    {
+        int s = data.ImageSize;
+        if (prepared is float[] pixels) return tensor(pixels).reshape(rows.Length, 3, s, s);
+        if (data.IsStreamed) return tensor(data.DecodeRows(rows)).reshape(rows.Length, 3, s, s);
+        using var index = tensor(rows);
+        return data.Images.index_select(0, index);
+    }
 
     /// <summary>Detections per image of images [N, 3, S, S], in model pixels.</summary>
     public static List<DetectedBox[]> Predict(DetectionModel model, Tensor images, int batchSize = 16)
@@ -47,6 +57,24 @@ public static class DetectionTrainer
 
     /// <summary>COCO-style AP of the model on <paramref name="data"/>: of the detections <see cref="FcosPostprocess"/> (and so the
     /// exported ONNX model) returns, at most <see cref="DetectionConfig.MaxDetections"/> an image.</summary>
-    public static DetectionEvaluation Evaluate(DetectionModel model, DetectionDataset data, int batchSize = 16) =>
-        DetectionMetrics.Evaluate(Predict(model, data.Images, batchSize), data.Boxes, model.Config.NumClasses, model.Config.MaxDetections);
+    public static DetectionEvaluation Evaluate(DetectionModel model, DetectionDataset data, int batchSize = 16)
+    {
+        if (!data.IsStreamed)
+            return DetectionMetrics.Evaluate(Predict(model, data.Images, batchSize), data.Boxes, model.Config.NumClasses, model.Config.MaxDetections);
+        // streamed: decoded a batch ahead on a background thread, predictions in row order, the last partial batch included
+        var detections = new List<DetectedBox[]>();
+        var batches = new RowBatches(data.Count, batchSize, seed: 0, shuffle: false, prepare: rows => data.DecodeRows(rows));
+        foreach (var batch in batches.Epoch(0))
+        {
+            using var images = Rows(data, batch.Rows, batch.Prepared);
+            detections.AddRange(Predict(model, images, batchSize));
+        }
+        int done = batches.BatchesPerEpoch * batches.BatchSize;
+        if (done < data.Count)
+        {
+            using var images = Rows(data, Enumerable.Range(done, data.Count - done).Select(i => (long)i).ToArray(), null);
+            detections.AddRange(Predict(model, images, batchSize));
+        }
+        return DetectionMetrics.Evaluate(detections, data.Boxes, model.Config.NumClasses, model.Config.MaxDetections);
+    }
 }
