@@ -32,6 +32,8 @@ public sealed class DenseTrainingOptionGroup
     public Option<int> BatchSize { get; } = new("--batch-size") { Description = "Images per step.", DefaultValueFactory = _ => Defaults.BatchSize };
     public Option<double> Lr { get; } = new("--lr") { Description = "Peak learning rate of the head.", DefaultValueFactory = _ => Defaults.Lr };
     public Option<double> BackboneLrScale { get; } = new("--backbone-lr-scale") { Description = "ViT learning rate = lr x this (0 freezes it).", DefaultValueFactory = _ => Defaults.BackboneLrScale };
+    public Option<double> LayerDecay { get; } = new("--layer-decay") { Description = "Layer-wise lr decay of the ViT, 1 = off (ViTDet: 0.7).", DefaultValueFactory = _ => Defaults.LayerDecay };
+    public Option<double> DropPath { get; } = new("--drop-path") { Description = "Stochastic depth of the ViT's blocks, linear over depth (ViTDet: 0.1).", DefaultValueFactory = _ => 0.0 };
     public Option<string?> TimeLimit { get; } = new("--time-limit") { Description = "Stop training after this long (e.g. 4m); the schedule still assumes --epochs." };
     public Option<int> Threads { get; } = Vocabulary.ThreadsOption();
     public Option<string> Device { get; } = Vocabulary.DeviceOption();
@@ -60,7 +62,7 @@ public sealed class DenseTrainingOptionGroup
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Weights, Scratch, Model, ImageSize, PyramidChannels, Scales, Epochs, BatchSize, Lr, BackboneLrScale, TimeLimit, Threads, Device, Seed, Limit, Out, Resume, CheckpointMinutes, Picture })
+        foreach (var o in new Option[] { Weights, Scratch, Model, ImageSize, PyramidChannels, Scales, Epochs, BatchSize, Lr, BackboneLrScale, LayerDecay, DropPath, TimeLimit, Threads, Device, Seed, Limit, Out, Resume, CheckpointMinutes, Picture })
             command.Options.Add(o);
     }
 
@@ -71,7 +73,7 @@ public sealed class DenseTrainingOptionGroup
     public DenseTrainingOptions ReadTraining(ParseResult parse) => Defaults with
     {
         Epochs = parse.GetValue(Epochs), BatchSize = parse.GetValue(BatchSize), Lr = parse.GetValue(Lr),
-        BackboneLrScale = parse.GetValue(BackboneLrScale), Seed = parse.GetValue(Seed), TimeLimit = CliHelpers.Duration(parse.GetValue(TimeLimit)),
+        BackboneLrScale = parse.GetValue(BackboneLrScale), LayerDecay = parse.GetValue(LayerDecay), Seed = parse.GetValue(Seed), TimeLimit = CliHelpers.Duration(parse.GetValue(TimeLimit)),
         OutputDir = RunDir(parse), CheckpointMinutes = parse.GetValue(CheckpointMinutes), Device = parse.GetValue(Device)!,
         Resume = parse.GetValue(Resume) is { } r ? (RunDir(parse) is null ? throw new CliException($"{Vocabulary.Resume} needs {Vocabulary.Out} DIR (a run folder)") : r) : null,
     };
@@ -103,7 +105,9 @@ public sealed class DenseTrainingOptionGroup
             description = $"random init {preset}";
         }
         if (size % config.PatchSize != 0) throw new CliException($"--image-size {size} is not a multiple of the patch size {config.PatchSize}");
-        config = config with { ImageSize = size, DropPath = 0 };
+        double dropPath = parse.GetValue(DropPath);
+        if (dropPath is < 0 or >= 1) throw new CliException($"--drop-path must be in [0, 1), got {dropPath}");
+        config = config with { ImageSize = size, DropPath = dropPath };
         return (config, weights, $"{description}: ViT {config.EmbedDim}x{config.Depth} ({config.NumHeads} heads), patch {config.PatchSize}, input {size}x{size} ({config.GridSize}x{config.GridSize} patches)");
     }
 }

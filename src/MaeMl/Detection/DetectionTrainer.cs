@@ -15,7 +15,7 @@ public static class DetectionTrainer
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (checked after every step).</exception>
     public static DenseTrainingResult Train(DetectionModel model, DetectionDataset data, DenseTrainingOptions options, Action<string>? log = null,
         CancellationToken cancellationToken = default, DetectionDataset? validation = null, ConsoleProgress? progress = null) =>
-        DenseTraining.Run(model, DetectionModelFile.Header(model, data.ClassNames), name => name.StartsWith("backbone.net."), data.Count, batch =>
+        DenseTraining.Run(model, DetectionModelFile.Header(model, data.ClassNames), model.Vit.NumLayers, data.Count, batch =>
         {
             var images = Rows(data, batch.Rows, batch.Prepared).On(TrainingDevice.Of(model));
             BoxAnnotation[][] boxes = batch.Rows.Select(r => data.Boxes[(int)r]).ToArray();

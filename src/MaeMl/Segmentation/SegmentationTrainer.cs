@@ -16,8 +16,7 @@ public static class SegmentationTrainer
     public static DenseTrainingResult Train(SegmentationModel model, SegmentationDataset data, DenseTrainingOptions options, Action<string>? log = null,
         CancellationToken cancellationToken = default, SegmentationDataset? validation = null, ConsoleProgress? progress = null,
         IReadOnlyList<string>? classNames = null) =>
-        DenseTraining.Run(model, SegmentationModelFile.Header(model, classNames ?? [], data.IgnoreIndex),
-            name => name.StartsWith("backbone.") && !name.StartsWith("backbone.simfp_"), data.Count, batch =>
+        DenseTraining.Run(model, SegmentationModelFile.Header(model, classNames ?? [], data.IgnoreIndex), model.Vit.NumLayers, data.Count, batch =>
         {
             var device = TrainingDevice.Of(model);
             var (images, labels) = Rows(data, batch.Rows, batch.Prepared);

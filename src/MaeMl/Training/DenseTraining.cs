@@ -21,7 +21,7 @@ internal static class DenseTraining
 
     /// <param name="model">Model in training; its parameters are optimised.</param>
     /// <param name="file">The task's model-file header (kind, configuration, classes) for the checkpoints.</param>
-    /// <param name="isBackbone">Parameter name -> belongs to the ViT (gets <see cref="DenseTrainingOptions.BackboneLrScale"/>).</param>
+    /// <param name="numLayers">The ViT's layers for layer decay (<see cref="Model.VisionTransformer.NumLayers"/>).</param>
     /// <param name="count">Training rows.</param>
     /// <param name="batchLoss">The scalar loss of a batch of rows (its <see cref="RowBatch.Random"/> drives flips and jitter).</param>
     /// <param name="evaluate">End of each epoch: adds validation fields to the epoch's metrics line and returns text for the log; null for none.</param>
@@ -30,7 +30,7 @@ internal static class DenseTraining
     /// <param name="progress">A progress bar, or null.</param>
     /// <param name="cancel">Checked after every step.</param>
     /// <param name="prepare">For a streamed set: decodes a batch's rows on background threads, ahead of training (<see cref="RowBatch.Prepared"/>).</param>
-    public static DenseTrainingResult Run(nn.Module model, DenseModelHeader file, Func<string, bool> isBackbone, int count,
+    public static DenseTrainingResult Run(nn.Module model, DenseModelHeader file, int numLayers, int count,
         Func<RowBatch, Tensor> batchLoss, Func<JsonObject, string>? evaluate, DenseTrainingOptions o, Action<string>? log,
         ConsoleProgress? progress, CancellationToken cancel, Func<long[], object>? prepare = null)
     {
@@ -38,7 +38,7 @@ internal static class DenseTraining
         var say = log ?? (_ => { });
         torch.manual_seed(o.Seed);
         model.to(TrainingDevice.Resolve(o.Device));   // before the optimizer takes the parameters; batches follow (TrainingDevice.Of)
-        var (groups, scales) = ParameterGroups.DenseAdamWGroups(model, isBackbone, o.Lr, o.BackboneLrScale, o.WeightDecay);
+        var (groups, scales) = ParameterGroups.DenseAdamWGroups(model, VitParameterName, o.Lr, o.BackboneLrScale, o.WeightDecay, o.LayerDecay, numLayers);
         using var optimizer = new AdamW(groups, o.Lr);
         var schedule = new LearningRateSchedule(o.Lr, 0, o.WarmupEpochs, o.Epochs);
         var batches = new RowBatches(count, o.BatchSize, o.Seed, prepare: prepare);
@@ -90,13 +90,24 @@ internal static class DenseTraining
         }
     }
 
+    /// <summary>The ViT's own name of a dense model's parameter (<c>backbone.net.blocks.0...</c> under a feature pyramid, <c>backbone.blocks.0...</c>
+    /// without one), or null for the pyramid and the head.</summary>
+    public static string? VitParameterName(string name) =>
+        name.StartsWith("backbone.net.", StringComparison.Ordinal) ? name["backbone.net.".Length..]
+        : name.StartsWith("backbone.", StringComparison.Ordinal) && !name.StartsWith("backbone.simfp_", StringComparison.Ordinal) ? name["backbone.".Length..]
+        : null;
+
     static (int Epoch, int Step, long Steps) Position(JsonObject t) =>
         (t["epoch"]?.GetValue<int>() ?? 0, t["step_in_epoch"]?.GetValue<int>() ?? 0, t["optimizer_steps"]?.GetValue<long>() ?? 0);
 
     sealed class DenseTask(nn.Module model, DenseModelHeader file, AdamW optimizer, Func<RowBatch, Tensor> batchLoss, Func<JsonObject, string>? evaluate,
         DenseTrainingOptions o, int stepsPerEpoch) : TrainingTask<RowBatch>
     {
-        public override Tensor Loss(RowBatch batch, int epoch, int step) => batchLoss(batch);
+        public override Tensor Loss(RowBatch batch, int epoch, int step)
+        {
+            torch.manual_seed(Seeds.Mix(o.Seed, epoch, step, 0xD4));   // drop path: a function of (seed, epoch, step), so a resume is exact
+            return batchLoss(batch);
+        }
 
         public override string EndOfEpoch(int epoch, JsonObject entry)
         {

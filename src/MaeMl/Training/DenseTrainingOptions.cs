@@ -12,6 +12,9 @@ public sealed record DenseTrainingOptions
     public double Lr { get; init; } = 1e-3;
     /// <summary>The ViT's learning rate is <see cref="Lr"/> times this (0 freezes it).</summary>
     public double BackboneLrScale { get; init; } = 0.1;
+    /// <summary>Layer-wise lr decay of the ViT (ViTDet: 0.7 for ViT-B): block i's lr is scaled by <c>decay^(depth - i)</c> on top of
+    /// <see cref="BackboneLrScale"/>, the embeddings' by <c>decay^(depth + 1)</c>. Default 1 (off).</summary>
+    public double LayerDecay { get; init; } = 1.0;
     /// <summary>AdamW weight decay on weights (not biases, norms, position tables, cls token). Default 0.05.</summary>
     public double WeightDecay { get; init; } = 0.05;
     /// <summary>Linear warmup before the half-cycle cosine, in epochs. Default 1.</summary>
@@ -42,6 +45,7 @@ public sealed record DenseTrainingOptions
         if (BatchSize <= 0) throw new ArgumentException($"BatchSize must be positive, got {BatchSize}");
         if (!(Lr > 0) || !double.IsFinite(Lr)) throw new ArgumentException($"Lr must be a positive number, got {Lr}");
         if (!(BackboneLrScale >= 0) || !double.IsFinite(BackboneLrScale)) throw new ArgumentException($"BackboneLrScale must be 0 or more, got {BackboneLrScale}");
+        if (!(LayerDecay > 0 && LayerDecay <= 1)) throw new ArgumentException($"LayerDecay must be in (0, 1], got {LayerDecay}");
         if (!(WeightDecay >= 0)) throw new ArgumentException($"WeightDecay must be 0 or more, got {WeightDecay}");
         if (!(WarmupEpochs >= 0)) throw new ArgumentException($"WarmupEpochs must be 0 or more, got {WarmupEpochs}");
         if (!(CheckpointMinutes > 0)) throw new ArgumentException($"CheckpointMinutes must be positive, got {CheckpointMinutes}");

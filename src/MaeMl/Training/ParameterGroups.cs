@@ -34,30 +34,36 @@ public static class ParameterGroups
         };
     }
 
-    /// <summary>AdamW groups of dense fine-tuning (betas 0.9/0.999): the ViT (<paramref name="isBackbone"/>) at
-    /// <paramref name="backboneLrScale"/> times the lr (frozen when 0: its parameters stop requiring gradients), the rest at the lr;
-    /// each split into no-decay (biases, 1-D parameters, position tables, cls token) and decay groups. Returns the groups and
-    /// their lr scales in group order (for the schedule).</summary>
-    public static (List<AdamW.ParamGroup> Groups, double[] LrScales) DenseAdamWGroups(nn.Module model, Func<string, bool> isBackbone,
-        double lr, double backboneLrScale, double weightDecay)
+    /// <summary>AdamW groups of dense fine-tuning (betas 0.9/0.999): the ViT's parameters (those <paramref name="vitName"/> maps to a
+    /// name of the ViT's own) at <paramref name="backboneLrScale"/> times the lr (frozen when 0: they stop requiring gradients), with
+    /// layer-wise decay when <paramref name="layerDecay"/> is below 1 (ViTDet: 0.7; layer l of the ViT's <paramref name="numLayers"/>
+    /// gets a further <c>decay^(numLayers - l)</c>, <see cref="LayerDecay.LayerId"/>), the rest (pyramid, head) at the lr; each split
+    /// into no-decay (biases, 1-D parameters, position tables, cls token) and decay groups. Returns the groups and their lr scales in
+    /// group order (for the schedule).</summary>
+    public static (List<AdamW.ParamGroup> Groups, double[] LrScales) DenseAdamWGroups(nn.Module model, Func<string, string?> vitName,
+        double lr, double backboneLrScale, double weightDecay, double layerDecay = 1.0, int numLayers = 0)
     {
         var groups = new List<AdamW.ParamGroup>();
         var scales = new List<double>();
-        foreach (bool backbone in new[] { true, false })
+        static bool NoDecay(string name, Parameter p) => p.ndim <= 1 || name.EndsWith(".bias") || name.EndsWith("pos_embed") || name.EndsWith("cls_token");
+        void Add(List<(string name, Parameter parameter)> named, double scale)
         {
-            if (backbone && backboneLrScale == 0)
-            {
-                foreach (var (name, p) in model.named_parameters()) if (isBackbone(name)) p.requires_grad = false;
-                continue;
-            }
-            var named = model.named_parameters().Where(np => np.parameter.requires_grad && isBackbone(np.name) == backbone).ToList();
-            static bool NoDecay(string name, Parameter p) => p.ndim <= 1 || name.EndsWith(".bias") || name.EndsWith("pos_embed") || name.EndsWith("cls_token");
             var noDecay = named.Where(np => NoDecay(np.name, np.parameter)).Select(np => np.parameter).ToList();
             var decay = named.Where(np => !NoDecay(np.name, np.parameter)).Select(np => np.parameter).ToList();
-            double scale = backbone ? backboneLrScale : 1;
             if (noDecay.Count > 0) { groups.Add(new(noDecay, lr * scale, 0.9, 0.999, 1e-8, 0.0, false, false)); scales.Add(scale); }
             if (decay.Count > 0) { groups.Add(new(decay, lr * scale, 0.9, 0.999, 1e-8, weightDecay, false, false)); scales.Add(scale); }
         }
+        if (backboneLrScale == 0)
+            foreach (var (name, p) in model.named_parameters()) { if (vitName(name) is not null) p.requires_grad = false; }
+        else
+        {
+            var vit = model.named_parameters().Where(np => np.parameter.requires_grad && vitName(np.name) is not null).ToList();
+            if (layerDecay == 1.0) Add(vit, backboneLrScale);
+            else
+                foreach (var layer in vit.GroupBy(np => LayerDecay.LayerId(vitName(np.name)!, numLayers)).OrderBy(g => g.Key))
+                    Add(layer.ToList(), backboneLrScale * Math.Pow(layerDecay, numLayers - layer.Key));
+        }
+        Add(model.named_parameters().Where(np => np.parameter.requires_grad && vitName(np.name) is null).ToList(), 1);
         return (groups, scales.ToArray());
     }
 }

@@ -16,10 +16,31 @@ public sealed class SegmentationRunFolderTests : IDisposable
     readonly string dir = TestImages.TempDir("seg-run");
     public void Dispose() => Directory.Delete(dir, true);
 
-    static SegmentationModel NewModel()
+    static SegmentationModel NewModel(double dropPath = 0)
     {
         manual_seed(11);
-        return new SegmentationModel(new SegmentationConfig(DenseTestData.TinyEncoder(), 3, SegmentationHeadKind.Pyramid, PyramidChannels: 8));
+        return new SegmentationModel(new SegmentationConfig(DenseTestData.TinyEncoder() with { DropPath = dropPath }, 3, SegmentationHeadKind.Pyramid, PyramidChannels: 8));
+    }
+
+    [Fact]
+    public void LayerDecayScalesEachViTLayerAndLeavesThePyramidAndHeadAtTheLr()
+    {
+        using var model = NewModel();
+        int layers = model.Vit.NumLayers;   // depth 2 + 1
+        var (groups, scales) = MaeMl.Training.ParameterGroups.DenseAdamWGroups(model, MaeMl.Training.DenseTraining.VitParameterName, 1e-3, 0.5, 0.05, 0.7, layers);
+        Assert.Equal(groups.Count, scales.Length);
+        var expected = new[] { 0.5 * Math.Pow(0.7, 3), 0.5 * Math.Pow(0.7, 2), 0.5 * 0.7, 0.5, 1.0 };   // embeddings, block 0, block 1, final norm, pyramid + head
+        Assert.Equal(expected, scales.Distinct().ToArray(), new Tolerance());
+        Assert.Equal(model.parameters().Count(), groups.Sum(g => g.Parameters.Count()));
+        Assert.Equal("blocks.1.mlp.fc1.weight", MaeMl.Training.DenseTraining.VitParameterName("backbone.net.blocks.1.mlp.fc1.weight"));
+        Assert.Null(MaeMl.Training.DenseTraining.VitParameterName("backbone.simfp_2.0.weight"));
+        Assert.Null(MaeMl.Training.DenseTraining.VitParameterName("head.0.weight"));
+    }
+
+    sealed class Tolerance : IEqualityComparer<double>
+    {
+        public bool Equals(double a, double b) => Math.Abs(a - b) < 1e-12;
+        public int GetHashCode(double x) => 0;
     }
 
     static Dictionary<string, float[]> Weights(SegmentationModel m) =>
@@ -30,16 +51,17 @@ public sealed class SegmentationRunFolderTests : IDisposable
     {
         var (images, _, masks) = DenseTestData.Write(dir, 8);
         using var data = SegmentationDataset.Load(images, masks, size: 32, numClasses: 3, ignoreValue: 255);
-        var options = new DenseTrainingOptions { Epochs = 3, BatchSize = 2, Lr = 2e-3, BackboneLrScale = 0.5, Seed = 4 };
+        // drop path and layer decay on (ViTDet's recipe): drop path is drawn from (seed, epoch, step), so the resume stays exact
+        var options = new DenseTrainingOptions { Epochs = 3, BatchSize = 2, Lr = 2e-3, BackboneLrScale = 0.5, LayerDecay = 0.7, Seed = 4 };
         string[] names = ["bg", "square", "circle"];
 
-        using var straight = NewModel();
+        using var straight = NewModel(dropPath: 0.1);
         var full = SegmentationTrainer.Train(straight, data, options with { OutputDir = Path.Combine(dir, "a") }, classNames: names, validation: data);
         Assert.Equal(12, full.Steps);
         Assert.False(full.StoppedByTimeLimit);
 
         var b = Path.Combine(dir, "b");
-        using (var first = NewModel())
+        using (var first = NewModel(dropPath: 0.1))
         {
             var stopped = SegmentationTrainer.Train(first, data, options with { OutputDir = b, TimeLimit = TimeSpan.Zero }, classNames: names);
             Assert.True(stopped.StoppedByTimeLimit);
@@ -48,7 +70,7 @@ public sealed class SegmentationRunFolderTests : IDisposable
             Assert.True(header.HasOptimizer);
             Assert.Equal(1, header.Training!["step_in_epoch"]!.GetValue<int>());
         }
-        using var resumed = NewModel();   // a fresh process would build the model anew: the weights come from the checkpoint
+        using var resumed = NewModel(dropPath: 0.1);   // a fresh process would build the model anew: the weights come from the checkpoint
         var rest = SegmentationTrainer.Train(resumed, data, options with { OutputDir = b, Resume = "auto" }, classNames: names);
         Assert.Equal(12, rest.Steps);
 
