@@ -32,6 +32,8 @@ public sealed class DenseTrainingOptionGroup
     public Option<int> BatchSize { get; } = new("--batch-size") { Description = "Images per step.", DefaultValueFactory = _ => Defaults.BatchSize };
     public Option<double> Lr { get; } = new("--lr") { Description = "Peak learning rate of the head.", DefaultValueFactory = _ => Defaults.Lr };
     public Option<double> BackboneLrScale { get; } = new("--backbone-lr-scale") { Description = "ViT learning rate = lr x this (0 freezes it).", DefaultValueFactory = _ => Defaults.BackboneLrScale };
+    public Option<double> MinScale { get; } = new("--min-scale") { Description = "Scale jitter: zoom into a random window of [this, 1] of the image per batch (1 = off; boxes and masks follow).", DefaultValueFactory = _ => Defaults.MinScale };
+    public Option<double> ColourJitter { get; } = new("--colour-jitter") { Description = "Per-image brightness/contrast jitter strength (0 = off).", DefaultValueFactory = _ => Defaults.ColourJitter };
     public Option<double> LayerDecay { get; } = new("--layer-decay") { Description = "Layer-wise lr decay of the ViT, 1 = off (ViTDet: 0.7).", DefaultValueFactory = _ => Defaults.LayerDecay };
     public Option<double> DropPath { get; } = new("--drop-path") { Description = "Stochastic depth of the ViT's blocks, linear over depth (ViTDet: 0.1).", DefaultValueFactory = _ => 0.0 };
     public Option<string?> TimeLimit { get; } = new("--time-limit") { Description = "Stop training after this long (e.g. 4m); the schedule still assumes --epochs." };
@@ -62,7 +64,7 @@ public sealed class DenseTrainingOptionGroup
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Weights, Scratch, Model, ImageSize, PyramidChannels, Scales, Epochs, BatchSize, Lr, BackboneLrScale, LayerDecay, DropPath, TimeLimit, Threads, Device, Seed, Limit, Out, Resume, CheckpointMinutes, Picture })
+        foreach (var o in new Option[] { Weights, Scratch, Model, ImageSize, PyramidChannels, Scales, Epochs, BatchSize, Lr, BackboneLrScale, LayerDecay, DropPath, MinScale, ColourJitter, TimeLimit, Threads, Device, Seed, Limit, Out, Resume, CheckpointMinutes, Picture })
             command.Options.Add(o);
     }
 
@@ -73,7 +75,7 @@ public sealed class DenseTrainingOptionGroup
     public DenseTrainingOptions ReadTraining(ParseResult parse) => Defaults with
     {
         Epochs = parse.GetValue(Epochs), BatchSize = parse.GetValue(BatchSize), Lr = parse.GetValue(Lr),
-        BackboneLrScale = parse.GetValue(BackboneLrScale), LayerDecay = parse.GetValue(LayerDecay), Seed = parse.GetValue(Seed), TimeLimit = CliHelpers.Duration(parse.GetValue(TimeLimit)),
+        BackboneLrScale = parse.GetValue(BackboneLrScale), LayerDecay = parse.GetValue(LayerDecay), MinScale = parse.GetValue(MinScale), ColourJitter = parse.GetValue(ColourJitter), Seed = parse.GetValue(Seed), TimeLimit = CliHelpers.Duration(parse.GetValue(TimeLimit)),
         OutputDir = RunDir(parse), CheckpointMinutes = parse.GetValue(CheckpointMinutes), Device = parse.GetValue(Device)!,
         Resume = parse.GetValue(Resume) is { } r ? (RunDir(parse) is null ? throw new CliException($"{Vocabulary.Resume} needs {Vocabulary.Out} DIR (a run folder)") : r) : null,
     };

@@ -20,6 +20,17 @@ public static class DetectionTrainer
             var images = Rows(data, batch.Rows, batch.Prepared).On(TrainingDevice.Of(model));
             BoxAnnotation[][] boxes = batch.Rows.Select(r => data.Boxes[(int)r]).ToArray();
             if (options.Flip && batch.Random.Next(2) == 1) (images, boxes) = DetectionDataset.FlipHorizontal(images, boxes);
+            if (options.MinScale < 1)
+            {
+                int s = data.ImageSize;
+                var w = DenseAugment.Window(batch.Random, s, options.MinScale);
+                images = DenseAugment.Zoom(images, w, s);
+                float k = (float)s / w.Side;
+                boxes = boxes.Select(bs => bs.Select(b => b.Transform(k, k, -w.X0 * k, -w.Y0 * k))
+                    .Select(b => b with { X0 = Math.Clamp(b.X0, 0, s), Y0 = Math.Clamp(b.Y0, 0, s), X1 = Math.Clamp(b.X1, 0, s), Y1 = Math.Clamp(b.Y1, 0, s) })
+                    .Where(b => b.Width >= 1 && b.Height >= 1).ToArray()).ToArray();
+            }
+            if (options.ColourJitter > 0) images = DenseAugment.Colour(images, batch.Random, options.ColourJitter);
             using var output = model.forward(images);
             return FcosLoss.Compute(model, output, boxes);
         }, validation is null ? null : entry =>

@@ -22,6 +22,13 @@ public static class SegmentationTrainer
             var (images, labels) = Rows(data, batch.Rows, batch.Prepared);
             images = images.On(device); labels = labels.On(device);
             if (options.Flip && batch.Random.Next(2) == 1) { images = images.flip(3); labels = labels.flip(2); }
+            if (options.MinScale < 1)
+            {
+                var window = DenseAugment.Window(batch.Random, data.ImageSize, options.MinScale);
+                images = DenseAugment.Zoom(images, window, data.ImageSize);
+                labels = DenseAugment.Zoom(labels, window, data.ImageSize);
+            }
+            if (options.ColourJitter > 0) images = DenseAugment.Colour(images, batch.Random, options.ColourJitter);
             return SegmentationModel.Loss(model.forward(images), labels, data.IgnoreIndex);
         }, validation is null ? null : entry =>
         {

@@ -21,6 +21,11 @@ public sealed record DenseTrainingOptions
     public double WarmupEpochs { get; init; } = 1;
     /// <summary>Random horizontal flips during training.</summary>
     public bool Flip { get; init; } = true;
+    /// <summary>Scale jitter: each batch zooms into a random square window whose side is uniform in [this, 1] of the image (boxes and
+    /// masks move with it). Default 1 (off); 0.5 is a mild large-scale jitter.</summary>
+    public double MinScale { get; init; } = 1.0;
+    /// <summary>Colour jitter strength s: per image, contrast in [1 - s, 1 + s] and brightness in [-s, s] (normalised units). Default 0 (off).</summary>
+    public double ColourJitter { get; init; }
     /// <summary>Seed of initialisation, order and flips.</summary>
     public int Seed { get; init; }
     /// <summary>Stops after the step that crosses this wall-clock time (the schedule still assumes <see cref="Epochs"/>: with a
@@ -45,6 +50,8 @@ public sealed record DenseTrainingOptions
         if (BatchSize <= 0) throw new ArgumentException($"BatchSize must be positive, got {BatchSize}");
         if (!(Lr > 0) || !double.IsFinite(Lr)) throw new ArgumentException($"Lr must be a positive number, got {Lr}");
         if (!(BackboneLrScale >= 0) || !double.IsFinite(BackboneLrScale)) throw new ArgumentException($"BackboneLrScale must be 0 or more, got {BackboneLrScale}");
+        if (!(MinScale > 0 && MinScale <= 1)) throw new ArgumentException($"MinScale must be in (0, 1], got {MinScale}");
+        if (!(ColourJitter >= 0 && ColourJitter < 1)) throw new ArgumentException($"ColourJitter must be in [0, 1), got {ColourJitter}");
         if (!(LayerDecay > 0 && LayerDecay <= 1)) throw new ArgumentException($"LayerDecay must be in (0, 1], got {LayerDecay}");
         if (!(WeightDecay >= 0)) throw new ArgumentException($"WeightDecay must be 0 or more, got {WeightDecay}");
         if (!(WarmupEpochs >= 0)) throw new ArgumentException($"WarmupEpochs must be 0 or more, got {WarmupEpochs}");

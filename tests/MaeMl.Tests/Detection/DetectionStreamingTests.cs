@@ -28,7 +28,7 @@ public sealed class DetectionStreamingTests : IDisposable
         using (var head = streamed.Head(3)) Assert.True(head.eq(memory.Images[..3]).all().item<bool>());
 
         var config = new DetectionConfig(DenseTestData.TinyEncoder(), 2, PyramidChannels: 8, HeadConvs: 1);
-        var options = new DenseTrainingOptions { Epochs = 2, BatchSize = 3, Lr = 2e-3, BackboneLrScale = 1, Seed = 5 };
+        var options = new DenseTrainingOptions { Epochs = 2, BatchSize = 3, Lr = 2e-3, BackboneLrScale = 1, MinScale = 0.7, ColourJitter = 0.1, Seed = 5 };
         manual_seed(13);
         using var a = new DetectionModel(config);
         manual_seed(13);

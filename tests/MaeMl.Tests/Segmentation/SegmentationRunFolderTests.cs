@@ -51,8 +51,8 @@ public sealed class SegmentationRunFolderTests : IDisposable
     {
         var (images, _, masks) = DenseTestData.Write(dir, 8);
         using var data = SegmentationDataset.Load(images, masks, size: 32, numClasses: 3, ignoreValue: 255);
-        // drop path and layer decay on (ViTDet's recipe): drop path is drawn from (seed, epoch, step), so the resume stays exact
-        var options = new DenseTrainingOptions { Epochs = 3, BatchSize = 2, Lr = 2e-3, BackboneLrScale = 0.5, LayerDecay = 0.7, Seed = 4 };
+        // drop path, layer decay, scale and colour jitter on: all drawn from (seed, epoch, step), so the resume stays exact
+        var options = new DenseTrainingOptions { Epochs = 3, BatchSize = 2, Lr = 2e-3, BackboneLrScale = 0.5, LayerDecay = 0.7, MinScale = 0.6, ColourJitter = 0.2, Seed = 4 };
         string[] names = ["bg", "square", "circle"];
 
         using var straight = NewModel(dropPath: 0.1);
