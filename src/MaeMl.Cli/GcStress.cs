@@ -42,7 +42,12 @@ public static class GcStress
                 // the optimizer alone, many times per model step and outside any dispose scope: where the temporaries were
                 for (int k = 0; k < 5; k++)
                 {
-                    foreach (var p in model.parameters()) p.grad = torch.randn_like(p).mul_(gradScale);
+                    foreach (var p in model.parameters())
+                    {
+                        using var g = torch.randn_like(p);   // held until the setter returned: a temporary could be finalized inside it
+                        g.mul_(gradScale);
+                        p.grad = g;
+                    }
                     optimizer.step();
                 }
                 using (var scope = NewDisposeScope())
