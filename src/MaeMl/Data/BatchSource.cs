@@ -41,16 +41,17 @@ internal sealed record RowBatch(int Index, long[] Rows, Random Random, object? P
 internal sealed class RowBatches : IBatchSource<RowBatch>
 {
     readonly int count, batchSize, seed, prefetch;
-    readonly bool shuffle;
+    readonly bool shuffle, dropLast;
     readonly Func<long[], object>? prepare;
 
     /// <summary>Batches of <paramref name="batchSize"/> rows (fewer when there are fewer rows) out of <paramref name="count"/>;
-    /// <paramref name="prepare"/> (thread-safe, a pure function of the rows) runs ahead on background threads.</summary>
-    public RowBatches(int count, int batchSize, int seed, bool shuffle = true, Func<long[], object>? prepare = null, int prefetch = 2)
+    /// <paramref name="prepare"/> (thread-safe, a pure function of the rows) runs ahead on background threads. Without
+    /// <paramref name="dropLast"/> (evaluation) a last partial batch is kept.</summary>
+    public RowBatches(int count, int batchSize, int seed, bool shuffle = true, Func<long[], object>? prepare = null, int prefetch = 2, bool dropLast = true)
     {
         if (count <= 0) throw new ArgumentException("No training rows");
         if (batchSize <= 0) throw new ArgumentException($"batch size must be positive, got {batchSize}");
-        this.count = count; this.batchSize = Math.Min(batchSize, count); this.seed = seed; this.shuffle = shuffle;
+        this.count = count; this.batchSize = Math.Min(batchSize, count); this.seed = seed; this.shuffle = shuffle; this.dropLast = dropLast;
         this.prepare = prepare; this.prefetch = Math.Max(1, prefetch);
     }
 
@@ -58,7 +59,7 @@ internal sealed class RowBatches : IBatchSource<RowBatch>
     public int BatchSize => batchSize;
 
     /// <inheritdoc/>
-    public int BatchesPerEpoch => count / batchSize;
+    public int BatchesPerEpoch => dropLast ? count / batchSize : (count + batchSize - 1) / batchSize;
 
     /// <inheritdoc/>
     public IReadOnlyDictionary<string, string> Unreadable { get; } = new Dictionary<string, string>();
@@ -76,7 +77,7 @@ internal sealed class RowBatches : IBatchSource<RowBatch>
     public IEnumerable<RowBatch> Epoch(int epoch, int startBatch = 0, CancellationToken cancel = default)
     {
         var order = Order(epoch);
-        long[] Rows(int b) => order.AsSpan(b * batchSize, batchSize).ToArray();
+        long[] Rows(int b) => order.AsSpan(b * batchSize, Math.Min(batchSize, count - b * batchSize)).ToArray();
         RowBatch Batch(int b, long[] rows, object? prepared) => new(b, rows, new Random(Seeds.MixInt(seed, epoch, b, 0xBA7C)), prepared);
         if (prepare is null)
         {

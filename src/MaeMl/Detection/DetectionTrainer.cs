@@ -72,18 +72,12 @@ public static class DetectionTrainer
     {
         if (!data.IsStreamed)
             return DetectionMetrics.Evaluate(Predict(model, data.Images, batchSize), data.Boxes, model.Config.NumClasses, model.Config.MaxDetections);
-        // streamed: decoded a batch ahead on a background thread, predictions in row order, the last partial batch included
+        // streamed: decoded a batch ahead on a background thread, predictions in row order, every row (no batch dropped)
         var detections = new List<DetectedBox[]>();
-        var batches = new RowBatches(data.Count, batchSize, seed: 0, shuffle: false, prepare: rows => data.DecodeRows(rows));
+        var batches = new RowBatches(data.Count, batchSize, seed: 0, shuffle: false, prepare: rows => data.DecodeRows(rows), dropLast: false);
         foreach (var batch in batches.Epoch(0))
         {
             using var images = Rows(data, batch.Rows, batch.Prepared);
-            detections.AddRange(Predict(model, images, batchSize));
-        }
-        int done = batches.BatchesPerEpoch * batches.BatchSize;
-        if (done < data.Count)
-        {
-            using var images = Rows(data, Enumerable.Range(done, data.Count - done).Select(i => (long)i).ToArray(), null);
             detections.AddRange(Predict(model, images, batchSize));
         }
         return DetectionMetrics.Evaluate(detections, data.Boxes, model.Config.NumClasses, model.Config.MaxDetections);

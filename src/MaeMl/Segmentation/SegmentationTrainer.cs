@@ -75,20 +75,11 @@ public static class SegmentationTrainer
             metrics.Add(predicted, data.Labels);
             return metrics;
         }
-        var batches = new RowBatches(data.Count, batchSize, seed: 0, shuffle: false, prepare: rows => data.DecodeRows(rows));
+        var batches = new RowBatches(data.Count, batchSize, seed: 0, shuffle: false, prepare: rows => data.DecodeRows(rows), dropLast: false);
         foreach (var batch in batches.Epoch(0))
         {
             using var scope = NewDisposeScope();
             var (images, labels) = Rows(data, batch.Rows, batch.Prepared);
-            using var predicted = Predict(model, images, batchSize);
-            metrics.Add(predicted, labels);
-        }
-        int done = batches.BatchesPerEpoch * batches.BatchSize;
-        if (done < data.Count)   // the last partial batch (RowBatches leaves it out of training epochs)
-        {
-            using var scope = NewDisposeScope();
-            var rest = Enumerable.Range(done, data.Count - done).Select(i => (long)i).ToArray();
-            var (images, labels) = Rows(data, rest, null);
             using var predicted = Predict(model, images, batchSize);
             metrics.Add(predicted, labels);
         }
