@@ -14,10 +14,12 @@ public static class DetectionTrainer
     /// With <paramref name="validation"/>, COCO-style AP on it after every epoch (in the metrics and the log).</summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (checked after every step).</exception>
     public static DenseTrainingResult Train(DetectionModel model, DetectionDataset data, DenseTrainingOptions options, Action<string>? log = null,
-        CancellationToken cancellationToken = default, DetectionDataset? validation = null, ConsoleProgress? progress = null) =>
-        DenseTraining.Run(model, DetectionModelFile.Header(model, data.ClassNames), model.Vit.NumLayers, data.Count, batch =>
+        CancellationToken cancellationToken = default, DetectionDataset? validation = null, ConsoleProgress? progress = null)
+    {
+        var device = TrainingDevice.Resolve(options.Device);   // where DenseTraining.Run puts the model; batches follow it
+        return DenseTraining.Run(model, DetectionModelFile.Header(model, data.ClassNames), model.Vit.NumLayers, data.Count, batch =>
         {
-            var images = Rows(data, batch.Rows, batch.Prepared).On(TrainingDevice.Of(model));
+            var images = Rows(data, batch.Rows, batch.Prepared).On(device);
             BoxAnnotation[][] boxes = batch.Rows.Select(r => data.Boxes[(int)r]).ToArray();
             if (options.Flip && batch.Random.Next(2) == 1) (images, boxes) = DetectionDataset.FlipHorizontal(images, boxes);
             if (options.MinScale < 1)
@@ -39,6 +41,7 @@ public static class DetectionTrainer
             entry["val_map"] = e.MAP; entry["val_ap50"] = e.AP50;
             return $", val mAP {e.MAP:F4} AP50 {e.AP50:F4}";
         }, options, log, progress, cancellationToken, data.IsStreamed ? rows => data.DecodeRows(rows) : null);
+    }
 
     /// <summary>Images [n, 3, S, S] of <paramref name="rows"/>: from a streamed batch's decoded pixels, decoded now, or indexed out of memory.</summary>
     static Tensor Rows(DetectionDataset data, long[] rows, object? prepared)

@@ -15,10 +15,11 @@ public static class SegmentationTrainer
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (checked after every step).</exception>
     public static DenseTrainingResult Train(SegmentationModel model, SegmentationDataset data, DenseTrainingOptions options, Action<string>? log = null,
         CancellationToken cancellationToken = default, SegmentationDataset? validation = null, ConsoleProgress? progress = null,
-        IReadOnlyList<string>? classNames = null) =>
-        DenseTraining.Run(model, SegmentationModelFile.Header(model, classNames ?? [], data.IgnoreIndex), model.Vit.NumLayers, data.Count, batch =>
+        IReadOnlyList<string>? classNames = null)
+    {
+        var device = TrainingDevice.Resolve(options.Device);   // where DenseTraining.Run puts the model; batches follow it
+        return DenseTraining.Run(model, SegmentationModelFile.Header(model, classNames ?? [], data.IgnoreIndex), model.Vit.NumLayers, data.Count, batch =>
         {
-            var device = TrainingDevice.Of(model);
             var (images, labels) = Rows(data, batch.Rows, batch.Prepared);
             images = images.On(device); labels = labels.On(device);
             if (options.Flip && batch.Random.Next(2) == 1) { images = images.flip(3); labels = labels.flip(2); }
@@ -36,6 +37,7 @@ public static class SegmentationTrainer
             entry["val_miou"] = m.MeanIoU; entry["val_pixel_acc"] = m.PixelAccuracy;
             return $", val mIoU {m.MeanIoU:P2} pixel acc {m.PixelAccuracy:P2}";
         }, options, log, progress, cancellationToken, data.IsStreamed ? rows => data.DecodeRows(rows) : null);
+    }
 
     /// <summary>Images [n, 3, S, S] and labels [n, S, S] of <paramref name="rows"/>: from a streamed batch's decoded arrays, or indexed out of memory.</summary>
     static (Tensor Images, Tensor Labels) Rows(SegmentationDataset data, long[] rows, object? prepared)

@@ -136,6 +136,7 @@ public sealed class Finetuner
         PrefetchingBatchLoader? valLoader, int stepsPerEpoch, string bestPath, double bestTop1, CancellationToken cancel) : TrainingTask<ImageBatch>
     {
         bool best;
+        readonly Device device = TrainingDevice.Of(model);   // the task is made after the model moved there
 
         public double BestTop1 { get; private set; } = bestTop1;
         public ClassificationMetrics? LastEval { get; private set; }
@@ -143,7 +144,6 @@ public sealed class Finetuner
         public override Tensor Loss(ImageBatch batch, int epoch, int step)
         {
             torch.manual_seed(Seeds.Mix(o.Seed, epoch, step, 0xD4));   // drop path
-            var device = TrainingDevice.Of(model);
             var (images, targets) = mixup.Apply(batch.ImagesTensor().On(device), batch.LabelsTensor().On(device), new Random(Seeds.MixInt(o.Seed, epoch, step, 0x4D49)), out _);
             return SoftTargetCrossEntropy.Loss(model.forward(images), targets);
         }

@@ -151,10 +151,10 @@ public sealed class Pretrainer
     sealed class PretrainTask(PretrainOptions o, MaskedAutoencoderViT model, BFloat16MasterWeights? mixed, AdamW optimizer, int stepsPerEpoch) : TrainingTask<ImageBatch>
     {
         readonly MaskedAutoencoderViT compute = mixed?.Work ?? model;
+        readonly Device device = TrainingDevice.Of(mixed?.Work ?? model);   // the task is made after the model moved there
 
         public override Tensor Loss(ImageBatch batch, int epoch, int step)
         {
-            var device = TrainingDevice.Of(compute);
             var imgs = batch.ImagesTensor().On(device);
             using var gen = new Generator((ulong)Seeds.Mix(o.Seed, epoch, step, 0x4D41534B), torch.CPU);
             var noise = torch.rand(new long[] { batch.Count, o.Model.NumPatches }, generator: gen).On(device);   // drawn on the CPU: the same masks on any device
