@@ -17,8 +17,8 @@ namespace MaeMl.Training;
 /// <param name="ClassNames">Classes in label order (the training folder's subfolders, sorted).</param>
 /// <param name="Validation">Metrics of the final head on the validation set; null without one.</param>
 /// <param name="TrainTop1">Top-1 (a fraction) of the head on the last epoch's training batches, measured while training.</param>
-/// <param name="FeatureTime">Time spent computing encoder features.</param>
-/// <param name="HeadTrainingTime">Time spent training the head.</param>
+/// <param name="FeatureTime">Time spent computing cached encoder features (training set when cached, and the validation set).</param>
+/// <param name="HeadTrainingTime">Time spent training the head; without cached features it includes encoding each training batch.</param>
 /// <param name="Elapsed">Wall-clock time of the whole run.</param>
 /// <param name="SkippedImages">Unreadable training and validation images, with the reason.</param>
 public sealed record LinearProbeResult(string CheckpointPath, IReadOnlyList<string> ClassNames, ClassificationMetrics? Validation, double TrainTop1,
