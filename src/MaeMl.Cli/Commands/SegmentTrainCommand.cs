@@ -9,19 +9,19 @@ public static class SegmentTrainCommand
 {
     public static Command Create()
     {
-        var command = new Command("segment-train", "Semantic segmentation: fine-tune a ViT (MAE-initialised or from scratch) with a linear or pyramid head on image + mask PNG folders (pixel = class id); print validation mIoU and pixel accuracy.");
+        var command = new Command("segment-train", "Semantic segmentation: fine-tune a ViT (MAE-initialised or from scratch) with a linear, pyramid or UperNet head on image + mask PNG folders (pixel = class id); print validation mIoU and pixel accuracy.");
         var dense = new DenseTrainingOptionGroup();
         dense.AddTo(command);
         var data = new SegmentationDataOptions();
         data.AddTo(command, withValidation: true);
-        var head = new Option<string>("--head") { Description = "linear (per-patch baseline) or pyramid (FPN-lite on the simple feature pyramid).", DefaultValueFactory = _ => "pyramid" };
+        var head = new Option<string>("--head") { Description = "linear (per-patch baseline), pyramid (FPN-lite on the simple feature pyramid) or upernet (UperNet: pyramid pooling on the coarsest level + FPN, the MAE paper's head; --pyramid-channels is its width, mmseg: 512).", DefaultValueFactory = _ => "pyramid" };
         command.Options.Add(head);
         command.SetAction(parse =>
         {
             var kind = parse.GetValue(head)!.ToLowerInvariant() switch
             {
-                "linear" => SegmentationHeadKind.Linear, "pyramid" => SegmentationHeadKind.Pyramid,
-                var h => throw new CliException($"unknown head '{h}' (use linear or pyramid)"),
+                "linear" => SegmentationHeadKind.Linear, "pyramid" => SegmentationHeadKind.Pyramid, "upernet" => SegmentationHeadKind.UperNet,
+                var h => throw new CliException($"unknown head '{h}' (use linear, pyramid or upernet)"),
             };
             var (encoder, weights, description) = dense.ReadBackbone(parse);
             var config = new SegmentationConfig(encoder, data.Classes(parse), kind, parse.GetValue(dense.PyramidChannels), dense.ReadScales(parse));

@@ -29,6 +29,8 @@ public sealed record MaeSemanticSegmentationOptions : MaeDenseTrainerOptions
     /// Null: "0", "1", ...</summary>
     public IReadOnlyList<string>? ClassNames { get; init; }
 
-    /// <summary>Decoder on the ViT: <see cref="SegmentationHeadKind.Pyramid"/> (default) or the per-patch <see cref="SegmentationHeadKind.Linear"/> baseline.</summary>
+    /// <summary>Decoder on the ViT: <see cref="SegmentationHeadKind.Pyramid"/> (default), <see cref="SegmentationHeadKind.UperNet"/> (pyramid
+    /// pooling + FPN, the MAE paper's head; <see cref="MaeDenseTrainerOptions.PyramidChannels"/> is its width) or the per-patch
+    /// <see cref="SegmentationHeadKind.Linear"/> baseline.</summary>
     public SegmentationHeadKind Head { get; init; } = SegmentationHeadKind.Pyramid;
 }

@@ -124,6 +124,52 @@ internal sealed class DenseOnnxWriter
             new AttributeProto { Name = "mode", Type = AttributeProto.Types.AttributeType.String, S = Google.Protobuf.ByteString.CopyFromUtf8("linear") },
             new AttributeProto { Name = "coordinate_transformation_mode", Type = AttributeProto.Types.AttributeType.String, S = Google.Protobuf.ByteString.CopyFromUtf8("half_pixel") });
 
+    /// <summary>ReLU.</summary>
+    public string Relu(string x, string name) => G.Node("Relu", [x], name);
+
+    /// <summary>Bilinear resizing to <paramref name="height"/> x <paramref name="width"/> (PyTorch <c>interpolate(x, size, mode='bilinear',
+    /// align_corners=False)</c>, any ratio, up or down): Resize by sizes, the batch and channels taken from x.</summary>
+    public string ResizeTo(string x, string name, long height, long width)
+    {
+        var leading = G.Node("Shape", [x], $"{name}.nc", Attr("start", 0L), Attr("end", 2L));
+        var sizes = G.Node("Concat", [leading, G.Int64s($"{name}.hw", [height, width])], $"{name}.sizes", Attr("axis", 0L));
+        return G.Node("Resize", [x, "", "", sizes], name,
+            new AttributeProto { Name = "mode", Type = AttributeProto.Types.AttributeType.String, S = Google.Protobuf.ByteString.CopyFromUtf8("linear") },
+            new AttributeProto { Name = "coordinate_transformation_mode", Type = AttributeProto.Types.AttributeType.String, S = Google.Protobuf.ByteString.CopyFromUtf8("half_pixel") });
+    }
+
+    /// <summary>PyTorch's adaptive average pooling of <paramref name="size"/> values to <paramref name="bins"/> as a row-major
+    /// [bins, size] matrix: bin i averages the window [floor(i size / bins), ceil((i + 1) size / bins)) (windows overlap when
+    /// size is not a multiple of bins, and repeat values when bins exceed size).</summary>
+    public static float[] AdaptivePoolMatrix(int size, int bins)
+    {
+        if (size < 1 || bins < 1) throw new ArgumentException($"Adaptive pooling of {size} values to {bins} bins: both must be positive");
+        var m = new float[bins * size];
+        for (int i = 0; i < bins; i++)
+        {
+            int start = (int)((long)i * size / bins), end = (int)(((long)(i + 1) * size + bins - 1) / bins);
+            for (int j = start; j < end; j++) m[i * size + j] = 1f / (end - start);
+        }
+        return m;
+    }
+
+    /// <summary>Adaptive average pooling (PyTorch <c>adaptive_avg_pool2d</c>) of x [N, C, <paramref name="height"/>, <paramref name="width"/>]
+    /// to [N, C, bins, bins] as two MatMuls with constant averaging matrices, P_h x P_w^T (exact windows for any size).</summary>
+    public string AdaptiveAvgPool2d(string x, string name, int height, int width, int bins)
+    {
+        var ph = G.Initializer($"{name}.rows", AdaptivePoolMatrix(height, bins), bins, height);                 // [b, H]
+        var pwT = Transposed(AdaptivePoolMatrix(width, bins), bins, width);
+        var rows = G.Node("MatMul", [ph, x], $"{name}.pooled_rows");                                          // [N, C, b, W]
+        return G.Node("MatMul", [rows, G.Initializer($"{name}.cols", pwT, width, bins)], name);             // [N, C, b, b]
+    }
+
+    static float[] Transposed(float[] m, int rows, int cols)
+    {
+        var t = new float[m.Length];
+        for (int r = 0; r < rows; r++) for (int c = 0; c < cols; c++) t[c * rows + r] = m[r * cols + c];
+        return t;
+    }
+
     /// <summary>The simple feature pyramid under <paramref name="prefix"/> (e.g. <c>backbone.</c>) on the ViT map: one output per scale, finest first.</summary>
     public string[] Pyramid(string map, string prefix, IReadOnlyList<double> scales, int[] strides)
     {

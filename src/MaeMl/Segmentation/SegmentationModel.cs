@@ -7,13 +7,13 @@ namespace MaeMl.Segmentation;
 
 /// <summary>
 /// Semantic segmentation on a MAE ViT: <c>backbone</c> (a feature-map <see cref="VisionTransformer"/> for the linear head, a
-/// <see cref="SimpleFeaturePyramid"/> whose <c>net</c> is the ViT for the pyramid head) and <c>head</c>; the logits are
+/// <see cref="SimpleFeaturePyramid"/> whose <c>net</c> is the ViT for the pyramid and UperNet heads) and <c>head</c>; the logits are
 /// bilinearly upsampled to the input size. imgs [N, 3, S, S] (ImageNet-normalised) -> logits [N, K, S, S].
 /// </summary>
 public sealed class SegmentationModel : nn.Module<Tensor, Tensor>
 {
     readonly nn.Module backbone;
-    readonly Sequential head;
+    readonly nn.Module head;   // Sequential (linear, pyramid) or UperHead
 
     /// <summary>The architecture this model was built with (validated).</summary>
     public SegmentationConfig Config { get; }
@@ -33,6 +33,11 @@ public sealed class SegmentationModel : nn.Module<Tensor, Tensor>
             backbone = Vit;
             head = nn.Sequential(("0", nn.Conv2d(Vit.Channels, k, 1)));
         }
+        else if (config.Head == SegmentationHeadKind.UperNet)
+        {
+            backbone = new SimpleFeaturePyramid(Vit, config.PyramidChannels, config.Scales);
+            head = new UperHead(config.PyramidChannels, config.Scales.Length, k);
+        }
         else
         {
             backbone = new SimpleFeaturePyramid(Vit, config.PyramidChannels, config.Scales);
@@ -51,12 +56,13 @@ public sealed class SegmentationModel : nn.Module<Tensor, Tensor>
         else
         {
             var levels = ((SimpleFeaturePyramid)backbone).forward(imgs);
+            if (head is UperHead uper) return uper.forward(levels).MoveToOuterDisposeScope();
             var size = new[] { levels[0].shape[2], levels[0].shape[3] };
             x = levels[0];
             for (int i = 1; i < levels.Length; i++)
                 x = x + nn.functional.interpolate(levels[i], size, mode: InterpolationMode.Bilinear, align_corners: false);
         }
-        return head.forward(x).MoveToOuterDisposeScope();
+        return ((Sequential)head).forward(x).MoveToOuterDisposeScope();
     }
 
     /// <summary>imgs [N, 3, S, S] -> logits [N, K, S, S].</summary>

@@ -92,10 +92,19 @@ public static class SegmentationOnnxExporter
         var map = w.FeatureMap();
         string logits;
         int lowRes;
+        string? full = null;
         if (linear)
         {
             logits = w.Conv(map, "head.0");
             lowRes = e.GridSize;
+        }
+        else if (c.Head == SegmentationHeadKind.UperNet)
+        {
+            var sizes = UperHeadOnnx.LevelSizes(e.GridSize, e.GridSize, c.Scales);
+            var levels = w.Pyramid(map, "backbone.", c.Scales, c.Scales.Select(s => (int)(e.PatchSize / s)).ToArray());
+            logits = UperHeadOnnx.Write(w, levels, sizes);
+            lowRes = sizes[0].Height;
+            full = w.ResizeTo(logits, "logits_upsampled", e.ImageSize, e.ImageSize);
         }
         else
         {
@@ -109,7 +118,7 @@ public static class SegmentationOnnxExporter
             logits = w.Conv(x, "head.3");
             lowRes = e.ImageSize / strides[0];
         }
-        var full = lowRes == e.ImageSize ? logits : w.Upsample(logits, "logits_upsampled", (float)e.ImageSize / lowRes);
+        full ??= lowRes == e.ImageSize ? logits : w.Upsample(logits, "logits_upsampled", (float)e.ImageSize / lowRes);
         var classes = g.Node("ArgMax", [full], "class_map", Attr("axis", 1L), Attr("keepdims", 0L));
         g.Output(classes, SegmentationOnnxNames.ClassMap, TensorProto.Types.DataType.Int64, "batch", e.ImageSize, e.ImageSize);
         if (options.IncludeProbabilities)

@@ -32,6 +32,23 @@ public sealed class DenseCommandTests : IDisposable
     }
 
     [Fact]
+    public void SegmentTrainWithTheUperNetHeadSavesAUperNetModel()
+    {
+        var (images, _, masks) = DenseTestData.Write(dir, 4);
+        var model = Path.Combine(dir, "uper.model");
+        string[] Args(string head) => new[] { "segment-train" }.Concat(Tiny).Concat(new[] {
+            "--train", images, "--masks", masks, "--val", images, "--val-masks", masks, "--classes", "3", "--head", head, "--out", model }).ToArray();
+        var train = Run(Args("UperNet"));
+        Assert.True(train.Code == 0, train.Out + train.Err);
+        Assert.Contains("head UperNet", train.Out);
+        var (loaded, _) = MaeMl.Segmentation.SegmentationModelFile.Load(model);
+        using (loaded) Assert.Equal(MaeMl.Segmentation.SegmentationHeadKind.UperNet, loaded.Config.Head);
+        var bad = Run(Args("uper"));
+        Assert.Equal(2, bad.Code);
+        Assert.Contains("use linear, pyramid or upernet", bad.Err);
+    }
+
+    [Fact]
     public void DetectTrainThenEvalWithPictureAndErrorsInOneLine()
     {
         var (images, labels, _) = DenseTestData.Write(dir, 6);

@@ -60,6 +60,7 @@ public sealed class ExportOnnxDenseTests(ITestOutputHelper output) : IDisposable
     [Theory]
     [InlineData(SegmentationHeadKind.Pyramid)]
     [InlineData(SegmentationHeadKind.Linear)]
+    [InlineData(SegmentationHeadKind.UperNet)]
     public void SegmenterFileExportsVerifiesAndServesInMLNetAtTheImageSize(SegmentationHeadKind head)
     {
         string file = Path.Combine(dir, "seg.model"), onnx = Path.Combine(dir, "seg.onnx");
