@@ -35,13 +35,13 @@ internal sealed class DenseOnnxWriter
         G = new OnnxGraphBuilder(Model.Graph);
     }
 
-    /// <summary>The ViT's last feature map [N, D, g, g] (patch tokens after the final norm).</summary>
+    /// <summary>The ViT's last feature map [N, D, gh, gw] (patch tokens after the final norm).</summary>
     public string FeatureMap()
     {
-        int d = Encoder.EmbedDim, grid = Encoder.GridSize;
+        int d = Encoder.EmbedDim, gh = Encoder.GridHeight, gw = Encoder.GridWidth;
         var patches = G.Node("Slice", [EncoderOnnxNames.Output(EncoderPooling.Tokens), G.Int64s("dense_start_1", [1]), G.Int64s("dense_end_max", [long.MaxValue]), G.Int64s("dense_axis_1", [1])], "vit_patch_tokens");
         var t = G.Node("Transpose", [patches], "vit_tokens_t", Ints("perm", 0, 2, 1));
-        return G.Node("Reshape", [t, G.Int64s("vit_map_shape", [0, d, grid, grid])], "vit_feature_map");
+        return G.Node("Reshape", [t, G.Int64s("vit_map_shape", [0, d, gh, gw])], "vit_feature_map");
     }
 
     float[] Get(string name, out long[] shape)
@@ -123,6 +123,18 @@ internal sealed class DenseOnnxWriter
         G.Node("Resize", [x, "", G.Initializer($"{name}.scales", new[] { 1f, 1f, factor, factor }, 4)], name,
             new AttributeProto { Name = "mode", Type = AttributeProto.Types.AttributeType.String, S = Google.Protobuf.ByteString.CopyFromUtf8("linear") },
             new AttributeProto { Name = "coordinate_transformation_mode", Type = AttributeProto.Types.AttributeType.String, S = Google.Protobuf.ByteString.CopyFromUtf8("half_pixel") });
+
+    /// <summary>Bilinear resizing of [N, C, h, w] to <paramref name="height"/> x <paramref name="width"/> (PyTorch <c>interpolate(x, size,
+    /// mode='bilinear', align_corners=False)</c>: Resize with <c>sizes</c>, half-pixel centres), for a level whose side is not a whole
+    /// multiple (a pyramid's 0.5 level of an odd grid).</summary>
+    public string UpsampleTo(string x, string name, long height, long width)
+    {
+        var nc = G.Node("Shape", [x], $"{name}.nc", Attr("start", 0L), Attr("end", 2L));
+        var sizes = G.Node("Concat", [nc, G.Int64s($"{name}.hw", [height, width])], $"{name}.sizes", Attr("axis", 0L));
+        return G.Node("Resize", [x, "", "", sizes], name,
+            new AttributeProto { Name = "mode", Type = AttributeProto.Types.AttributeType.String, S = Google.Protobuf.ByteString.CopyFromUtf8("linear") },
+            new AttributeProto { Name = "coordinate_transformation_mode", Type = AttributeProto.Types.AttributeType.String, S = Google.Protobuf.ByteString.CopyFromUtf8("half_pixel") });
+    }
 
     /// <summary>The simple feature pyramid under <paramref name="prefix"/> (e.g. <c>backbone.</c>) on the ViT map: one output per scale, finest first.</summary>
     public string[] Pyramid(string map, string prefix, IReadOnlyList<double> scales, int[] strides)
