@@ -48,10 +48,10 @@ public static class Reports
         using var _i = images;
         using var _l = labels;
         using var predicted = SegmentationTrainer.Predict(model, images);
-        int plane = model.Config.Encoder.ImageSize * model.Config.Encoder.ImageSize;
+        int plane = model.Config.Encoder.InputSize.Pixels;
         var pred = predicted.data<long>().ToArray();
         var truth = labels.contiguous().data<long>().ToArray();
-        DensePredictionPicture.Masks(path, data.ImagePaths.Take(n).ToList(), model.Config.Encoder.ImageSize,
+        DensePredictionPicture.Masks(path, data.ImagePaths.Take(n).ToList(), model.Config.Encoder.InputSize,
             Enumerable.Range(0, n).Select(i => truth[(i * plane)..((i + 1) * plane)]).ToList(),
             Enumerable.Range(0, n).Select(i => pred[(i * plane)..((i + 1) * plane)]).ToList(), data.IgnoreIndex, classNames: classNames);
         Console.WriteLine($"wrote {path}");

@@ -24,6 +24,7 @@ public static class DetectTrainCommand
         command.SetAction(parse =>
         {
             var (encoder, weights, description) = dense.ReadBackbone(parse);
+            if (!encoder.IsSquare) throw new CliException($"detect-train takes a square --image-size (one number), got {encoder.InputSize}: non-square inputs are for segment-train");
             using var train = data.Load(parse, encoder.ImageSize, validation: false, parse.GetValue(dense.Limit));
             using var val = data.Load(parse, encoder.ImageSize, validation: true);
             var config = new DetectionConfig(encoder, train.ClassNames.Count, parse.GetValue(dense.PyramidChannels), dense.ReadScales(parse), parse.GetValue(convs))

@@ -96,7 +96,7 @@ public static class ExportOnnxCommand
                 IncludeProbabilities = true, ImageSizeOutput = true, ClassNames = header.ClassNames.Count == model.Config.NumClasses ? header.ClassNames : null,
             });
             var c = model.Config;
-            Console.WriteLine($"segmenter: {c.Head} head, {c.NumClasses} classes, input {c.Encoder.ImageSize}x{c.Encoder.ImageSize}, ignore {header.IgnoreIndex}");
+            Console.WriteLine($"segmenter: {c.Head} head, {c.NumClasses} classes, input {c.Encoder.InputSize}, ignore {header.IgnoreIndex}");
             Console.WriteLine($"wrote {path} ({new FileInfo(path).Length / 1e6:F1} MB, inputs {SegmentationOnnxNames.Pixels}, {SegmentationOnnxNames.ImageSize}; outputs " +
                               $"{SegmentationOnnxNames.ClassMap}, {SegmentationOnnxNames.Probabilities}, {SegmentationOnnxNames.ImageClassMap}) in {watch.Elapsed.TotalSeconds:F1} s");
             if (verify > 0)

@@ -23,8 +23,8 @@ public static class SegmentEvalCommand
             var (model, header) = SegmentationModelFile.Load(parse.GetValue(weights)!);
             using (model)
             {
-                using var val = data.Load(parse, model.Config.Encoder.ImageSize, validation: true, numClasses: model.Config.NumClasses, ignore: header.IgnoreIndex);
-                Console.WriteLine($"{model.Config.Head} head, {model.Config.NumClasses} classes, {val.Count} images at {model.Config.Encoder.ImageSize}x{model.Config.Encoder.ImageSize}");
+                using var val = data.Load(parse, model.Config.Encoder.InputSize, validation: true, numClasses: model.Config.NumClasses, ignore: header.IgnoreIndex);
+                Console.WriteLine($"{model.Config.Head} head, {model.Config.NumClasses} classes, {val.Count} images at {model.Config.Encoder.InputSize}");
                 Reports.Segmentation(SegmentationTrainer.Evaluate(model, val), "val", header.ClassNames);
                 if (parse.GetValue(picture) is { } p) Reports.DrawMasks(model, val, p, header.ClassNames);
             }

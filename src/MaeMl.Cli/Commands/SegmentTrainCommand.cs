@@ -28,8 +28,8 @@ public static class SegmentTrainCommand
             using var model = new SegmentationModel(config);
             if (weights is not null) { model.Vit.LoadEncoder(weights); foreach (var t in weights.Values) t.Dispose(); }
             Console.WriteLine(description);
-            using var train = data.Load(parse, encoder.ImageSize, validation: false, parse.GetValue(dense.Limit));
-            using var val = data.Load(parse, encoder.ImageSize, validation: true);
+            using var train = data.Load(parse, encoder.InputSize, validation: false, parse.GetValue(dense.Limit));
+            using var val = data.Load(parse, encoder.InputSize, validation: true);
             Console.WriteLine($"head {kind}, {config.NumClasses} classes (ignore {train.IgnoreIndex}), train {train.Count} images, val {val.Count} images, torch threads {get_num_threads()}");
             var options = dense.ReadTraining(parse);
             var progress = new MaeMl.Training.ConsoleProgress();

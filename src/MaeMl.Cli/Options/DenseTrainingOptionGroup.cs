@@ -21,7 +21,11 @@ public sealed class DenseTrainingOptionGroup
     }.Legacy("--backbone").ShippedNames();
     public Option<bool> Scratch { get; } = new("--scratch") { Description = "Random initialisation of the --weights architecture (the baseline for the same budget)." };
     public Option<string?> Model { get; } = new(Vocabulary.Model) { Description = "Preset of a randomly initialised ViT when there is no --weights, e.g. mae_vit_base_patch16." };
-    public Option<int> ImageSize { get; } = new("--image-size") { Description = "Square input size (a multiple of the patch size).", DefaultValueFactory = _ => 64 };
+    public Option<string> ImageSize { get; } = new("--image-size")
+    {
+        Description = "Input size: WxH (e.g. 160x120, the data's aspect ratio; segmentation only) or one number for a square input; each side a multiple of the patch size.",
+        DefaultValueFactory = _ => "64",
+    };
     public Option<int> PyramidChannels { get; } = new("--pyramid-channels") { Description = "Channels of the feature pyramid and head (detectron2: 256).", DefaultValueFactory = _ => Heads.PyramidChannels };
     public Option<string> Scales { get; } = new("--scales")
     {
@@ -85,7 +89,7 @@ public sealed class DenseTrainingOptionGroup
     {
         Vocabulary.ApplyThreads(parse.GetValue(Threads));
         torch.manual_seed(parse.GetValue(Seed));
-        int size = parse.GetValue(ImageSize);
+        var text = parse.GetValue(ImageSize)!;
         var file = parse.GetValue(Weights);
         var preset = parse.GetValue(Model);
         if ((file is null) == (preset is null)) throw new CliException($"give either {Vocabulary.Weights} FILE or {Vocabulary.Model} PRESET");
@@ -106,10 +110,26 @@ public sealed class DenseTrainingOptionGroup
             if (parse.GetValue(Scratch)) throw new CliException($"--scratch goes with {Vocabulary.Weights} (a {Vocabulary.Model} preset is always randomly initialised)");
             description = $"random init {preset}";
         }
-        if (size % config.PatchSize != 0) throw new CliException($"--image-size {size} is not a multiple of the patch size {config.PatchSize}");
+        var size = ParseImageSize(text, config.PatchSize);
         double dropPath = parse.GetValue(DropPath);
         if (dropPath is < 0 or >= 1) throw new CliException($"--drop-path must be in [0, 1), got {dropPath}");
-        config = config with { ImageSize = size, DropPath = dropPath };
-        return (config, weights, $"{description}: ViT {config.EmbedDim}x{config.Depth} ({config.NumHeads} heads), patch {config.PatchSize}, input {size}x{size} ({config.GridSize}x{config.GridSize} patches)");
+        config = config.WithInputSize(size) with { DropPath = dropPath };
+        return (config, weights, $"{description}: ViT {config.EmbedDim}x{config.Depth} ({config.NumHeads} heads), patch {config.PatchSize}, input {size} ({config.GridWidth}x{config.GridHeight} patches)");
+    }
+
+    /// <summary>--image-size as W x H: <c>160x120</c> (width x height, as ML.NET's ResizeImages(width, height)) or one number for a square;
+    /// each side positive and a multiple of <paramref name="patch"/>. Throws a one-line <see cref="CliException"/> otherwise.</summary>
+    public static InputSize ParseImageSize(string text, int patch)
+    {
+        var parts = text.Trim().Split('x', 'X');
+        var sides = parts.Select(p => int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : (int?)null).ToArray();
+        if (parts.Length > 2 || sides.Any(v => v is null))
+            throw new CliException($"--image-size '{text}' is not WxH or one side (e.g. 160x120 or 64)");
+        var size = sides.Length == 1 ? new InputSize(sides[0]!.Value, sides[0]!.Value) : new InputSize(sides[0]!.Value, sides[1]!.Value);
+        if (size.Width <= 0 || size.Height <= 0) throw new CliException($"--image-size {text}: both sides must be positive");
+        foreach (var (name, side) in new[] { ("width", size.Width), ("height", size.Height) })
+            if (side % patch != 0) throw new CliException(size.IsSquare ? $"--image-size {text} is not a multiple of the patch size {patch}"
+                : $"--image-size {text}: the {name} {side} is not a multiple of the patch size {patch}");
+        return size;
     }
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using MaeMl.Model;
 using MaeMl.Segmentation;
 
 namespace MaeMl.Cli;
@@ -27,7 +28,7 @@ public sealed class SegmentationDataOptions
     public int Classes(ParseResult parse) => parse.GetValue(NumClasses);
     public List<string> Names(ParseResult parse) => CliHelpers.ClassNames(parse.GetValue(ClassNames));
 
-    public SegmentationDataset Load(ParseResult parse, int size, bool validation, int limit = 0, int? numClasses = null, int? ignore = null)
+    public SegmentationDataset Load(ParseResult parse, InputSize size, bool validation, int limit = 0, int? numClasses = null, int? ignore = null)
     {
         var pairs = SegmentationDataset.Pair(parse.GetValue(validation ? ValImages : Images)!, parse.GetValue(validation ? ValMasks : Masks)!, limit > 0 ? limit : null);
         int k = numClasses ?? parse.GetValue(NumClasses), ignoreValue = ignore ?? parse.GetValue(IgnoreValue);

@@ -82,10 +82,13 @@ public static class ImageDecoder
     }
 
     /// <summary>Decodes a file to an opaque RGBA8888 bitmap resized (squashed) to size x size with bicubic filtering.</summary>
-    public static SKBitmap DecodeResized(string path, int size)
+    public static SKBitmap DecodeResized(string path, int size) => DecodeResized(path, size, size);
+
+    /// <summary>Decodes a file to an opaque RGBA8888 bitmap resized (squashed) to <paramref name="width"/> x <paramref name="height"/> with bicubic filtering.</summary>
+    public static SKBitmap DecodeResized(string path, int width, int height)
     {
         using var bitmap = DecodeBitmap(path);
-        return ImageTransforms.CropResize(bitmap, new SKRect(0, 0, bitmap.Width, bitmap.Height), size, size);
+        return ImageTransforms.CropResize(bitmap, new SKRect(0, 0, bitmap.Width, bitmap.Height), width, height);
     }
 
     /// <summary>Interleaved RGB bytes [H, W, 3] of an RGBA8888 bitmap.</summary>

@@ -27,6 +27,9 @@ public static class ImageNetNormalization
 
     /// <summary>Random RGB images [N, 3, S, S], float32 with integer values 0..255 drawn from a generator seeded by <paramref name="seed"/>:
     /// the inputs of the ONNX parity checks.</summary>
-    public static Tensor RandomPixels(int images, int size, int seed) =>
-        randint(0, 256, [images, 3, size, size], generator: new Generator((ulong)seed)).to(ScalarType.Float32);
+    public static Tensor RandomPixels(int images, int size, int seed) => RandomPixels(images, size, size, seed);
+
+    /// <summary>The same for images [N, 3, H, W] of <paramref name="height"/> x <paramref name="width"/> (a square size gives the square call's values).</summary>
+    public static Tensor RandomPixels(int images, int height, int width, int seed) =>
+        randint(0, 256, [images, 3, height, width], generator: new Generator((ulong)seed)).to(ScalarType.Float32);
 }

@@ -3,7 +3,7 @@ using MaeMl.Model;
 namespace MaeMl.Detection;
 
 /// <summary>Architecture and post-processing of a <see cref="DetectionModel"/> (FCOS on ViTDet's simple feature pyramid).</summary>
-/// <param name="Encoder">The ViT; <see cref="MaeConfig.ImageSize"/> is the input size.</param>
+/// <param name="Encoder">The ViT; <see cref="MaeConfig.ImageSize"/> is the input size (square: detection refuses a <see cref="MaeConfig.ImageHeight"/> of another value).</param>
 /// <param name="NumClasses">Object classes (no background class: FCOS scores each class with a sigmoid).</param>
 /// <param name="PyramidChannels">Channels of the pyramid and of the head towers (detectron2: 256).</param>
 /// <param name="PyramidScales">Pyramid scales relative to the patch grid, finest first (ViTDet: 4, 2, 1, 0.5).</param>
@@ -27,6 +27,7 @@ public sealed record DetectionConfig(MaeConfig Encoder, int NumClasses, int Pyra
     public DetectionConfig Validate()
     {
         Encoder.Validate();
+        if (!Encoder.IsSquare) throw new ArgumentException($"Detection takes square inputs (S x S): the encoder's input is {Encoder.InputSize}; non-square inputs are for segmentation");
         if (NumClasses < 1) throw new ArgumentException($"A detector needs at least one class, got {NumClasses}");
         if (PyramidChannels < 1 || HeadConvs < 0) throw new ArgumentException("PyramidChannels must be positive and HeadConvs non-negative");
         if (!(ScoreThreshold >= 0 && ScoreThreshold < 1)) throw new ArgumentException($"ScoreThreshold must be in [0, 1), got {ScoreThreshold}");

@@ -1,4 +1,5 @@
 using MaeMl.Detection;
+using MaeMl.Model;
 using MaeMl.Segmentation;
 using Microsoft.ML;
 using Microsoft.ML.Transforms.Image;
@@ -14,10 +15,10 @@ public static class DenseCatalog
 
     /// <summary>
     /// Semantic segmentation of an image column with a model exported by <see cref="SegmentationOnnxExporter"/>: a chain of
-    /// ML.NET's own estimators (<c>ResizeImages</c> to the model size (squash), <c>ExtractPixels</c> as RGB planes 0..255,
+    /// ML.NET's own estimators (<c>ResizeImages</c> to the model size W x H (squash), <c>ExtractPixels</c> as RGB planes 0..255,
     /// <c>ApplyOnnxModel</c>, <c>CopyColumns</c>, <c>DropColumns</c>), so the fitted model saves and loads with
-    /// <c>mlContext.Model</c> without MaeMl. Output: <paramref name="outputColumnName"/>, a vector of S*S <see cref="long"/>
-    /// class ids (row-major), and with <paramref name="probabilitiesColumnName"/> a vector of K*S*S floats (class-major).
+    /// <c>mlContext.Model</c> without MaeMl. Output: <paramref name="outputColumnName"/>, a vector of H*W <see cref="long"/>
+    /// class ids (row-major), and with <paramref name="probabilitiesColumnName"/> a vector of K*H*W floats (class-major).
     /// Superseded by <see cref="MaeSegmenterCatalog.ApplyMaeSegmenter"/> (class ids at the input image's size, size read from the
     /// model) and the <see cref="MaeSemanticSegmentationTrainer"/>; kept for the model-size class map and the probabilities.
     /// </summary>
@@ -27,10 +28,10 @@ public static class DenseCatalog
     /// <param name="modelFile">The exported segmentation ONNX file.</param>
     /// <param name="gpuDeviceId">CUDA device, or null for the CPU.</param>
     /// <param name="fallbackToCpu">Use the CPU when the GPU cannot be used.</param>
-    /// <param name="imageSize">The model's input size (maeml.image_size in the model's metadata).</param>
+    /// <param name="imageSize">The model's input size W x H (maeml.image_size, and maeml.image_height when not square, in the model's metadata); an int is square.</param>
     /// <param name="probabilitiesColumnName">Column for the class probabilities, or null; the model must have been exported with them.</param>
     public static IEstimator<ITransformer> SegmentImages(this TransformsCatalog catalog, string outputColumnName, string inputColumnName, string modelFile,
-        int imageSize, string? probabilitiesColumnName = null, int? gpuDeviceId = null, bool fallbackToCpu = true)
+        InputSize imageSize, string? probabilitiesColumnName = null, int? gpuDeviceId = null, bool fallbackToCpu = true)
     {
         if (!File.Exists(modelFile)) throw new FileNotFoundException($"Segmentation model '{modelFile}' does not exist", modelFile);
         var outputs = probabilitiesColumnName is null ? new[] { SegmentationOnnxNames.ClassMap } : new[] { SegmentationOnnxNames.ClassMap, SegmentationOnnxNames.Probabilities };

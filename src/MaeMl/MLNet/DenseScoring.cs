@@ -1,5 +1,6 @@
 using System.Text.Json;
 using MaeMl.Detection;
+using MaeMl.Model;
 using MaeMl.Onnx;
 using MaeMl.Segmentation;
 using Microsoft.ML;
@@ -19,7 +20,7 @@ internal sealed record SegmenterColumns(string Image, string PredictedMask, stri
 /// The ML.NET chains that serve the exported dense models, shared by the trainers (after <c>Fit</c>) and by the estimators that
 /// apply an exported <c>.onnx</c> file (<see cref="MaeDetectorScoringEstimator"/>, <see cref="MaeSegmenterScoringEstimator"/>):
 /// the image copied to <see cref="ImageSizeMappingFactory.ImageColumn"/>, its size (<see cref="ImageSizeMappingFactory"/>), the image
-/// stretched to S x S as RGB planes 0..255 (<see cref="ImagePixels"/>, <c>Fill</c>), <c>ApplyOnnxModel</c> from the model's bytes,
+/// stretched to the model's W x H as RGB planes 0..255 (<see cref="ImagePixels"/>, <c>Fill</c>), <c>ApplyOnnxModel</c> from the model's bytes,
 /// then built-in conversions, copies and drops. Every piece but the size mapping is one of ML.NET's own transformers.
 /// </summary>
 internal static class DenseScoring
@@ -29,8 +30,8 @@ internal static class DenseScoring
     internal const string SegmentationResized = "MaeSegmentation.Resized";
     internal const string SegmentationLabelNames = "MaeSegmentation.LabelNames";
 
-    /// <summary>ResizeImages (Fill, S x S) + ExtractPixels (RGB planes 0..255) into <see cref="EncoderOnnxNames.Pixels"/>.</summary>
-    internal static IEstimator<ITransformer> Stretch(MLContext ml, string imageColumn, int size, string resizedColumn) =>
+    /// <summary>ResizeImages (Fill, W x H) + ExtractPixels (RGB planes 0..255) into <see cref="EncoderOnnxNames.Pixels"/>.</summary>
+    internal static IEstimator<ITransformer> Stretch(MLContext ml, string imageColumn, InputSize size, string resizedColumn) =>
         ImagePixels.Chain(ml.Transforms, imageColumn, size, resizedColumn, EncoderOnnxNames.Pixels, ImageResizingEstimator.ResizingKind.Fill);
 
     /// <summary>
@@ -39,7 +40,7 @@ internal static class DenseScoring
     /// piece: an <c>EstimatorChain</c> would check the <c>CustomMapping</c>'s image column with <c>CustomMappingEstimator.GetOutputSchema</c>,
     /// which compares the (not shared) image types by reference and always fails in ML.NET 5.0.1.
     /// </summary>
-    internal static TransformerChain<ITransformer> FitPreprocessing(MLContext ml, IDataView input, string imageColumn, int size, string resizedColumn)
+    internal static TransformerChain<ITransformer> FitPreprocessing(MLContext ml, IDataView input, string imageColumn, InputSize size, string resizedColumn)
     {
         var t = ml.Transforms;
         var copy = t.CopyColumns(ImageSizeMappingFactory.ImageColumn, imageColumn).Fit(input);
@@ -102,7 +103,7 @@ internal static class DenseScoring
     /// <summary>The fitted segmenter chain over a segmenter exported with <see cref="SegmentationOnnxOptions.ImageSizeOutput"/>: the class
     /// map at the input image's size in <see cref="SegmenterColumns.PredictedMask"/> (uint class ids, row-major H x W) and, when asked,
     /// the same as keys whose values are <paramref name="classNames"/> (class id i is key i + 1).</summary>
-    internal static ITransformer FitSegmenter(MLContext ml, IDataView input, byte[] onnx, IReadOnlyList<string> classNames, int size, SegmenterColumns c, int? device, bool fallbackToCpu)
+    internal static ITransformer FitSegmenter(MLContext ml, IDataView input, byte[] onnx, IReadOnlyList<string> classNames, InputSize size, SegmenterColumns c, int? device, bool fallbackToCpu)
     {
         var preprocessing = FitPreprocessing(ml, input, c.Image, size, SegmentationResized);
         var rest = ml.Transforms.CopyColumns(SegmentationOnnxNames.ImageSize, DetectionOnnxNames.ImageSize)
@@ -133,10 +134,10 @@ internal static class DenseScoring
     }
 
     /// <summary>The segmenter chain's output columns, over a stand-in ONNX model with the segmenter's output.</summary>
-    internal static SchemaShape SegmenterOutputSchema(MLContext ml, SchemaShape inputSchema, int size, SegmenterColumns c, IReadOnlyList<string> classNames)
+    internal static SchemaShape SegmenterOutputSchema(MLContext ml, SchemaShape inputSchema, InputSize size, SegmenterColumns c, IReadOnlyList<string> classNames)
     {
         var g = new OnnxGraphBuilder("maeml_segmenter_schema");
-        g.Input(SegmentationOnnxNames.Pixels, "batch", 3, size, size);
+        g.Input(SegmentationOnnxNames.Pixels, "batch", 3, size.Height, size.Width);
         var none = g.Node("Cast", [g.Initializer("no_pixels", ReadOnlySpan<float>.Empty, 1, 0, 0)], "class_ids", OnnxGraphBuilder.Attr("to", 12L));
         g.Output(none, SegmentationOnnxNames.ImageClassMap, TensorProto.Types.DataType.Uint32, "batch", "height", "width");
         var stub = Google.Protobuf.MessageExtensions.ToByteArray(g.ToModel(17));
@@ -157,8 +158,8 @@ internal static class DenseScoring
                                         $"({string.Join(", ", Pretrained.MaePretrained.Available.Select(m => m.Name))})", nameOrPath);
     }
 
-    /// <summary>An exported dense model: its bytes, input size and classes (from the <c>maeml.*</c> metadata).</summary>
-    internal sealed record DenseOnnxFile(byte[] Bytes, int ImageSize, int NumClasses, IReadOnlyList<string>? ClassNames, IReadOnlySet<string> Inputs, IReadOnlySet<string> Outputs);
+    /// <summary>An exported dense model: its bytes, input size (W x H) and classes (from the <c>maeml.*</c> metadata).</summary>
+    internal sealed record DenseOnnxFile(byte[] Bytes, InputSize ImageSize, int NumClasses, IReadOnlyList<string>? ClassNames, IReadOnlySet<string> Inputs, IReadOnlySet<string> Outputs);
 
     /// <summary>Reads an ONNX model MaeMl exported for <paramref name="task"/> (<c>object_detection</c> or <c>semantic_segmentation</c>).</summary>
     /// <exception cref="FileNotFoundException">No such file.</exception>
@@ -179,6 +180,8 @@ internal static class DenseScoring
         int size = int.TryParse(metadata.GetValueOrDefault("maeml.image_size"), out var s) ? s
             : (int)(model.Graph.Input.FirstOrDefault(i => i.Name == EncoderOnnxNames.Pixels)?.Type.TensorType.Shape.Dim.LastOrDefault()?.DimValue ?? 0);
         if (size <= 0) throw new InvalidDataException($"'{path}' names no input size (maeml.image_size)");
+        int height = metadata.GetValueOrDefault("maeml.image_height") is not { } h ? size   // written for a non-square input (maeml.image_size is then the width)
+            : int.TryParse(h, out var hv) && hv > 0 ? hv : throw new InvalidDataException($"'{path}': maeml.image_height '{h}' is not a positive number");
         int classes = int.TryParse(metadata.GetValueOrDefault("maeml.num_classes"), out var k) ? k : 0;
         IReadOnlyList<string>? names = null;
         if (metadata.GetValueOrDefault("maeml.class_names") is { } json)
@@ -186,7 +189,7 @@ internal static class DenseScoring
             try { names = JsonSerializer.Deserialize<List<string>>(json); }
             catch (JsonException e) { throw new InvalidDataException($"'{path}': unreadable maeml.class_names ({e.Message})", e); }
         }
-        return new DenseOnnxFile(bytes, size, classes, names, inputs, outputs);
+        return new DenseOnnxFile(bytes, new InputSize(size, height), classes, names, inputs, outputs);
     }
 
     /// <summary>The class names to number the keys with: <paramref name="given"/>, else the file's, else "0", "1", ...</summary>

@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Transforms.Image;
+using MaeMl.Model;
 using SkiaSharp;
 
 namespace MaeMl.MLNet;
@@ -15,11 +16,11 @@ internal static class ImagePixels
 {
     /// <summary>ResizeImages(<paramref name="resizedColumn"/>) + ExtractPixels(<paramref name="pixelsColumn"/>) from <paramref name="imageColumn"/>,
     /// appended to <paramref name="onto"/> (or a new chain).</summary>
-    internal static EstimatorChain<ITransformer> Chain(TransformsCatalog t, string imageColumn, int size, string resizedColumn, string pixelsColumn,
+    internal static EstimatorChain<ITransformer> Chain(TransformsCatalog t, string imageColumn, InputSize size, string resizedColumn, string pixelsColumn,
         ImageResizingEstimator.ResizingKind kind = ImageResizingEstimator.ResizingKind.IsoCrop, ImageResizingEstimator.Anchor anchor = ImageResizingEstimator.Anchor.Center,
         EstimatorChain<ITransformer>? onto = null) =>
         (onto ?? new EstimatorChain<ITransformer>())
-            .Append<ITransformer>(t.ResizeImages(resizedColumn, size, size, imageColumn, kind, anchor))
+            .Append<ITransformer>(t.ResizeImages(resizedColumn, size.Width, size.Height, imageColumn, kind, anchor))
             .Append<ITransformer>(t.ExtractPixels(pixelsColumn, resizedColumn, ImagePixelExtractingEstimator.ColorBits.Rgb, ImagePixelExtractingEstimator.ColorsOrder.ARGB,
                 interleavePixelColors: false, offsetImage: 0f, scaleImage: 1f, outputAsFloatArray: true));
 

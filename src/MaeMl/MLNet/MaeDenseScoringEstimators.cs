@@ -1,4 +1,5 @@
 using MaeMl.Detection;
+using MaeMl.Model;
 using MaeMl.Segmentation;
 using Microsoft.Extensions.Logging;
 using Microsoft.ML;
@@ -33,7 +34,7 @@ public sealed class MaeDetectorScoringEstimator : IEstimator<ITransformer>
     }
 
     /// <summary>The model's input size S (images are stretched to S x S).</summary>
-    public int ImageSize => model.ImageSize;
+    public int ImageSize => model.ImageSize.Width;
 
     /// <summary>The class names the predicted keys carry, in class-index order.</summary>
     public IReadOnlyList<string> ClassNames => model.ClassNames;
@@ -60,8 +61,8 @@ public sealed class MaeDetectorScoringEstimator : IEstimator<ITransformer>
 /// returns, whose output is a variable-size vector of <see cref="uint"/> class ids at the input image's size (height x width, row-major)
 /// and optionally the same as keys named by the classes. The model must have been exported with
 /// <see cref="SegmentationOnnxOptions.ImageSizeOutput"/> (<c>maeml export-onnx --weights seg.model</c> does); its input size is read from
-/// the model (<c>maeml.image_size</c>), the class names from the caller or the model (<c>maeml.class_names</c>), else "0", "1", ...
-/// Built by <see cref="MaeSegmenterCatalog.ApplyMaeSegmenter"/>.
+/// the model (<c>maeml.image_size</c>, and <c>maeml.image_height</c> for a non-square one), the class names from the caller or the model
+/// (<c>maeml.class_names</c>), else "0", "1", ... Built by <see cref="MaeSegmenterCatalog.ApplyMaeSegmenter"/>.
 /// </summary>
 public sealed class MaeSegmenterScoringEstimator : IEstimator<ITransformer>
 {
@@ -79,8 +80,8 @@ public sealed class MaeSegmenterScoringEstimator : IEstimator<ITransformer>
         this.columns = columns;
     }
 
-    /// <summary>The model's input size S (images are stretched to S x S).</summary>
-    public int ImageSize => model.ImageSize;
+    /// <summary>The model's input size W x H (images are stretched to it; <c>maeml.image_size</c>, and <c>maeml.image_height</c> when not square).</summary>
+    public InputSize ImageSize => model.ImageSize;
 
     /// <summary>The class names, in class-id order (key values of the predicted-label column).</summary>
     public IReadOnlyList<string> ClassNames => model.ClassNames;
@@ -118,7 +119,7 @@ internal sealed class ServedDenseModel
 
     public MLContext Ml { get; }
     public byte[] Onnx { get; }
-    public int ImageSize { get; }
+    public InputSize ImageSize { get; }
     public IReadOnlyList<string> ClassNames { get; }
     public int? Device { get; }
     public bool FallbackToCpu { get; }

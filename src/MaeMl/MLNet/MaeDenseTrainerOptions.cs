@@ -11,7 +11,8 @@ public abstract record MaeDenseTrainerOptions
 {
     /// <summary>Image column (<see cref="Microsoft.ML.Data.MLImage"/>, e.g. from <c>LoadImages</c>).</summary>
     public string ImageColumnName { get; init; } = "Image";
-    /// <summary>ViT architecture; its <see cref="MaeConfig.ImageSize"/> is the model's input size (images, and masks, are stretched to it).</summary>
+    /// <summary>ViT architecture; its <see cref="MaeConfig.InputSize"/> (W x H: <see cref="MaeConfig.ImageSize"/>, and <see cref="MaeConfig.ImageHeight"/>
+    /// when not square; segmentation only) is the model's input size (images, and masks, are stretched to it).</summary>
     public MaeConfig Encoder { get; init; } = MaePresets.MaeVitTinyPatch4Img32Dec128d2b with { ImageSize = 64 };
     /// <summary>MAE / encoder file whose encoder initialises the ViT, or the name of a shipped model (<c>cifar10-vit-tiny</c>); null: random initialisation.</summary>
     public string? PretrainedEncoderFile { get; init; }

@@ -13,10 +13,10 @@ namespace MaeMl.MLNet;
 /// ML.NET trainer for semantic segmentation with a MAE ViT (linear or FPN-lite pyramid head, <see cref="SegmentationModel"/>). In: an
 /// image column and a mask column, both <see cref="MLImage"/> (e.g. <c>LoadImages</c> of the images and of single-channel PNG masks
 /// whose pixel value is the class id; <see cref="MaeSemanticSegmentationOptions.IgnoreValue"/> marks unlabelled pixels). <see cref="Fit"/>
-/// stretches the images to the model's S x S size with the chain's own <c>ResizeImages</c> + <c>ExtractPixels</c> (training sees the
-/// pixels the model is served) and the masks with the nearest pixel (<see cref="NearestResize"/>), trains in TorchSharp
+/// stretches the images to the model's W x H size (<see cref="MaeConfig.InputSize"/>) with the chain's own <c>ResizeImages(width, height)</c>
+/// + <c>ExtractPixels</c> (training sees the pixels the model is served) and the masks with the nearest pixel (<see cref="NearestResize"/>), trains in TorchSharp
 /// (<see cref="SegmentationTrainer"/>), exports the model with a class map at the input image's size
-/// (<see cref="SegmentationOnnxOptions.ImageSizeOutput"/>: ArgMax at S x S, then the nearest-pixel resize to the image inside the
+/// (<see cref="SegmentationOnnxOptions.ImageSizeOutput"/>: ArgMax at W x H, then the nearest-pixel resize to the image inside the
 /// graph) and returns a chain of ML.NET transformers: <c>CopyColumns</c>, the <c>MaeMl.ImageSize</c> <c>CustomMapping</c>
 /// (<see cref="ImageSizeMappingFactory"/>, found by <c>Model.Load</c> in MaeMl.dll by itself), <c>ResizeImages</c>, <c>ExtractPixels</c>,
 /// <c>ApplyOnnxModel</c>, copies (and with a predicted-label column a <c>MapValue</c> to keys named by the classes) and drops.
@@ -58,7 +58,7 @@ public sealed class MaeSemanticSegmentationTrainer : IEstimator<ITransformer>
     /// <summary>The ignore value in effect (the loss and <see cref="Evaluate"/> leave such pixels out).</summary>
     public int IgnoreValue => options.IgnoreValue;
 
-    int Size => options.Encoder.ImageSize;
+    InputSize Size => options.Encoder.InputSize;
 
     SegmenterColumns Columns => new(options.ImageColumnName, options.PredictedMaskColumnName, options.PredictedLabelColumnName);
 
@@ -82,8 +82,7 @@ public sealed class MaeSemanticSegmentationTrainer : IEstimator<ITransformer>
         using var cancel = DenseFit.Start(host, o);
 
         // ---- images through the chain's own preprocessing, masks stretched with the nearest pixel
-        int size = Size;
-        long plane = (long)size * size;
+        var size = Size;
         var (pixels, sizes, masks) = Read(input, withMasks: true);
         if (sizes.Count == 0) throw new InvalidDataException("The training data has no rows");
         int numClasses = o.NumClasses ?? o.ClassNames?.Count ?? InferClasses(masks!);
@@ -99,7 +98,7 @@ public sealed class MaeSemanticSegmentationTrainer : IEstimator<ITransformer>
         }
         if (labelled == 0) throw new InvalidDataException($"No mask pixel holds a class id below {numClasses} other than the ignore value {o.IgnoreValue}");
         var config = new SegmentationConfig(o.Encoder, numClasses, o.Head, o.PyramidChannels, o.PyramidScales).Validate();
-        Log($"{sizes.Count} images, {numClasses} classes (ignore {o.IgnoreValue}), {labelled * 100.0 / labels.Length:F1}% of the pixels labelled, model input {size}x{size}");
+        Log($"{sizes.Count} images, {numClasses} classes (ignore {o.IgnoreValue}), {labelled * 100.0 / labels.Length:F1}% of the pixels labelled, model input {size}");
 
         // ---- train
         var model = DenseFit.Train(o, seed, () => new SegmentationModel(config), m => m.Vit, m =>
@@ -128,19 +127,19 @@ public sealed class MaeSemanticSegmentationTrainer : IEstimator<ITransformer>
 
     /// <summary>
     /// The class ids of <see cref="TrainedModel"/> for the rows of <paramref name="input"/>, computed in TorchSharp on the pixels of the
-    /// chain's own preprocessing (ArgMax at S x S, then <see cref="NearestResize"/> to the image's size): one row-major height x width
+    /// chain's own preprocessing (ArgMax at the model's W x H, then <see cref="NearestResize"/> to the image's size): one row-major height x width
     /// array per row, what the fitted ML.NET model returns up to float rounding at ties.
     /// </summary>
     public List<uint[]> Predict(IDataView input, int batchSize = 16)
     {
         var model = TrainedModel ?? throw new InvalidOperationException("Fit the trainer first");
-        int size = model.Config.Encoder.ImageSize;
+        var size = model.Config.Encoder.InputSize;
         var (pixels, sizes, _) = Read(input, withMasks: false);
-        using var data = SegmentationDataset.FromPixels(pixels, new long[sizes.Count * size * size], size, model.Config.NumClasses, options.IgnoreValue);
+        using var data = SegmentationDataset.FromPixels(pixels, new long[sizes.Count * size.Pixels], size, model.Config.NumClasses, options.IgnoreValue);
         using var predicted = SegmentationTrainer.Predict(model, data.Images, batchSize);
         var maps = predicted.data<long>().ToArray();
-        int plane = size * size;
-        return sizes.Select((wh, i) => NearestResize.Resize<long>(maps.AsSpan(i * plane, plane), size, size, wh.Width, wh.Height).Select(v => (uint)v).ToArray()).ToList();
+        int plane = size.Pixels;
+        return sizes.Select((wh, i) => NearestResize.Resize<long>(maps.AsSpan(i * plane, plane), size.Width, size.Height, wh.Width, wh.Height).Select(v => (uint)v).ToArray()).ToList();
     }
 
     /// <summary>
@@ -193,12 +192,12 @@ public sealed class MaeSemanticSegmentationTrainer : IEstimator<ITransformer>
     }
 
     /// <summary>The model-size RGB planes (0..255) and the original (width, height) of every row, through the chain's preprocessing, and
-    /// the masks' class ids stretched to S x S with the nearest pixel.</summary>
+    /// the masks' class ids stretched to the model's W x H with the nearest pixel.</summary>
     (float[] Pixels, List<(int Width, int Height)> Sizes, byte[]? Masks) Read(IDataView input, bool withMasks)
     {
-        int size = Size;
+        var size = Size;
         var view = DenseScoring.FitPreprocessing(ml, input, options.ImageColumnName, size, DenseScoring.SegmentationResized).Transform(input);
-        int plane = 3 * size * size;
+        int plane = 3 * size.Pixels;
         var pixels = new List<float>();
         var masks = withMasks ? new List<byte>() : null;
         var sizes = new List<(int, int)>();
@@ -224,9 +223,9 @@ public sealed class MaeSemanticSegmentationTrainer : IEstimator<ITransformer>
                 var ids = MaskClassIds(mask, cursor.Position);
                 if (mask.Width != (int)wh[0] || mask.Height != (int)wh[1])
                 {
-                    if (mismatched++ == 0) Log($"warning: row {cursor.Position}: the mask is {mask.Width}x{mask.Height}, the image {wh[0]}x{wh[1]}; both are stretched to {size}x{size}", LogLevel.Warning);
+                    if (mismatched++ == 0) Log($"warning: row {cursor.Position}: the mask is {mask.Width}x{mask.Height}, the image {wh[0]}x{wh[1]}; both are stretched to {size}", LogLevel.Warning);
                 }
-                masks!.AddRange(NearestResize.Resize<byte>(ids, mask.Width, mask.Height, size, size));
+                masks!.AddRange(NearestResize.Resize<byte>(ids, mask.Width, mask.Height, size.Width, size.Height));
             }
         }
         if (mismatched > 1) Log($"warning: {mismatched} masks differ in size from their images", LogLevel.Warning);

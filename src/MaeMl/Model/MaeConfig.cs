@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace MaeMl.Model;
 
 /// <summary>
@@ -6,9 +8,14 @@ namespace MaeMl.Model;
 /// </summary>
 public sealed record MaeConfig
 {
-    /// <summary>Side of the square input images in pixels (<c>img_size</c>, default 224).</summary>
+    /// <summary>Side of the square input images in pixels (<c>img_size</c>, default 224); with <see cref="ImageHeight"/>, their width.</summary>
     public int ImageSize { get; init; } = 224;
-    /// <summary>Side of a square patch in pixels, p (<c>patch_size</c>, default 16); must divide <see cref="ImageSize"/>.</summary>
+    /// <summary>Height of non-square input images in pixels (timm's <c>img_size=(H, W)</c>, W being <see cref="ImageSize"/>), or null
+    /// (the default) for square images. The dense models take any H x W; MAE pretraining is square-only, as the official <c>patchify</c>.
+    /// Set both sides with <see cref="WithInputSize"/>.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? ImageHeight { get; init; }
+    /// <summary>Side of a square patch in pixels, p (<c>patch_size</c>, default 16); must divide both sides of the input.</summary>
     public int PatchSize { get; init; } = 16;
     /// <summary>Image channels, C (<c>in_chans</c>, default 3).</summary>
     public int InChans { get; init; } = 3;
@@ -35,21 +42,39 @@ public sealed record MaeConfig
     /// <summary>Epsilon of every LayerNorm (the presets' <c>partial(nn.LayerNorm, eps=1e-6)</c>, default 1e-6).</summary>
     public double LayerNormEps { get; init; } = 1e-6;
 
-    /// <summary>Patches along one side.</summary>
+    /// <summary>Width and height of the input images: <see cref="ImageSize"/> x (<see cref="ImageHeight"/> or <see cref="ImageSize"/>).</summary>
+    [JsonIgnore]
+    public InputSize InputSize => new(ImageSize, ImageHeight ?? ImageSize);
+    /// <summary>The input is square (no <see cref="ImageHeight"/>, or one equal to <see cref="ImageSize"/>).</summary>
+    [JsonIgnore]
+    public bool IsSquare => InputSize.IsSquare;
+    /// <summary>Patches along one side of a square grid (along the width, <see cref="GridWidth"/>, when the input is not square).</summary>
     public int GridSize => ImageSize / PatchSize;
-    /// <summary>Number of patches L.</summary>
-    public int NumPatches => GridSize * GridSize;
+    /// <summary>Patch rows, gh = H / p.</summary>
+    [JsonIgnore]
+    public int GridHeight => InputSize.Height / PatchSize;
+    /// <summary>Patch columns, gw = W / p.</summary>
+    [JsonIgnore]
+    public int GridWidth => ImageSize / PatchSize;
+    /// <summary>Number of patches L = gh * gw.</summary>
+    public int NumPatches => GridHeight * GridWidth;
     /// <summary>Values in one patch: p*p*C.</summary>
     public int PatchDim => PatchSize * PatchSize * InChans;
     /// <summary>Visible patches per image: int(L * (1 - mask_ratio)), as the official code computes it.</summary>
     public int LenKeep => (int)(NumPatches * (1 - MaskRatio));
+
+    /// <summary>This configuration at <paramref name="size"/>: <see cref="ImageSize"/> its width, <see cref="ImageHeight"/> its height
+    /// (null when square, so a square configuration is the same record, and file, as before non-square inputs).</summary>
+    public MaeConfig WithInputSize(InputSize size) => this with { ImageSize = size.Width, ImageHeight = size.IsSquare ? null : size.Height };
 
     /// <summary>Returns this configuration if it is consistent; throws <see cref="ArgumentException"/> with a message naming the bad setting.</summary>
     public MaeConfig Validate()
     {
         static void Check(bool ok, string message) { if (!ok) throw new ArgumentException($"Invalid MAE configuration: {message}"); }
         Check(ImageSize > 0 && PatchSize > 0, $"image size ({ImageSize}) and patch size ({PatchSize}) must be positive");
-        Check(ImageSize % PatchSize == 0, $"image size {ImageSize} is not divisible by patch size {PatchSize}");
+        Check(ImageSize % PatchSize == 0, ImageHeight is null ? $"image size {ImageSize} is not divisible by patch size {PatchSize}" : $"image width {ImageSize} is not divisible by patch size {PatchSize}");
+        Check(ImageHeight is null or > 0, $"image height ({ImageHeight}) must be positive");
+        Check(ImageHeight is null || ImageHeight % PatchSize == 0, $"image height {ImageHeight} is not divisible by patch size {PatchSize}");
         Check(InChans > 0, $"in_chans must be positive, got {InChans}");
         Check(EmbedDim > 0 && Depth > 0 && NumHeads > 0, $"encoder width ({EmbedDim}), depth ({Depth}) and heads ({NumHeads}) must be positive");
         Check(EmbedDim % NumHeads == 0, $"encoder heads ({NumHeads}) do not divide the encoder width ({EmbedDim})");

@@ -36,7 +36,8 @@ public sealed class MaskedAutoencoderViT : VitEncoder<MaeOutput>
     public MaeConfig Config { get; }
 
     /// <summary>A model of <paramref name="config"/> (validated), initialised by <see cref="InitializeWeights"/> from torch's global RNG.</summary>
-    public MaskedAutoencoderViT(MaeConfig config) : base(nameof(MaskedAutoencoderViT), config, fixedPositions: true, withNorm: true)
+    /// <exception cref="ArgumentException">The configuration is invalid or not square (MAE pretraining takes square images, as the official <c>patchify</c> asserts).</exception>
+    public MaskedAutoencoderViT(MaeConfig config) : base(nameof(MaskedAutoencoderViT), Square(config), fixedPositions: true, withNorm: true)
     {
         Config = config;
         var c = config;
@@ -55,6 +56,9 @@ public sealed class MaskedAutoencoderViT : VitEncoder<MaeOutput>
         register_module(nameof(decoder_pred), decoder_pred);
         InitializeWeights();
     }
+
+    static MaeConfig Square(MaeConfig c) => c.IsSquare ? c
+        : throw new ArgumentException($"MAE pretraining takes square images (the official patchify asserts H == W), this configuration is {c.InputSize}: non-square inputs are for the dense models (VitClassifierConfig.Backbone)");
 
     /// <summary>Official <c>initialize_weights</c>: fixed sin-cos tables, xavier-uniform patch projection (as a linear)
     /// and linears (zero bias), N(0, 0.02) cls and mask tokens, LayerNorm 1/0. Seed with <c>torch.manual_seed</c> first.</summary>

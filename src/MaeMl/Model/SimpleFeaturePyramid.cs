@@ -75,7 +75,7 @@ public sealed class SimpleFeaturePyramid : nn.Module<Tensor, Tensor[]>
     /// <summary>The ViT.</summary>
     public VisionTransformer Net => net;
 
-    /// <summary>imgs [N, C, S, S] -> one map [N, OutChannels, S/stride, S/stride] per level, finest first.</summary>
+    /// <summary>imgs [N, C, H, W] -> one map [N, OutChannels, H/stride, W/stride] per level, finest first (the 0.5 level floors an odd grid side, as MaxPool2d).</summary>
     public override Tensor[] forward(Tensor imgs)
     {
         using var features = net.forward(imgs);

@@ -97,15 +97,16 @@ public sealed class VisionTransformer : VitEncoder<Tensor>
         return outcome.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Logits [N, classes], features [N, D] when there is no head, or the feature map [N, D, H/p, W/p] of a backbone.</summary>
+    /// <summary>Logits [N, classes], features [N, D] when there is no head, or the feature map [N, D, H/p, W/p] of a backbone (H x W the
+    /// encoder's <see cref="MaeConfig.InputSize"/>).</summary>
     public override Tensor forward(Tensor imgs)
     {
         if (Config.FeatureMap)
         {
             using var scope = NewDisposeScope();
             var x = norm!.forward(ForwardTokens(imgs))[.., 1..];                  // [N, L, D]
-            int g = Config.Encoder.GridSize;
-            return x.transpose(1, 2).reshape(x.shape[0], Config.Encoder.EmbedDim, g, g).MoveToOuterDisposeScope();
+            long gh = imgs.shape[2] / Stride, gw = imgs.shape[3] / Stride;        // the grid of this input (PatchEmbed checked its size)
+            return x.transpose(1, 2).reshape(x.shape[0], Config.Encoder.EmbedDim, gh, gw).MoveToOuterDisposeScope();   // [N, D, gh, gw]
         }
         if (head is null) return ForwardFeatures(imgs);
         using var features = ForwardFeatures(imgs);
@@ -118,7 +119,7 @@ public sealed class VisionTransformer : VitEncoder<Tensor>
     /// <summary>
     /// Copies encoder weights by official MAE name (decoder keys and tensors this model lacks, such as <c>norm</c> with global
     /// pooling, are ignored). The position table's grid rows are bicubically resized to this model's grid when it differs
-    /// (<see cref="PositionEmbeddingInterpolation"/>). Returns the names copied.
+    /// (<see cref="PositionEmbeddingInterpolation"/>: a square pretrained table to this model's gh x gw grid). Returns the names copied.
     /// </summary>
     /// <exception cref="ArgumentException">A needed weight is missing or has another shape (the message names it).</exception>
     public IReadOnlyList<string> LoadEncoder(IReadOnlyDictionary<string, Tensor> state)
@@ -134,7 +135,7 @@ public sealed class VisionTransformer : VitEncoder<Tensor>
             if (name == "pos_embed" && !source.shape.SequenceEqual(param.shape))
             {
                 if (source.shape[2] != param.shape[2]) throw new ArgumentException($"'pos_embed' is [{string.Join(", ", source.shape)}], this model needs width {param.shape[2]}");
-                value = PositionEmbeddingInterpolation.Interpolate(source, Config.Encoder.GridSize);
+                value = PositionEmbeddingInterpolation.Interpolate(source, Config.Encoder.GridHeight, Config.Encoder.GridWidth);
             }
             if (!value.shape.SequenceEqual(param.shape))
                 throw new ArgumentException($"Weight '{name}' is [{string.Join(", ", value.shape)}], this model needs [{string.Join(", ", param.shape)}]");

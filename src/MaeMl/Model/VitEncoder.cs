@@ -8,7 +8,7 @@ namespace MaeMl.Model;
 /// The one ViT encoder of MaeMl, shared by <see cref="MaskedAutoencoderViT"/> (on the visible patches) and
 /// <see cref="VisionTransformer"/> (on all patches: classifier, linear probe and dense backbone), as timm's
 /// <c>VisionTransformer</c> is configured rather than copied. Parts and state-dict names are the official ones:
-/// <c>patch_embed.proj</c>, <c>cls_token</c>, <c>pos_embed</c> ([1, 1+L, D], zero cls row), <c>blocks.N</c> and, unless a
+/// <c>patch_embed.proj</c>, <c>cls_token</c>, <c>pos_embed</c> ([1, 1+L, D], zero cls row; L = gh*gw for H x W inputs), <c>blocks.N</c> and, unless a
 /// subclass pools with <c>fc_norm</c> instead, <c>norm</c>. They are registered explicitly in that order (a subclass registers
 /// its own parts after them), so parameter order, and with it optimizer state and checkpoints, is the official one.
 /// </summary>
@@ -33,7 +33,7 @@ public abstract class VitEncoder<TOutput> : nn.Module<Tensor, TOutput>
     {
         var c = encoder.Validate();
         EncoderConfig = c;
-        patch_embed = new PatchEmbed(c.ImageSize, c.PatchSize, c.InChans, c.EmbedDim);
+        patch_embed = new PatchEmbed(c.InputSize.Height, c.InputSize.Width, c.PatchSize, c.InChans, c.EmbedDim);
         cls_token = new Parameter(zeros(1, 1, c.EmbedDim));
         pos_embed = new Parameter(zeros(1, c.NumPatches + 1, c.EmbedDim), requires_grad: !fixedPositions);
         blocks = VitInit.EncoderBlocks(c);
@@ -57,7 +57,7 @@ public abstract class VitEncoder<TOutput> : nn.Module<Tensor, TOutput>
     {
         using var _ = no_grad();
         var c = EncoderConfig;
-        pos_embed.copy_(tensor(PositionEmbedding.SinCos2D(c.EmbedDim, c.GridSize, clsToken: true)).unsqueeze(0));
+        pos_embed.copy_(tensor(PositionEmbedding.SinCos2D(c.EmbedDim, c.GridHeight, c.GridWidth, clsToken: true)).unsqueeze(0));
         using (var w = patch_embed.Proj.weight!.view(c.EmbedDim, -1)) nn.init.xavier_uniform_(w);
         nn.init.normal_(cls_token, std: 0.02);
     }

@@ -35,13 +35,13 @@ internal sealed class DenseOnnxWriter
         G = new OnnxGraphBuilder(Model.Graph);
     }
 
-    /// <summary>The ViT's last feature map [N, D, g, g] (patch tokens after the final norm).</summary>
+    /// <summary>The ViT's last feature map [N, D, gh, gw] (patch tokens after the final norm).</summary>
     public string FeatureMap()
     {
-        int d = Encoder.EmbedDim, grid = Encoder.GridSize;
+        int d = Encoder.EmbedDim, gh = Encoder.GridHeight, gw = Encoder.GridWidth;
         var patches = G.Node("Slice", [EncoderOnnxNames.Output(EncoderPooling.Tokens), G.Int64s("dense_start_1", [1]), G.Int64s("dense_end_max", [long.MaxValue]), G.Int64s("dense_axis_1", [1])], "vit_patch_tokens");
         var t = G.Node("Transpose", [patches], "vit_tokens_t", Ints("perm", 0, 2, 1));
-        return G.Node("Reshape", [t, G.Int64s("vit_map_shape", [0, d, grid, grid])], "vit_feature_map");
+        return G.Node("Reshape", [t, G.Int64s("vit_map_shape", [0, d, gh, gw])], "vit_feature_map");
     }
 
     float[] Get(string name, out long[] shape)
@@ -169,6 +169,12 @@ internal sealed class DenseOnnxWriter
         for (int r = 0; r < rows; r++) for (int c = 0; c < cols; c++) t[c * rows + r] = m[r * cols + c];
         return t;
     }
+
+    /// <summary>Height and width of each simple-feature-pyramid level (finest first) on a <paramref name="gridHeight"/> x
+    /// <paramref name="gridWidth"/> patch grid: scale s >= 1 multiplies the grid (transposed convs), 0.5 halves it rounding an odd side
+    /// down (MaxPool2d(2, 2)).</summary>
+    public static (int Height, int Width)[] PyramidLevelSizes(int gridHeight, int gridWidth, IReadOnlyList<double> scales) =>
+        scales.Select(s => ((int)Math.Floor(gridHeight * s), (int)Math.Floor(gridWidth * s))).ToArray();
 
     /// <summary>The simple feature pyramid under <paramref name="prefix"/> (e.g. <c>backbone.</c>) on the ViT map: one output per scale, finest first.</summary>
     public string[] Pyramid(string map, string prefix, IReadOnlyList<double> scales, int[] strides)

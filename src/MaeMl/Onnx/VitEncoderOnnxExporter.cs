@@ -59,7 +59,7 @@ public static class VitEncoderOnnxExporter
         bool hasFcNorm = stateDict.ContainsKey("fc_norm.weight");
         var headPooling = hasFcNorm ? EncoderPooling.Mean : EncoderPooling.Cls;
         var poolings = options.Poolings.Concat(options.IncludeHead ? [headPooling] : []).Distinct().ToArray();
-        int c = config.InChans, s = config.ImageSize, p = config.PatchSize, d = config.EmbedDim, l = config.NumPatches, heads = config.NumHeads;
+        int c = config.InChans, s = config.ImageSize, sh = config.InputSize.Height, p = config.PatchSize, d = config.EmbedDim, l = config.NumPatches, heads = config.NumHeads;
         int hd = d / heads, hidden = (int)(d * config.MlpRatio);
         var eps = (float)config.LayerNormEps;
         var w = new Weights(stateDict);
@@ -71,14 +71,14 @@ public static class VitEncoderOnnxExporter
         {
             if (options.Mean.Length != c || options.Std.Length != c)
                 throw new ArgumentException($"Preprocessing needs {c} mean and std values (one per input channel), got {options.Mean.Length} and {options.Std.Length}");
-            input = g.Input(EncoderOnnxNames.Pixels, "batch", c, s, s);
+            input = g.Input(EncoderOnnxNames.Pixels, "batch", c, sh, s);
             x = g.Node("Div", [input, g.Scalar("pixel_max", 255f)], "scaled_pixels");
             x = g.Node("Sub", [x, g.Initializer("pixel_mean", options.Mean, 1, c, 1, 1)], "centered_pixels");
             x = g.Node("Div", [x, g.Initializer("pixel_std", options.Std, 1, c, 1, 1)], "normalized_pixels");
         }
         else
         {
-            input = g.Input(EncoderOnnxNames.NormalizedPixels, "batch", c, s, s);
+            input = g.Input(EncoderOnnxNames.NormalizedPixels, "batch", c, sh, s);
             x = input;
         }
 
@@ -192,13 +192,14 @@ public static class VitEncoderOnnxExporter
                 ? $"(x/255 - mean)/std; mean {string.Join(",", options.Mean)}; std {string.Join(",", options.Std)}" : "none",
             ["maeml.mean_pooling"] = hasFcNorm ? "fc_norm(mean(patch tokens))" : "mean(norm(patch tokens))",
         };
+        if (!config.IsSquare) metadata["maeml.image_height"] = sh.ToString();   // maeml.image_size is then the width
         if (options.IncludeHead)
         {
             metadata["maeml.num_classes"] = classes.ToString();
             metadata["maeml.head_pooling"] = headPooling.ToString().ToLowerInvariant();
         }
         return g.ToModel(options.Opset, metadata,
-            $"MAE ViT encoder {d}x{config.Depth} ({heads} heads), image {s}, patch {p}; outputs: {string.Join(", ", poolings.Select(EncoderOnnxNames.Output))}");
+            $"MAE ViT encoder {d}x{config.Depth} ({heads} heads), image {(config.IsSquare ? s.ToString() : config.InputSize.ToString())}, patch {p}; outputs: {string.Join(", ", poolings.Select(EncoderOnnxNames.Output))}");
     }
 
     static string LayerNorm(OnnxGraphBuilder g, Weights w, string x, string name, int d, float eps) =>

@@ -16,7 +16,7 @@ public enum SegmentationHeadKind
 }
 
 /// <summary>Architecture of a <see cref="SegmentationModel"/>.</summary>
-/// <param name="Encoder">The ViT; <see cref="MaeConfig.ImageSize"/> is the input size.</param>
+/// <param name="Encoder">The ViT; its <see cref="MaeConfig.InputSize"/> (W x H, square unless <see cref="MaeConfig.ImageHeight"/> is set) is the input size.</param>
 /// <param name="NumClasses">Output classes (label ids 0..NumClasses-1).</param>
 /// <param name="Head">Decoder kind.</param>
 /// <param name="PyramidChannels">Channels of the pyramid levels and of the pyramid or UperNet head (mmseg's <c>channels</c>, 512 at ViT-B scale).</param>

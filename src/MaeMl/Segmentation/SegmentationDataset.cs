@@ -1,32 +1,33 @@
 using MaeMl.Data;
+using MaeMl.Model;
 using SkiaSharp;
 using static TorchSharp.torch;
 
 namespace MaeMl.Segmentation;
 
 /// <summary>
-/// Images and class-index masks at the model's size, either held in memory (<see cref="Load(IReadOnlyList{ValueTuple{string, string}}, int, int, int)"/>:
+/// Images and class-index masks at the model's size, either held in memory (<see cref="Load(IReadOnlyList{ValueTuple{string, string}}, InputSize, int, int)"/>:
 /// fine for sets such as COCO128 or CamVid) or streamed (<see cref="Stream"/>: each batch is decoded from its files on
-/// background threads while the previous one trains, so a set of any size fits). Images are squashed to S x S (bicubic) and
-/// ImageNet-normalised; masks are resized nearest-neighbour, pixel value = class id, the ignore value and ids >= NumClasses
+/// background threads while the previous one trains, so a set of any size fits). Images are squashed to the model's W x H
+/// (<see cref="MaeConfig.InputSize"/>; bicubic) and ImageNet-normalised; masks are resized nearest-neighbour, pixel value = class id, the ignore value and ids >= NumClasses
 /// become <see cref="IgnoreIndex"/>. Both modes decode a row the same way, so they train and evaluate identically.
 /// </summary>
 public sealed class SegmentationDataset : IDisposable
 {
     readonly Tensor? images, labels;
     readonly IReadOnlyList<(string Image, string Mask)>? pairs;
-    readonly int size;
+    readonly InputSize size;
 
-    /// <summary>[N, 3, S, S] float32, normalised (in-memory sets only).</summary>
+    /// <summary>[N, 3, H, W] float32, normalised (in-memory sets only).</summary>
     /// <exception cref="InvalidOperationException">The set is streamed.</exception>
     public Tensor Images => images ?? throw new InvalidOperationException("A streamed segmentation set holds no images in memory; its batches are decoded as they are needed");
-    /// <summary>[N, S, S] int64 class ids, <see cref="IgnoreIndex"/> where unlabelled (in-memory sets only).</summary>
+    /// <summary>[N, H, W] int64 class ids, <see cref="IgnoreIndex"/> where unlabelled (in-memory sets only).</summary>
     /// <exception cref="InvalidOperationException">The set is streamed.</exception>
     public Tensor Labels => labels ?? throw new InvalidOperationException("A streamed segmentation set holds no masks in memory; its batches are decoded as they are needed");
     /// <summary>True for a set made by <see cref="Stream"/>.</summary>
     public bool IsStreamed => images is null;
-    /// <summary>The side S of the model-size images.</summary>
-    public int ImageSize => size;
+    /// <summary>The width and height of the model-size images.</summary>
+    public InputSize ImageSize => size;
     /// <summary>Image files, in row order.</summary>
     public IReadOnlyList<string> ImagePaths { get; }
     /// <summary>Output classes K: label ids 0..K-1.</summary>
@@ -36,14 +37,14 @@ public sealed class SegmentationDataset : IDisposable
     /// <summary>Images N.</summary>
     public int Count => ImagePaths.Count;
 
-    SegmentationDataset(Tensor? images, Tensor? labels, IReadOnlyList<string> paths, int numClasses, int ignoreIndex, int size,
+    SegmentationDataset(Tensor? images, Tensor? labels, IReadOnlyList<string> paths, int numClasses, int ignoreIndex, InputSize size,
         IReadOnlyList<(string Image, string Mask)>? pairs = null) =>
         (this.images, this.labels, ImagePaths, NumClasses, IgnoreIndex, this.size, this.pairs) = (images, labels, paths, numClasses, ignoreIndex, size, pairs);
 
     /// <summary>A streamed set over <paramref name="pairs"/>: nothing is decoded here (each file is checked to exist); training and
-    /// evaluation decode each batch's rows as they go (<see cref="DecodeRows"/>), with the same result as <see cref="Load(IReadOnlyList{ValueTuple{string, string}}, int, int, int)"/>.</summary>
+    /// evaluation decode each batch's rows as they go (<see cref="DecodeRows"/>), with the same result as <see cref="Load(IReadOnlyList{ValueTuple{string, string}}, InputSize, int, int)"/>.</summary>
     /// <exception cref="FileNotFoundException">An image or mask file does not exist.</exception>
-    public static SegmentationDataset Stream(IReadOnlyList<(string Image, string Mask)> pairs, int size, int numClasses, int ignoreValue = 255)
+    public static SegmentationDataset Stream(IReadOnlyList<(string Image, string Mask)> pairs, InputSize size, int numClasses, int ignoreValue = 255)
     {
         foreach (var (image, mask) in pairs)
             foreach (var f in new[] { image, mask })
@@ -52,14 +53,14 @@ public sealed class SegmentationDataset : IDisposable
     }
 
     /// <summary>A streamed set of the image/mask pairs of two folders (<see cref="Pair"/>).</summary>
-    public static SegmentationDataset Stream(string imageDir, string maskDir, int size, int numClasses, int ignoreValue = 255, int? limit = null) =>
+    public static SegmentationDataset Stream(string imageDir, string maskDir, InputSize size, int numClasses, int ignoreValue = 255, int? limit = null) =>
         Stream(Pair(imageDir, maskDir, limit), size, numClasses, ignoreValue);
 
-    /// <summary>Normalised pixels [n, 3, S, S] and class ids [n, S, S] of <paramref name="rows"/>, decoded from their files (streamed
+    /// <summary>Normalised pixels [n, 3, H, W] and class ids [n, H, W] of <paramref name="rows"/>, decoded from their files (streamed
     /// sets) or copied out of memory, as flat arrays (thread-safe: the streamed loader calls it on background threads).</summary>
     internal (float[] Pixels, long[] Labels) DecodeRows(long[] rows)
     {
-        int plane = size * size;
+        int plane = size.Pixels;
         var pixels = new float[rows.Length * 3 * plane];
         var ids = new long[rows.Length * plane];
         if (pairs is null) throw new InvalidOperationException("DecodeRows is for streamed sets");
@@ -67,26 +68,26 @@ public sealed class SegmentationDataset : IDisposable
         return (pixels, ids);
     }
 
-    /// <summary>Images [n, 3, S, S] and labels [n, S, S] of the first <paramref name="n"/> rows (at most <see cref="Count"/>), in either mode (new tensors).</summary>
+    /// <summary>Images [n, 3, H, W] and labels [n, H, W] of the first <paramref name="n"/> rows (at most <see cref="Count"/>), in either mode (new tensors).</summary>
     public (Tensor Images, Tensor Labels) Head(int n)
     {
         n = Math.Clamp(n, 0, Count);
         if (!IsStreamed) return (Images[..n].clone(), Labels[..n].clone());
         var (pixels, ids) = DecodeRows(Enumerable.Range(0, n).Select(i => (long)i).ToArray());
-        return (tensor(pixels).reshape(n, 3, size, size), tensor(ids).reshape(n, size, size));
+        return (tensor(pixels).reshape(n, 3, size.Height, size.Width), tensor(ids).reshape(n, size.Height, size.Width));
     }
 
     /// <summary>One pair at the model's size: the image's normalised CHW pixels and the mask's class ids (nearest pixel).</summary>
-    static void DecodeRow((string Image, string Mask) pair, int size, int numClasses, int ignoreValue, Span<float> pixels, Span<long> labels)
+    static void DecodeRow((string Image, string Mask) pair, InputSize size, int numClasses, int ignoreValue, Span<float> pixels, Span<long> labels)
     {
-        using (var bitmap = ImageDecoder.DecodeResized(pair.Image, size))
+        using (var bitmap = ImageDecoder.DecodeResized(pair.Image, size.Width, size.Height))
             ImageTransforms.ToNormalizedChw(bitmap, pixels);
         var mask = ReadMask(pair.Mask, out int w, out int h);
-        for (int y = 0; y < size; y++)
-        for (int x = 0; x < size; x++)
+        for (int y = 0; y < size.Height; y++)
+        for (int x = 0; x < size.Width; x++)
         {
-            int v = mask[(int)((y + 0.5) * h / size) * w + (int)((x + 0.5) * w / size)];
-            labels[y * size + x] = v == ignoreValue || v >= numClasses ? ignoreValue : v;
+            int v = mask[(int)((y + 0.5) * h / size.Height) * w + (int)((x + 0.5) * w / size.Width)];
+            labels[y * size.Width + x] = v == ignoreValue || v >= numClasses ? ignoreValue : v;
         }
     }
 
@@ -107,46 +108,46 @@ public sealed class SegmentationDataset : IDisposable
         return limit is > 0 ? pairs.Take(limit.Value).ToList() : pairs;
     }
 
-    /// <summary>Loads image/mask folders at <paramref name="size"/> x <paramref name="size"/>.</summary>
+    /// <summary>Loads image/mask folders at the model size <paramref name="size"/> (W x H; an int is square).</summary>
     /// <param name="imageDir">Image folder.</param>
     /// <param name="maskDir">Mask folder (PNGs named as the images).</param>
-    /// <param name="size">Side of the square model input.</param>
+    /// <param name="size">The model input's width and height (an int: a square side).</param>
     /// <param name="numClasses">Class ids 0..numClasses-1; larger ids are ignored.</param>
     /// <param name="limit">Only the first pairs (by file name), or null for all.</param>
     /// <param name="ignoreValue">Mask value that means "not labelled" (COCO128: 0); it becomes the ignore index.</param>
-    public static SegmentationDataset Load(string imageDir, string maskDir, int size, int numClasses, int ignoreValue = 255, int? limit = null) =>
+    public static SegmentationDataset Load(string imageDir, string maskDir, InputSize size, int numClasses, int ignoreValue = 255, int? limit = null) =>
         Load(Pair(imageDir, maskDir, limit), size, numClasses, ignoreValue);
 
-    /// <summary>Loads <paramref name="pairs"/> (as <see cref="Pair"/> makes them) at <paramref name="size"/> x <paramref name="size"/>;
+    /// <summary>Loads <paramref name="pairs"/> (as <see cref="Pair"/> makes them) at <paramref name="size"/> (W x H);
     /// mask values equal to <paramref name="ignoreValue"/> or at least <paramref name="numClasses"/> become <paramref name="ignoreValue"/>,
     /// the dataset's <see cref="IgnoreIndex"/>. An unreadable image or mask throws an <see cref="AggregateException"/> holding its
     /// <see cref="ImageDecodeException"/> (the pairs are decoded in parallel).</summary>
-    public static SegmentationDataset Load(IReadOnlyList<(string Image, string Mask)> pairs, int size, int numClasses, int ignoreValue = 255)
+    public static SegmentationDataset Load(IReadOnlyList<(string Image, string Mask)> pairs, InputSize size, int numClasses, int ignoreValue = 255)
     {
-        int n = pairs.Count, plane = size * size;
+        int n = pairs.Count, plane = size.Pixels;
         var pixels = new float[n * 3 * plane];
         var labels = new long[n * plane];
         Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = Math.Min(2, Environment.ProcessorCount) }, i =>
             DecodeRow(pairs[i], size, numClasses, ignoreValue, pixels.AsSpan(i * 3 * plane, 3 * plane), labels.AsSpan(i * plane, plane)));
-        return new SegmentationDataset(tensor(pixels).reshape(n, 3, size, size), tensor(labels).reshape(n, size, size),
+        return new SegmentationDataset(tensor(pixels).reshape(n, 3, size.Height, size.Width), tensor(labels).reshape(n, size.Height, size.Width),
             pairs.Select(p => p.Image).ToList(), numClasses, ignoreValue, size);
     }
 
     /// <summary>A set from pixels already at the model's size (what ML.NET's <c>ResizeImages</c> + <c>ExtractPixels</c> give):
-    /// <paramref name="pixels"/> RGB planes 0..255 of N images [N, 3, S, S] (ImageNet-normalised here), <paramref name="labels"/>
-    /// class ids [N, S, S] with <paramref name="ignoreIndex"/> where unlabelled.</summary>
-    /// <exception cref="ArgumentException">The arrays do not hold N images of S x S.</exception>
-    public static SegmentationDataset FromPixels(float[] pixels, long[] labels, int size, int numClasses, int ignoreIndex, IReadOnlyList<string>? names = null)
+    /// <paramref name="pixels"/> RGB planes 0..255 of N images [N, 3, H, W] (ImageNet-normalised here), <paramref name="labels"/>
+    /// class ids [N, H, W] with <paramref name="ignoreIndex"/> where unlabelled; <paramref name="size"/> is W x H.</summary>
+    /// <exception cref="ArgumentException">The arrays do not hold N images of W x H.</exception>
+    public static SegmentationDataset FromPixels(float[] pixels, long[] labels, InputSize size, int numClasses, int ignoreIndex, IReadOnlyList<string>? names = null)
     {
-        long plane = (long)size * size;
-        if (labels.Length % plane != 0) throw new ArgumentException($"{labels.Length} labels are not a whole number of {size} x {size} masks");
+        long plane = (long)size.Width * size.Height;
+        if (labels.Length % plane != 0) throw new ArgumentException($"{labels.Length} labels are not a whole number of {size.Height} x {size.Width} masks");
         int n = (int)(labels.Length / plane);
-        if (pixels.Length != n * 3 * plane) throw new ArgumentException($"{pixels.Length} pixel values for {n} images of 3 x {size} x {size}");
+        if (pixels.Length != n * 3 * plane) throw new ArgumentException($"{pixels.Length} pixel values for {n} images of 3 x {size.Height} x {size.Width}");
         using var scope = NewDisposeScope();
         var mean = tensor(ImageNetNormalization.Mean).reshape(1, 3, 1, 1);
         var std = tensor(ImageNetNormalization.Std).reshape(1, 3, 1, 1);
-        var images = ((tensor(pixels).reshape(n, 3, size, size) / 255f - mean) / std).MoveToOuterDisposeScope();
-        var masks = tensor(labels).reshape(n, size, size).MoveToOuterDisposeScope();
+        var images = ((tensor(pixels).reshape(n, 3, size.Height, size.Width) / 255f - mean) / std).MoveToOuterDisposeScope();
+        var masks = tensor(labels).reshape(n, size.Height, size.Width).MoveToOuterDisposeScope();
         return new SegmentationDataset(images, masks, names ?? Enumerable.Range(0, n).Select(i => $"row {i}").ToList(), numClasses, ignoreIndex, size);
     }
 

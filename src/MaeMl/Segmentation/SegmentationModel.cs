@@ -8,7 +8,8 @@ namespace MaeMl.Segmentation;
 /// <summary>
 /// Semantic segmentation on a MAE ViT: <c>backbone</c> (a feature-map <see cref="VisionTransformer"/> for the linear head, a
 /// <see cref="SimpleFeaturePyramid"/> whose <c>net</c> is the ViT for the pyramid and UperNet heads) and <c>head</c>; the logits are
-/// bilinearly upsampled to the input size. imgs [N, 3, S, S] (ImageNet-normalised) -> logits [N, K, S, S].
+/// bilinearly upsampled to the input size. imgs [N, 3, H, W] (ImageNet-normalised; H x W the encoder's <see cref="MaeConfig.InputSize"/>)
+/// -> logits [N, K, H, W].
 /// </summary>
 public sealed class SegmentationModel : nn.Module<Tensor, Tensor>
 {
@@ -65,14 +66,14 @@ public sealed class SegmentationModel : nn.Module<Tensor, Tensor>
         return ((Sequential)head).forward(x).MoveToOuterDisposeScope();
     }
 
-    /// <summary>imgs [N, 3, S, S] -> logits [N, K, S, S].</summary>
+    /// <summary>imgs [N, 3, H, W] -> logits [N, K, H, W].</summary>
     public override Tensor forward(Tensor imgs)
     {
         using var low = ForwardLowRes(imgs);
         return nn.functional.interpolate(low, new[] { imgs.shape[2], imgs.shape[3] }, mode: InterpolationMode.Bilinear, align_corners: false);
     }
 
-    /// <summary>Pixel-wise cross-entropy of logits [N, K, S, S] against labels [N, S, S] (int64), pixels equal to <paramref name="ignoreIndex"/> left out.</summary>
+    /// <summary>Pixel-wise cross-entropy of logits [N, K, H, W] against labels [N, H, W] (int64), pixels equal to <paramref name="ignoreIndex"/> left out.</summary>
     public static Tensor Loss(Tensor logits, Tensor labels, int ignoreIndex) =>
         nn.functional.cross_entropy(logits, labels, ignore_index: ignoreIndex);
 }

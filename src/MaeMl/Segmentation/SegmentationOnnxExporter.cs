@@ -8,11 +8,11 @@ namespace MaeMl.Segmentation;
 /// <summary>Input and output names of an exported segmentation model.</summary>
 public static class SegmentationOnnxNames
 {
-    /// <summary>Input: [N, 3, S, S] RGB planes 0..255 (what ML.NET's ExtractPixels gives).</summary>
+    /// <summary>Input: [N, 3, H, W] RGB planes 0..255 at the model's size (what ML.NET's ExtractPixels gives).</summary>
     public const string Pixels = EncoderOnnxNames.Pixels;
-    /// <summary>[N, S, S] int64 class id per pixel (ArgMax over the classes).</summary>
+    /// <summary>[N, H, W] int64 class id per pixel (ArgMax over the classes).</summary>
     public const string ClassMap = "seg_class_map";
-    /// <summary>[N, K, S, S] float class probabilities (softmax), when exported.</summary>
+    /// <summary>[N, K, H, W] float class probabilities (softmax), when exported.</summary>
     public const string Probabilities = "seg_probabilities";
     /// <summary>Input (with <see cref="SegmentationOnnxOptions.ImageSizeOutput"/>): [N, 2] float width and height of the original
     /// image. The whole batch shares the first row's size (ML.NET scores one row at a time).</summary>
@@ -25,7 +25,7 @@ public static class SegmentationOnnxNames
 /// <summary>What <see cref="SegmentationOnnxExporter"/> puts into the graph besides <see cref="SegmentationOnnxNames.ClassMap"/>.</summary>
 public sealed record SegmentationOnnxOptions
 {
-    /// <summary>Also output <see cref="SegmentationOnnxNames.Probabilities"/> [N, K, S, S].</summary>
+    /// <summary>Also output <see cref="SegmentationOnnxNames.Probabilities"/> [N, K, H, W].</summary>
     public bool IncludeProbabilities { get; init; }
     /// <summary>Also take <see cref="SegmentationOnnxNames.ImageSize"/> and output <see cref="SegmentationOnnxNames.ImageClassMap"/>,
     /// the class map at the original image's size (what the ML.NET segmenter returns). The graph then needs both inputs.</summary>
@@ -91,39 +91,41 @@ public static class SegmentationOnnxExporter
         var g = w.G;
         var map = w.FeatureMap();
         string logits;
-        int lowRes;
+        int stride;   // of the logits, in input pixels
+        var (width, height) = e.InputSize;
+        var sizes = DenseOnnxWriter.PyramidLevelSizes(e.GridHeight, e.GridWidth, c.Scales);   // finest first
         string? full = null;
         if (linear)
         {
             logits = w.Conv(map, "head.0");
-            lowRes = e.GridSize;
+            stride = e.PatchSize;
         }
         else if (c.Head == SegmentationHeadKind.UperNet)
         {
-            var sizes = UperHeadOnnx.LevelSizes(e.GridSize, e.GridSize, c.Scales);
             var levels = w.Pyramid(map, "backbone.", c.Scales, c.Scales.Select(s => (int)(e.PatchSize / s)).ToArray());
             logits = UperHeadOnnx.Write(w, levels, sizes);
-            lowRes = sizes[0].Height;
-            full = w.ResizeTo(logits, "logits_upsampled", e.ImageSize, e.ImageSize);
+            full = w.ResizeTo(logits, "logits_upsampled", height, width);
+            stride = 0;   // resized above
         }
         else
         {
             var strides = c.Scales.Select(s => (int)(e.PatchSize / s)).ToArray();
             var levels = w.Pyramid(map, "backbone.", c.Scales, strides);
             var x = levels[0];
-            for (int i = 1; i < levels.Length; i++) x = g.Node("Add", [x, w.Upsample(levels[i], $"fuse_up_{i}", (float)strides[i] / strides[0])], $"fuse_{i}");
+            for (int i = 1; i < levels.Length; i++)
+                x = g.Node("Add", [x, Resize(w, levels[i], $"fuse_up_{i}", sizes[i], sizes[0])], $"fuse_{i}");
             x = w.Conv(x, "head.0", padding: 1);
             x = w.LayerNorm2d(x, "head.1");
             x = w.Gelu(x, "head.2");
             logits = w.Conv(x, "head.3");
-            lowRes = e.ImageSize / strides[0];
+            stride = strides[0];
         }
-        full ??= lowRes == e.ImageSize ? logits : w.Upsample(logits, "logits_upsampled", (float)e.ImageSize / lowRes);
+        full ??= stride == 1 ? logits : Resize(w, logits, "logits_upsampled", linear ? (e.GridHeight, e.GridWidth) : sizes[0], (height, width));   // [N, K, H, W]
         var classes = g.Node("ArgMax", [full], "class_map", Attr("axis", 1L), Attr("keepdims", 0L));
-        g.Output(classes, SegmentationOnnxNames.ClassMap, TensorProto.Types.DataType.Int64, "batch", e.ImageSize, e.ImageSize);
+        g.Output(classes, SegmentationOnnxNames.ClassMap, TensorProto.Types.DataType.Int64, "batch", height, width);
         if (options.IncludeProbabilities)
-            g.Output(g.Node("Softmax", [full], "probabilities", Attr("axis", 1L)), SegmentationOnnxNames.Probabilities, "batch", c.NumClasses, e.ImageSize, e.ImageSize);
-        if (options.ImageSizeOutput) ResizeToImage(g, classes, e.ImageSize);
+            g.Output(g.Node("Softmax", [full], "probabilities", Attr("axis", 1L)), SegmentationOnnxNames.Probabilities, "batch", c.NumClasses, height, width);
+        if (options.ImageSizeOutput) ResizeToImage(g, classes, width, height);
         var metadata = new Dictionary<string, string>
         {
             ["maeml.task"] = "semantic_segmentation",
@@ -132,6 +134,7 @@ public static class SegmentationOnnxExporter
             ["maeml.head"] = c.Head.ToString(),
             ["maeml.preprocessing"] = "(x/255 - ImageNet mean)/std",
         };
+        if (!e.IsSquare) metadata["maeml.image_height"] = height.ToString();   // maeml.image_size is then the width
         if (options.ImageSizeOutput)
             metadata["maeml.image_class_map"] = $"{SegmentationOnnxNames.ImageClassMap}: class ids at the size {SegmentationOnnxNames.ImageSize} gives (width, height of the first row), nearest source pixel floor((2i+1)S/2n)";
         if (options.ClassNames is { } names)
@@ -139,18 +142,27 @@ public static class SegmentationOnnxExporter
             if (names.Count != c.NumClasses) throw new ArgumentException($"{names.Count} class names for a model of {c.NumClasses} classes");
             metadata["maeml.class_names"] = System.Text.Json.JsonSerializer.Serialize(names);
         }
-        return w.Finish(metadata, $"MAE ViT {e.EmbedDim}x{e.Depth} + {c.Head} segmentation head, {c.NumClasses} classes, input {e.ImageSize}x{e.ImageSize}");
+        return w.Finish(metadata, $"MAE ViT {e.EmbedDim}x{e.Depth} + {c.Head} segmentation head, {c.NumClasses} classes, input {width}x{height}");
     }
 
-    /// <summary>The class map [N, S, S] (int64) resized to the width and height of the first row of <see cref="SegmentationOnnxNames.ImageSize"/>
-    /// with <see cref="NearestResize"/>'s integer indices (two Gathers), as uint32.</summary>
-    static void ResizeToImage(OnnxGraphBuilder g, string classes, int size)
+    /// <summary>Bilinear resizing of a map from <paramref name="from"/> to <paramref name="to"/> as TorchSharp's <c>interpolate(x, size)</c>: by a whole
+    /// factor when both sides scale by it (every square export so far), else to the explicit size (a 0.5 level of an odd grid side).</summary>
+    static string Resize(DenseOnnxWriter w, string x, string name, (int Height, int Width) from, (int Height, int Width) to)
+    {
+        int f = from.Height > 0 ? to.Height / from.Height : 0;
+        return f * from.Height == to.Height && f * from.Width == to.Width ? w.Upsample(x, name, f) : w.ResizeTo(x, name, to.Height, to.Width);
+    }
+
+    /// <summary>The class map [N, H, W] (int64, <paramref name="width"/> x <paramref name="height"/>) resized to the width and height of the first row of
+    /// <see cref="SegmentationOnnxNames.ImageSize"/> with <see cref="NearestResize"/>'s integer indices (two Gathers), as uint32.</summary>
+    static void ResizeToImage(OnnxGraphBuilder g, string classes, int width, int height)
     {
         var imageSize = g.Input(SegmentationOnnxNames.ImageSize, "batch", 2);
         var first = g.Node("Gather", [imageSize, g.Int64s("resize_row_0", [0], scalar: true)], "resize_first_size", Attr("axis", 0L));   // [2] float
         var wh = g.Node("Cast", [g.Node("Floor", [first], "resize_size_floor")], "resize_size", Attr("to", 7L));                          // [2] int64
         string Indices(long axis, string name)
         {
+            int size = axis == 0 ? width : height;   // source pixels along this axis
             var n = g.Node("Gather", [wh, g.Int64s($"{name}_which", [axis], scalar: true)], $"{name}_count", Attr("axis", 0L));           // scalar
             var i = g.Node("Range", [g.Int64s($"{name}_zero", [0], scalar: true), n, g.Int64s($"{name}_one", [1], scalar: true)], $"{name}_range");
             var centre = g.Node("Add", [g.Node("Mul", [i, g.Int64s($"{name}_2", [2], scalar: true)], $"{name}_times2"), g.Int64s($"{name}_1", [1], scalar: true)], $"{name}_2i1");
@@ -158,8 +170,8 @@ public static class SegmentationOnnxExporter
             var twice = g.Node("Mul", [n, g.Int64s($"{name}_2n", [2], scalar: true)], $"{name}_twice_n");
             return g.Node("Div", [scaled, twice], $"{name}_source");                                                                  // floor: all non-negative
         }
-        var rows = g.Node("Gather", [classes, Indices(1, "resize_y")], "image_class_rows", Attr("axis", 1L));                         // [N, H, S]
-        var map = g.Node("Gather", [rows, Indices(0, "resize_x")], "image_class_map_int64", Attr("axis", 2L));                       // [N, H, W]
+        var rows = g.Node("Gather", [classes, Indices(1, "resize_y")], "image_class_rows", Attr("axis", 1L));                         // [N, image H, W]
+        var map = g.Node("Gather", [rows, Indices(0, "resize_x")], "image_class_map_int64", Attr("axis", 2L));                       // [N, image H, image W]
         g.Output(g.Node("Cast", [map], "image_class_map", Attr("to", 12L)), SegmentationOnnxNames.ImageClassMap, TensorProto.Types.DataType.Uint32, "batch", "height", "width");
     }
 }

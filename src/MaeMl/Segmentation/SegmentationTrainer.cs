@@ -25,9 +25,10 @@ public static class SegmentationTrainer
             if (options.Flip && batch.Random.Next(2) == 1) { images = images.flip(3); labels = labels.flip(2); }
             if (options.MinScale < 1)
             {
-                var window = DenseAugment.Window(batch.Random, data.ImageSize, options.MinScale);
-                images = DenseAugment.Zoom(images, window, data.ImageSize);
-                labels = DenseAugment.Zoom(labels, window, data.ImageSize);
+                var (w, h) = data.ImageSize;
+                var window = DenseAugment.Window(batch.Random, w, h, options.MinScale);
+                images = DenseAugment.Zoom(images, window, w, h);
+                labels = DenseAugment.Zoom(labels, window, w, h);
             }
             if (options.ColourJitter > 0) images = DenseAugment.Colour(images, batch.Random, options.ColourJitter);
             return SegmentationModel.Loss(model.forward(images), labels, data.IgnoreIndex);
@@ -39,18 +40,19 @@ public static class SegmentationTrainer
         }, options, log, progress, cancellationToken, data.IsStreamed ? rows => data.DecodeRows(rows) : null);
     }
 
-    /// <summary>Images [n, 3, S, S] and labels [n, S, S] of <paramref name="rows"/>: from a streamed batch's decoded arrays, or indexed out of memory.</summary>
+    /// <summary>Images [n, 3, H, W] and labels [n, H, W] of <paramref name="rows"/>: from a streamed batch's decoded arrays, or indexed out of memory.</summary>
     static (Tensor Images, Tensor Labels) Rows(SegmentationDataset data, long[] rows, object? prepared)
     {
-        int s = data.ImageSize, n = rows.Length;
+        var (w, h) = data.ImageSize;
+        int n = rows.Length;
         if (prepared is ValueTuple<float[], long[]> decoded)
-            return (tensor(decoded.Item1).reshape(n, 3, s, s), tensor(decoded.Item2).reshape(n, s, s));
+            return (tensor(decoded.Item1).reshape(n, 3, h, w), tensor(decoded.Item2).reshape(n, h, w));
         if (data.IsStreamed) return Rows(data, rows, data.DecodeRows(rows));
         using var index = tensor(rows);
         return (data.Images.index_select(0, index), data.Labels.index_select(0, index));
     }
 
-    /// <summary>Class ids [N, S, S] (int64) of images [N, 3, S, S].</summary>
+    /// <summary>Class ids [N, H, W] (int64) of images [N, 3, H, W].</summary>
     public static Tensor Predict(SegmentationModel model, Tensor images, int batchSize = 16)
     {
         model.eval();

@@ -11,11 +11,6 @@ namespace MaeMl.Segmentation;
 /// </summary>
 internal static class UperHeadOnnx
 {
-    /// <summary>Height and width of each simple-feature-pyramid level (finest first) on a <paramref name="gridHeight"/> x
-    /// <paramref name="gridWidth"/> patch grid: scale s >= 1 multiplies the grid (transposed convs), 0.5 halves it rounding down (MaxPool2d(2, 2)).</summary>
-    public static (int Height, int Width)[] LevelSizes(int gridHeight, int gridWidth, IReadOnlyList<double> scales) =>
-        scales.Select(s => s >= 1 ? ((int)(gridHeight * s), (int)(gridWidth * s)) : (gridHeight / 2, gridWidth / 2)).ToArray();
-
     /// <summary>The head under <paramref name="prefix"/> on <paramref name="levels"/> [N, C, h_i, w_i] of <paramref name="sizes"/>
     /// (finest first); returns the logits [N, K, h_0, w_0].</summary>
     public static string Write(DenseOnnxWriter w, string[] levels, (int Height, int Width)[] sizes, string prefix = "head.")

@@ -1,9 +1,10 @@
 using MaeMl.Data;
+using MaeMl.Model;
 using SkiaSharp;
 
 namespace MaeMl.Visualization;
 
-/// <summary>Pictures of dense predictions: class masks as colour overlays drawn over the images at the model's size, in a grid
+/// <summary>Pictures of dense predictions: class masks as colour overlays drawn over the images at the model's size (W x H), in a grid
 /// with the ground truth beside each prediction, column headers and a class legend (<see cref="SheetLabels"/>), and the class
 /// colours every picture uses (detection boxes: <c>Detection.DetectionPicture</c>).</summary>
 public static class DensePredictionPicture
@@ -16,10 +17,10 @@ public static class DensePredictionPicture
     /// under a header naming the columns and over a legend of the classes that appear (colour swatch and name; ids beyond
     /// <c>classNames</c>, or all of them without it, are named "class N").
     /// </summary>
-    public static void Masks(string path, IReadOnlyList<string> images, int size, IReadOnlyList<long[]> truth, IReadOnlyList<long[]> predicted, int ignoreIndex, int scale = 3,
+    public static void Masks(string path, IReadOnlyList<string> images, InputSize size, IReadOnlyList<long[]> truth, IReadOnlyList<long[]> predicted, int ignoreIndex, int scale = 3,
         IReadOnlyList<string>? classNames = null)
     {
-        int cell = size * scale, n = images.Count;
+        int cell = size.Width * scale, cellHeight = size.Height * scale, n = images.Count;
         string[] titles = ["image", "ground truth", "prediction"];
         var present = new SortedSet<int>();
         for (int i = 0; i < n; i++)
@@ -27,34 +28,34 @@ public static class DensePredictionPicture
                 if (c != ignoreIndex && c >= 0) present.Add((int)c);
         var legend = present.Select(c => (c, Name(classNames, c))).ToList();
         int header = SheetLabels.HeaderHeight(titles, cell), width = 3 * cell;
-        using var sheet = new SKBitmap(width, header + n * cell + SheetLabels.LegendHeight(legend, width));
+        using var sheet = new SKBitmap(width, header + n * cellHeight + SheetLabels.LegendHeight(legend, width));
         using var canvas = new SKCanvas(sheet);
         canvas.Clear(SKColors.White);
         SheetLabels.DrawHeader(canvas, titles, cell);
         using var paint = new SKPaint { FilterQuality = SKFilterQuality.None };
         for (int i = 0; i < n; i++)
         {
-            using var image = ImageDecoder.DecodeResized(images[i], size);
+            using var image = ImageDecoder.DecodeResized(images[i], size.Width, size.Height);
             for (int col = 0; col < 3; col++)
             {
                 using var overlay = image.Copy();
                 if (col > 0)
                 {
                     var mask = col == 1 ? truth[i] : predicted[i];
-                    for (int y = 0; y < size; y++)
-                    for (int x = 0; x < size; x++)
+                    for (int y = 0; y < size.Height; y++)
+                    for (int x = 0; x < size.Width; x++)
                     {
-                        int c = (int)mask[y * size + x];
+                        int c = (int)mask[y * size.Width + x];
                         if (c == ignoreIndex) continue;
                         var p = overlay.GetPixel(x, y);
                         var k = ClassColor(c);
                         overlay.SetPixel(x, y, new SKColor((byte)(0.45 * p.Red + 0.55 * k.Red), (byte)(0.45 * p.Green + 0.55 * k.Green), (byte)(0.45 * p.Blue + 0.55 * k.Blue)));
                     }
                 }
-                canvas.DrawBitmap(overlay, new SKRect(col * cell, header + i * cell, (col + 1) * cell, header + (i + 1) * cell), paint);
+                canvas.DrawBitmap(overlay, new SKRect(col * cell, header + i * cellHeight, (col + 1) * cell, header + (i + 1) * cellHeight), paint);
             }
         }
-        SheetLabels.DrawLegend(canvas, legend, width, header + n * cell);
+        SheetLabels.DrawLegend(canvas, legend, width, header + n * cellHeight);
         PlotFont.SavePng(sheet, path);
     }
 

@@ -1,4 +1,5 @@
 using MaeMl.Model;
+using MaeMl.Onnx;
 using MaeMl.Segmentation;
 using MaeMl.Tests.Onnx;
 using MaeMl.Training;
@@ -67,7 +68,7 @@ public sealed class UperNetTests(ITestOutputHelper output) : IDisposable
         var logits = head.forward([randn(2, 8, 13, 9), randn(2, 8, 7, 5), randn(2, 8, 3, 2)]);
         Assert.Equal([2L, 4, 13, 9], logits.shape);
         Assert.Throws<ArgumentException>(() => new SegmentationConfig(DenseTestData.TinyEncoder(), 3, SegmentationHeadKind.UperNet, PyramidScales: [1.0, 2.0]).Validate());
-        Assert.Equal(new[] { (52, 36), (26, 18), (13, 9), (6, 4) }, UperHeadOnnx.LevelSizes(13, 9, [4.0, 2.0, 1.0, 0.5]));   // MaxPool2d(2, 2) floors
+        Assert.Equal(new[] { (52, 36), (26, 18), (13, 9), (6, 4) }, DenseOnnxWriter.PyramidLevelSizes(13, 9, [4.0, 2.0, 1.0, 0.5]));   // MaxPool2d(2, 2) floors
     }
 
     [Fact]
