@@ -24,9 +24,18 @@ public static class Reports
         Console.WriteLine($"{split}: mIoU {m.MeanIoU:P2}, pixel accuracy {m.PixelAccuracy:P2} ({m.Pixels} labelled pixels)");
         if (names.Count == 0) return;
         var iou = m.PerClassIoU();
-        var best = Enumerable.Range(0, iou.Length).Where(c => !double.IsNaN(iou[c])).OrderByDescending(c => iou[c]).Take(10)
-            .Select(c => $"{(c < names.Count ? names[c] : c.ToString())} {iou[c]:P1}");
-        Console.WriteLine($"  best classes: {string.Join(", ", best)}");
+        var present = Enumerable.Range(0, iou.Length).Where(c => !double.IsNaN(iou[c])).ToList();
+        string Name(int c) => $"{(c < names.Count ? names[c] : c.ToString())} {iou[c]:P1}";
+        if (iou.Length <= 20) Console.WriteLine($"  per class: {string.Join(", ", present.Select(Name))}");
+        else Console.WriteLine($"  best classes: {string.Join(", ", present.OrderByDescending(c => iou[c]).Take(10).Select(Name))}");
+    }
+
+    /// <summary>The same report against the masks at their files' own size (logits resized to each mask), when the model's input size is
+    /// not the first mask's size (CamVid 160x120 trained at 112x84); nothing when they are the same (the numbers would repeat).</summary>
+    public static void SegmentationAtMaskSize(SegmentationModel model, SegmentationDataset data, string split, IReadOnlyList<string> names)
+    {
+        if (data.MaskPaths is not { Count: > 0 } masks || MaeMl.Data.ImageDecoder.ReadSize(masks[0]) == (data.ImageSize.Width, data.ImageSize.Height)) return;
+        Segmentation(SegmentationTrainer.EvaluateAtMaskSize(model, data), $"{split} at the masks' own size", names);
     }
 
     /// <summary>True (left) and predicted (right) boxes of the first <paramref name="count"/> images.</summary>

@@ -26,6 +26,7 @@ public static class SegmentEvalCommand
                 using var val = data.Load(parse, model.Config.Encoder.InputSize, validation: true, numClasses: model.Config.NumClasses, ignore: header.IgnoreIndex);
                 Console.WriteLine($"{model.Config.Head} head, {model.Config.NumClasses} classes, {val.Count} images at {model.Config.Encoder.InputSize}");
                 Reports.Segmentation(SegmentationTrainer.Evaluate(model, val), "val", header.ClassNames);
+                Reports.SegmentationAtMaskSize(model, val, "val", header.ClassNames);
                 if (parse.GetValue(picture) is { } p) Reports.DrawMasks(model, val, p, header.ClassNames);
             }
             return 0;

@@ -37,6 +37,7 @@ public static class SegmentTrainCommand
             Console.WriteLine($"trained {result.Steps} steps in {result.Seconds:F0} s" + (result.StoppedByTimeLimit ? " (stopped at the time limit)" : ""));
             Reports.Segmentation(SegmentationTrainer.Evaluate(model, train), "train", []);
             Reports.Segmentation(SegmentationTrainer.Evaluate(model, val), "val", data.Names(parse));
+            Reports.SegmentationAtMaskSize(model, val, "val", data.Names(parse));
             if (dense.ModelPath(parse) is { } output) { SegmentationModelFile.Save(model, output, data.Names(parse), train.IgnoreIndex); Console.WriteLine($"saved {output}"); }
             if (parse.GetValue(dense.Picture) is { } picture) Reports.DrawMasks(model, val, picture, data.Names(parse));
             return 0;

@@ -36,6 +36,20 @@ public sealed class SegmentationDataset : IDisposable
     public int IgnoreIndex { get; }
     /// <summary>Images N.</summary>
     public int Count => ImagePaths.Count;
+    /// <summary>Mask files, in row order, when the set was read from files (<see cref="Load(IReadOnlyList{ValueTuple{string, string}}, InputSize, int, int)"/>,
+    /// <see cref="Stream"/>), so its masks can be read again at their own size; null for <see cref="FromPixels"/>.</summary>
+    public IReadOnlyList<string>? MaskPaths => pairs?.Select(p => p.Mask).ToList();
+
+    /// <summary>Class ids [1, h, w] of row <paramref name="row"/>'s mask at the mask file's own h x w (ignore value and ids >= NumClasses
+    /// as <see cref="IgnoreIndex"/>), for evaluation at the labels' resolution.</summary>
+    internal Tensor MaskAtOwnSize(int row)
+    {
+        if (pairs is null) throw new InvalidOperationException("This set was made from pixels: it has no mask files to read at their own size");
+        var mask = ReadMask(pairs[row].Mask, out int w, out int h);
+        var ids = new long[mask.Length];
+        for (int i = 0; i < mask.Length; i++) ids[i] = mask[i] == IgnoreIndex || mask[i] >= NumClasses ? IgnoreIndex : mask[i];
+        return tensor(ids).reshape(1, h, w);
+    }
 
     SegmentationDataset(Tensor? images, Tensor? labels, IReadOnlyList<string> paths, int numClasses, int ignoreIndex, InputSize size,
         IReadOnlyList<(string Image, string Mask)>? pairs = null) =>
@@ -130,7 +144,7 @@ public sealed class SegmentationDataset : IDisposable
         Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = Math.Min(2, Environment.ProcessorCount) }, i =>
             DecodeRow(pairs[i], size, numClasses, ignoreValue, pixels.AsSpan(i * 3 * plane, 3 * plane), labels.AsSpan(i * plane, plane)));
         return new SegmentationDataset(tensor(pixels).reshape(n, 3, size.Height, size.Width), tensor(labels).reshape(n, size.Height, size.Width),
-            pairs.Select(p => p.Image).ToList(), numClasses, ignoreValue, size);
+            pairs.Select(p => p.Image).ToList(), numClasses, ignoreValue, size, pairs.ToList());
     }
 
     /// <summary>A set from pixels already at the model's size (what ML.NET's <c>ResizeImages</c> + <c>ExtractPixels</c> give):

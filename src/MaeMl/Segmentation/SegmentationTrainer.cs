@@ -69,6 +69,36 @@ public static class SegmentationTrainer
         return result;
     }
 
+    /// <summary>
+    /// mIoU, per-class IoU and pixel accuracy against each mask at its file's own resolution (mmseg's evaluation): the logits at the
+    /// model's input size (<see cref="SegmentationModel.forward"/>) are bilinearly resized (align_corners=False) to the mask's size before the arg-max. <see cref="Evaluate"/> scores at the
+    /// model size instead, against masks resized nearest-neighbour; the two agree when the model's input is the data's size.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The set has no mask files (<see cref="SegmentationDataset.MaskPaths"/> is null).</exception>
+    public static SegmentationMetrics EvaluateAtMaskSize(SegmentationModel model, SegmentationDataset data, int batchSize = 16)
+    {
+        if (data.MaskPaths is null) throw new InvalidOperationException("Evaluation at the masks' own size needs a set read from mask files");
+        model.eval();
+        using var _ = no_grad();
+        var device = TrainingDevice.Of(model);
+        var metrics = new SegmentationMetrics(data.NumClasses, data.IgnoreIndex);
+        var batches = new RowBatches(data.Count, batchSize, seed: 0, shuffle: false, prepare: data.IsStreamed ? rows => data.DecodeRows(rows) : null, dropLast: false);
+        foreach (var batch in batches.Epoch(0))
+        {
+            using var scope = NewDisposeScope();
+            var (images, _) = Rows(data, batch.Rows, batch.Prepared);
+            var logits = model.forward(images.On(device));                                              // [n, K, H, W] at the model size
+            for (int k = 0; k < batch.Rows.Length; k++)
+            {
+                var labels = data.MaskAtOwnSize((int)batch.Rows[k]);                                     // [1, H0, W0]
+                var resized = nn.functional.interpolate(logits[k..(k + 1)], new[] { labels.shape[1], labels.shape[2] },
+                    mode: InterpolationMode.Bilinear, align_corners: false);
+                metrics.Add(resized.argmax(1).cpu(), labels);
+            }
+        }
+        return metrics;
+    }
+
     /// <summary>mIoU, per-class IoU and pixel accuracy on <paramref name="data"/> (a streamed set is decoded batch by batch, ahead on a background thread).</summary>
     public static SegmentationMetrics Evaluate(SegmentationModel model, SegmentationDataset data, int batchSize = 16)
     {

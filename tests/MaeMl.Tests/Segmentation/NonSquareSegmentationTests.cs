@@ -22,6 +22,37 @@ public sealed class NonSquareSegmentationTests(ITestOutputHelper output) : IDisp
         PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2,
     }.WithInputSize(size);
 
+    [Fact]
+    public void EvaluationAtTheMasksOwnSizeScoresEveryMaskPixelAndIsTheModelSizeEvaluationWhenTheSizesAgree()
+    {
+        var (images, _, masks) = DenseTestData.Write(dir, 3);   // 48 x 48 images and masks
+        manual_seed(3);
+        var small = new InputSize(40, 24);
+        using (var model = new SegmentationModel(new SegmentationConfig(Encoder(small), 3, SegmentationHeadKind.Pyramid, PyramidChannels: 8)))
+        using (var data = SegmentationDataset.Load(images, masks, small, numClasses: 3))
+        using (var streamed = SegmentationDataset.Stream(images, masks, small, numClasses: 3))
+        {
+            var own = SegmentationTrainer.EvaluateAtMaskSize(model, data);
+            Assert.Equal(3L * 48 * 48, own.Pixels);                                  // scored at 48 x 48, not 40 x 24
+            Assert.Equal(3L * 40 * 24, SegmentationTrainer.Evaluate(model, data).Pixels);
+            Assert.Equal(own.PerClassIoU(), SegmentationTrainer.EvaluateAtMaskSize(model, streamed).PerClassIoU());
+            Assert.Equal(3, data.MaskPaths!.Count);
+            Assert.All(data.MaskPaths!, p => Assert.StartsWith(masks, p));
+        }
+        var same = new InputSize(48, 48);
+        using (var model = new SegmentationModel(new SegmentationConfig(Encoder(same), 3, SegmentationHeadKind.Pyramid, PyramidChannels: 8)))
+        using (var data = SegmentationDataset.Load(images, masks, same, numClasses: 3))
+        {
+            var own = SegmentationTrainer.EvaluateAtMaskSize(model, data);
+            var atModel = SegmentationTrainer.Evaluate(model, data);
+            Assert.Equal(atModel.Pixels, own.Pixels);
+            Assert.Equal(atModel.PerClassIoU(), own.PerClassIoU());
+            Assert.Equal(atModel.PixelAccuracy, own.PixelAccuracy);
+        }
+        using var fromPixels = SegmentationDataset.FromPixels(new float[3 * 4 * 4], new long[4 * 4], new InputSize(4, 4), 3, 255);
+        Assert.Null(fromPixels.MaskPaths);
+    }
+
     [Theory]
     [InlineData(SegmentationHeadKind.Linear, 40, 24)]
     [InlineData(SegmentationHeadKind.Pyramid, 40, 24)]
