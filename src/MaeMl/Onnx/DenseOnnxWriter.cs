@@ -24,6 +24,7 @@ internal sealed class DenseOnnxWriter
     public MaeConfig Encoder { get; }
 
     readonly string? featureMap;   // the ViTDet backbone's map, written by the constructor
+    readonly string? attentionNote;
 
     /// <summary>Starts from the ViT whose weights are <c>{vitPrefix}patch_embed...</c> in <paramref name="stateDict"/>, attending as
     /// <paramref name="attention"/> says (ViTDet's windows and relative positions: <see cref="VitDetOnnx"/>; null = global).</summary>
@@ -42,6 +43,7 @@ internal sealed class DenseOnnxWriter
             x = G.Node("Div", [x, G.Initializer("pixel_std", options.Std, 1, c, 1, 1)], "normalized_pixels");
             Model = G.ToModel(opset);
             featureMap = VitDetOnnx.FeatureMap(this, state, vitPrefix, x, encoder, attention);
+            attentionNote = attention.Describe();
             return;
         }
         var vit = stateDict.Where(kv => kv.Key.StartsWith(vitPrefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[vitPrefix.Length..], kv => kv.Value);
@@ -191,6 +193,7 @@ internal sealed class DenseOnnxWriter
     public ModelProto Finish(IReadOnlyDictionary<string, string> metadata, string doc)
     {
         foreach (var (key, value) in metadata) Model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
+        if (attentionNote is not null) Model.MetadataProps.Add(new StringStringEntryProto { Key = "maeml.backbone_attention", Value = attentionNote });
         Model.DocString = doc;
         return Model;
     }
