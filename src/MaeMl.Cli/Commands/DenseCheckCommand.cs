@@ -88,7 +88,10 @@ public static class DenseCheckCommand
         watch.Restart();
         using var session = new InferenceSession(path);
         var input = new DenseTensor<float>(Enumerable.Repeat(128f, n * 3 * s * s).ToArray(), [n, 3, s, s]);
-        using var results = session.Run([NamedOnnxValue.CreateFromTensor(Onnx.EncoderOnnxNames.Pixels, input)]);
+        var inputs = new List<NamedOnnxValue> { NamedOnnxValue.CreateFromTensor(Onnx.EncoderOnnxNames.Pixels, input) };
+        if (session.InputMetadata.ContainsKey(DetectionOnnxNames.ImageSize))   // the detector's boxes in model pixels
+            inputs.Add(NamedOnnxValue.CreateFromTensor(DetectionOnnxNames.ImageSize, new DenseTensor<float>(Enumerable.Repeat((float)s, 2 * n).ToArray(), [n, 2])));
+        using var results = session.Run(inputs);
         Console.WriteLine($"  ONNX Runtime ran it in {watch.Elapsed.TotalSeconds:F1} s (outputs {string.Join(", ", results.Select(r => r.Name))})");
         watch.Restart();
     }

@@ -89,4 +89,15 @@ public sealed class DenseCommandTests : IDisposable
         Assert.True(outside.Code == 2, outside.Out + outside.Err);
         Assert.Contains("global block 9 is not a block", outside.Err);
     }
+
+    [Fact]
+    public void DenseCheckBuildsTrainsAndRunsBothExportsWithWindows()
+    {
+        var run = Run("dense-check", "--model", "mae_vit_tiny_patch4_img32", "--image-size", "32", "--pyramid-channels", "8", "--head-convs", "1",
+            "--window-size", "3", "--rel-pos", "--threads", "1", "--out", dir);
+        Assert.True(run.Code == 0, run.Out + run.Err);
+        Assert.Contains("backbone: window attention 3x3, global blocks [1,2,4,5], relative positions", run.Out);
+        Assert.Equal(2, System.Text.RegularExpressions.Regex.Matches(run.Out, "ONNX Runtime ran it").Count);   // the detector (with det_image_size) and the segmenter
+        Assert.Empty(Directory.GetFiles(dir, "*.onnx"));
+    }
 }
