@@ -8,6 +8,15 @@ namespace MaeMl.Cli;
 public static class Reports
 {
     /// <summary>The post-processing the AP is measured with (that of the exported ONNX model too).</summary>
+    /// <summary>Loads MAE encoder weights into a dense backbone and says which of its tensors the weights did not have (ViTDet's
+    /// relative position tables, which start at zero).</summary>
+    public static void LoadEncoder(Model.VisionTransformer vit, IReadOnlyDictionary<string, TorchSharp.torch.Tensor> weights)
+    {
+        var copied = vit.LoadEncoder(weights).ToHashSet();
+        var fresh = vit.named_parameters().Select(np => np.name).Where(n => !copied.Contains(n) && !n.StartsWith("head.") && !n.StartsWith("fc_norm.")).ToList();
+        if (fresh.Count > 0) Console.WriteLine($"{fresh.Count} backbone tensors are not in the weights and keep their zero init (ViTDet relative positions): {fresh[0]}, ...");
+    }
+
     public static string Describe(DetectionConfig c) =>
         FormattableString.Invariant($"detections: scores above {c.ScoreThreshold}, best {c.PreNmsTopK} candidates, class-wise NMS at IoU {c.NmsIoU}, at most {c.MaxDetections} an image");
 

@@ -22,15 +22,19 @@ public static class DenseCheckCommand
         var threads = Vocabulary.ThreadsOption();
         var output = new Option<string>(Vocabulary.Out) { Description = "Folder for the exported ONNX files (deleted after the check).", DefaultValueFactory = _ => Path.GetTempPath() }.Legacy("--output-dir");
         foreach (var o in new Option[] { preset, size, batch, channels, convs, threads, output }) command.Options.Add(o);
+        var attentionOptions = new BackboneAttentionOptions();
+        attentionOptions.AddTo(command);
         command.SetAction(parse =>
         {
             Vocabulary.ApplyThreads(parse.GetValue(threads));
             var encoder = CliHelpers.Preset(parse.GetValue(preset)!) with { ImageSize = parse.GetValue(size), DropPath = 0 };
             int n = parse.GetValue(batch), s = encoder.ImageSize;
+            var attention = attentionOptions.Read(parse, encoder.Depth);
             Console.WriteLine($"{parse.GetValue(preset)}: ViT {encoder.EmbedDim}x{encoder.Depth}, patch {encoder.PatchSize}, input {s}x{s}, batch {n}, torch threads {get_num_threads()}");
+            Console.WriteLine($"backbone: {(attention ?? Model.BackboneAttention.Global).Describe()}");
             manual_seed(0);
             var watch = Stopwatch.StartNew();
-            using (var det = new DetectionModel(new DetectionConfig(encoder, 80, parse.GetValue(channels), null, parse.GetValue(convs))))
+            using (var det = new DetectionModel(new DetectionConfig(encoder, 80, parse.GetValue(channels), null, parse.GetValue(convs)) { Attention = attention }))
             {
                 Report("detector built", det, watch);
                 var boxes = Enumerable.Range(0, n).Select(_ => new[] { new BoxAnnotation(s * 0.2f, s * 0.3f, s * 0.6f, s * 0.9f, 0) }).ToArray();
@@ -43,7 +47,7 @@ public static class DenseCheckCommand
                 File.Delete(path);
             }
             watch.Restart();
-            using (var seg = new SegmentationModel(new SegmentationConfig(encoder, 150, SegmentationHeadKind.Pyramid, parse.GetValue(channels))))
+            using (var seg = new SegmentationModel(new SegmentationConfig(encoder, 150, SegmentationHeadKind.Pyramid, parse.GetValue(channels)) { Attention = attention }))
             {
                 Report("segmenter built", seg, watch);
                 using var images = randn(n, 3, s, s);
@@ -84,7 +88,10 @@ public static class DenseCheckCommand
         watch.Restart();
         using var session = new InferenceSession(path);
         var input = new DenseTensor<float>(Enumerable.Repeat(128f, n * 3 * s * s).ToArray(), [n, 3, s, s]);
-        using var results = session.Run([NamedOnnxValue.CreateFromTensor(Onnx.EncoderOnnxNames.Pixels, input)]);
+        var inputs = new List<NamedOnnxValue> { NamedOnnxValue.CreateFromTensor(Onnx.EncoderOnnxNames.Pixels, input) };
+        if (session.InputMetadata.ContainsKey(DetectionOnnxNames.ImageSize))   // the detector's boxes in model pixels
+            inputs.Add(NamedOnnxValue.CreateFromTensor(DetectionOnnxNames.ImageSize, new DenseTensor<float>(Enumerable.Repeat((float)s, 2 * n).ToArray(), [n, 2])));
+        using var results = session.Run(inputs);
         Console.WriteLine($"  ONNX Runtime ran it in {watch.Elapsed.TotalSeconds:F1} s (outputs {string.Join(", ", results.Select(r => r.Name))})");
         watch.Restart();
     }

@@ -28,11 +28,12 @@ public static class DetectTrainCommand
             using var train = data.Load(parse, encoder.ImageSize, validation: false, parse.GetValue(dense.Limit));
             using var val = data.Load(parse, encoder.ImageSize, validation: true);
             var config = new DetectionConfig(encoder, train.ClassNames.Count, parse.GetValue(dense.PyramidChannels), dense.ReadScales(parse), parse.GetValue(convs))
-                { ScoreThreshold = parse.GetValue(threshold), NmsIoU = parse.GetValue(nmsIoU), MaxDetections = parse.GetValue(maxDetections) };
+                { ScoreThreshold = parse.GetValue(threshold), NmsIoU = parse.GetValue(nmsIoU), MaxDetections = parse.GetValue(maxDetections), Attention = dense.ReadAttention(parse, encoder) };
             config.Validate();
             using var model = new DetectionModel(config);
-            if (weights is not null) { model.Vit.LoadEncoder(weights); foreach (var t in weights.Values) t.Dispose(); }
+            if (weights is not null) { Reports.LoadEncoder(model.Vit, weights); foreach (var t in weights.Values) t.Dispose(); }
             Console.WriteLine(description);
+            Console.WriteLine($"backbone: {model.Vit.BackboneAttention.Describe()}");
             Console.WriteLine($"FCOS on strides {string.Join(",", model.Strides)}, {config.NumClasses} classes, train {train.Count} images ({train.Boxes.Sum(b => b.Length)} boxes), " +
                               $"val {val.Count} images ({val.Boxes.Sum(b => b.Length)} boxes), torch threads {get_num_threads()}");
             var progress = new MaeMl.Training.ConsoleProgress();

@@ -24,10 +24,11 @@ public static class SegmentTrainCommand
                 var h => throw new CliException($"unknown head '{h}' (use linear, pyramid or upernet)"),
             };
             var (encoder, weights, description) = dense.ReadBackbone(parse);
-            var config = new SegmentationConfig(encoder, data.Classes(parse), kind, parse.GetValue(dense.PyramidChannels), dense.ReadScales(parse));
+            var config = new SegmentationConfig(encoder, data.Classes(parse), kind, parse.GetValue(dense.PyramidChannels), dense.ReadScales(parse)) { Attention = dense.ReadAttention(parse, encoder) };
             using var model = new SegmentationModel(config);
-            if (weights is not null) { model.Vit.LoadEncoder(weights); foreach (var t in weights.Values) t.Dispose(); }
+            if (weights is not null) { Reports.LoadEncoder(model.Vit, weights); foreach (var t in weights.Values) t.Dispose(); }
             Console.WriteLine(description);
+            Console.WriteLine($"backbone: {model.Vit.BackboneAttention.Describe()}");
             using var train = data.Load(parse, encoder.InputSize, validation: false, parse.GetValue(dense.Limit));
             using var val = data.Load(parse, encoder.InputSize, validation: true);
             Console.WriteLine($"head {kind}, {config.NumClasses} classes (ignore {train.IgnoreIndex}), train {train.Count} images, val {val.Count} images, torch threads {get_num_threads()}");

@@ -65,11 +65,14 @@ public sealed class DenseTrainingOptionGroup
 
     static bool IsModelFile(string path) => Path.HasExtension(path) && !Directory.Exists(path);
     public Option<string?> Picture { get; } = new("--picture") { Description = "PNG of predictions on the first validation images." };
+    /// <summary>ViTDet's backbone attention: --window-size, --global-blocks, --rel-pos.</summary>
+    public BackboneAttentionOptions Attention { get; } = new();
 
     public void AddTo(Command command)
     {
         foreach (var o in new Option[] { Weights, Scratch, Model, ImageSize, PyramidChannels, Scales, Epochs, BatchSize, Lr, BackboneLrScale, LayerDecay, DropPath, MinScale, ColourJitter, TimeLimit, Threads, Device, Seed, Limit, Out, Resume, CheckpointMinutes, Picture })
             command.Options.Add(o);
+        Attention.AddTo(command);
     }
 
     public double[] ReadScales(ParseResult parse) =>
@@ -83,6 +86,9 @@ public sealed class DenseTrainingOptionGroup
         OutputDir = RunDir(parse), CheckpointMinutes = parse.GetValue(CheckpointMinutes), Device = parse.GetValue(Device)!,
         Resume = parse.GetValue(Resume) is { } r ? (RunDir(parse) is null ? throw new CliException($"{Vocabulary.Resume} needs {Vocabulary.Out} DIR (a run folder)") : r) : null,
     };
+
+    /// <summary>The backbone attention of --window-size / --global-blocks / --rel-pos for <paramref name="encoder"/> (null: global).</summary>
+    public BackboneAttention? ReadAttention(ParseResult parse, MaeConfig encoder) => Attention.Read(parse, encoder.Depth);
 
     /// <summary>Sets threads and seed; returns the encoder architecture at --image-size, the pretrained weights (or null) and a description.</summary>
     public (MaeConfig Encoder, Dictionary<string, torch.Tensor>? Weights, string Description) ReadBackbone(ParseResult parse)

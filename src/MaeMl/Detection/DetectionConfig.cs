@@ -22,12 +22,16 @@ public sealed record DetectionConfig(MaeConfig Encoder, int NumClasses, int Pyra
     public int PreNmsTopK { get; init; } = 1000;
     /// <summary>FCOS centre sampling: a location is positive only within this many strides of the box centre.</summary>
     public float CenterSampleRadius { get; init; } = 1.5f;
+    /// <summary>How the ViT's blocks attend: null (files written before it was recorded) or <see cref="BackboneAttention.Global"/> for
+    /// global attention, or ViTDet's windows and relative positions (<see cref="BackboneAttention.VitDet"/>).</summary>
+    public BackboneAttention? Attention { get; init; }
 
     /// <summary>Checks the encoder and the detection settings; returns this configuration or throws <see cref="ArgumentException"/> naming the bad setting.</summary>
     public DetectionConfig Validate()
     {
         Encoder.Validate();
         if (!Encoder.IsSquare) throw new ArgumentException($"Detection takes square inputs (S x S): the encoder's input is {Encoder.InputSize}; non-square inputs are for segmentation");
+        Attention?.Validate(Encoder.Depth);
         if (NumClasses < 1) throw new ArgumentException($"A detector needs at least one class, got {NumClasses}");
         if (PyramidChannels < 1 || HeadConvs < 0) throw new ArgumentException("PyramidChannels must be positive and HeadConvs non-negative");
         if (!(ScoreThreshold >= 0 && ScoreThreshold < 1)) throw new ArgumentException($"ScoreThreshold must be in [0, 1), got {ScoreThreshold}");

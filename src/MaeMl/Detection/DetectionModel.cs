@@ -28,7 +28,7 @@ public sealed class DetectionModel : nn.Module<Tensor, FcosOutput>
     public DetectionModel(DetectionConfig config) : base(nameof(DetectionModel))
     {
         Config = config.Validate();
-        backbone = new SimpleFeaturePyramid(new VisionTransformer(VitClassifierConfig.Backbone(config.Encoder)), config.PyramidChannels, config.Scales);
+        backbone = new SimpleFeaturePyramid(new VisionTransformer(VitClassifierConfig.Backbone(config.Encoder, config.Attention)), config.PyramidChannels, config.Scales);
         head = new FcosHead(config.PyramidChannels, config.NumClasses, config.HeadConvs, backbone.Strides);
         RegisterComponents();
         var xs = new List<float>(); var ys = new List<float>(); var lv = new List<int>();

@@ -53,7 +53,7 @@ public static class DetectionOnnxExporter
     {
         var c = model.Config;
         var e = c.Encoder;
-        var w = new DenseOnnxWriter(model.state_dict(), "backbone.net.", e);
+        var w = new DenseOnnxWriter(model.state_dict(), "backbone.net.", e, attention: c.Attention);
         var g = w.G;
         var levels = w.Pyramid(w.FeatureMap(), "backbone.", c.Scales, model.Strides);
         float[] scales;

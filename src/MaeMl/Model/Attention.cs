@@ -5,31 +5,63 @@ using static TorchSharp.torch;
 namespace MaeMl.Model;
 
 /// <summary>Multi-head self-attention with a fused qkv projection (timm's <c>Attention</c>, qkv_bias=True), computed by
-/// <c>scaled_dot_product_attention</c> (scale head_dim^-0.5, as the official code).</summary>
+/// <c>scaled_dot_product_attention</c> (scale head_dim^-0.5, as the official code). With relative positions (detectron2's
+/// <c>Attention(use_rel_pos=True)</c>) it also holds <c>rel_pos_h</c> / <c>rel_pos_w</c> [2 size - 1, head_dim], zero-initialised,
+/// whose decomposed bias is the additive <c>attn_mask</c> of the same call.</summary>
 public sealed class Attention : nn.Module<Tensor, Tensor>
 {
     readonly Linear qkv;
     readonly Linear proj;
+    readonly Parameter? rel_pos_h;
+    readonly Parameter? rel_pos_w;
     readonly int numHeads;
 
     /// <summary><paramref name="numHeads"/> heads of width dim / numHeads; <c>qkv</c> dim -> 3 dim and <c>proj</c> dim -> dim, both with bias.</summary>
-    public Attention(int dim, int numHeads) : base(nameof(Attention))
+    public Attention(int dim, int numHeads) : this(dim, numHeads, default) { }
+
+    /// <summary>As <see cref="Attention(int, int)"/>; with a non-zero <paramref name="relPosSize"/> (the token grid it attends over: a window, or the whole patch grid) the
+    /// zero-initialised relative position tables <c>rel_pos_h</c> [2 H - 1, head_dim] and <c>rel_pos_w</c> [2 W - 1, head_dim].</summary>
+    public Attention(int dim, int numHeads, (int Height, int Width) relPosSize) : base(nameof(Attention))
     {
         this.numHeads = numHeads;
         qkv = nn.Linear(dim, dim * 3, hasBias: true);
         proj = nn.Linear(dim, dim);
+        if (relPosSize.Height > 0 && relPosSize.Width > 0)
+        {
+            rel_pos_h = new Parameter(zeros(2 * relPosSize.Height - 1, dim / numHeads));
+            rel_pos_w = new Parameter(zeros(2 * relPosSize.Width - 1, dim / numHeads));
+        }
         RegisterComponents();
     }
 
-    /// <summary>x [B, N, D] -> [B, N, D], every token attending to every token (no mask, no dropout).</summary>
+    /// <summary>True when the block adds the decomposed relative position bias.</summary>
+    internal bool HasRelativePositions => rel_pos_h is not null;
+
+    /// <summary>x [B, N, D] -> [B, N, D], every token attending to every token (no mask, no dropout); or, detectron2's layout,
+    /// x [B, H, W, D] -> [B, H, W, D], the H*W tokens attending to each other with the relative position bias when the block has it.</summary>
     public override Tensor forward(Tensor x)
     {
+        if (x.ndim == 4) return ForwardGrid(x);
+        if (rel_pos_h is not null) throw new ArgumentException($"Relative positions need tokens as a grid [B, H, W, D], got [{string.Join(", ", x.shape)}]");
         using var scope = NewDisposeScope();
         long b = x.shape[0], n = x.shape[1], c = x.shape[2];
         var qkvOut = qkv.forward(x).reshape(b, n, 3, numHeads, c / numHeads).permute(2, 0, 3, 1, 4); // [3, B, H, N, hd]
         var parts = qkvOut.unbind(0);
         var attended = nn.functional.scaled_dot_product_attention(parts[0], parts[1], parts[2]); // [B, H, N, hd]
         var merged = attended.transpose(1, 2).reshape(b, n, c);                                   // [B, N, D]
+        return proj.forward(merged).MoveToOuterDisposeScope();
+    }
+
+    Tensor ForwardGrid(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], h = x.shape[1], w = x.shape[2], c = x.shape[3];
+        var qkvOut = qkv.forward(x).reshape(b, h * w, 3, numHeads, c / numHeads).permute(2, 0, 3, 1, 4); // [3, B, nh, HW, hd]
+        var parts = qkvOut.unbind(0);
+        var bias = rel_pos_h is null ? null
+            : VitDetOps.DecomposedRelPosBias(parts[0], rel_pos_h, rel_pos_w!, ((int)h, (int)w), ((int)h, (int)w));   // [B, nh, HW, HW]
+        var attended = nn.functional.scaled_dot_product_attention(parts[0], parts[1], parts[2], bias);             // [B, nh, HW, hd]
+        var merged = attended.transpose(1, 2).reshape(b, h, w, c);                                                   // [B, H, W, D]
         return proj.forward(merged).MoveToOuterDisposeScope();
     }
 }

@@ -14,8 +14,16 @@ public sealed record VitClassifierConfig(MaeConfig Encoder, int NumClasses, bool
     /// <see cref="VisionTransformer.forward"/> returns the patch tokens as a feature map [N, D, H/p, W/p] (cls dropped).</summary>
     public bool FeatureMap { get; init; }
 
+    /// <summary>How the backbone's blocks attend: null or <see cref="BackboneAttention.Global"/> for global attention everywhere (over
+    /// cls + patches), or ViTDet's windows and relative positions (<see cref="BackboneAttention.VitDet"/>); feature-map backbones only.</summary>
+    public BackboneAttention? Attention { get; init; }
+
     /// <summary>The dense-backbone configuration of an encoder.</summary>
-    public static VitClassifierConfig Backbone(MaeConfig encoder) => new(encoder, 0, GlobalPool: false) { FeatureMap = true };
+    public static VitClassifierConfig Backbone(MaeConfig encoder) => Backbone(encoder, null);
+
+    /// <summary>The dense-backbone configuration of an encoder whose blocks attend as <paramref name="attention"/> says (null = global).</summary>
+    public static VitClassifierConfig Backbone(MaeConfig encoder, BackboneAttention? attention) =>
+        new(encoder, 0, GlobalPool: false) { FeatureMap = true, Attention = attention };
 
     /// <summary>Validates the encoder and the head settings and returns this configuration; throws <see cref="ArgumentException"/>
     /// naming the bad setting.</summary>
@@ -24,6 +32,11 @@ public sealed record VitClassifierConfig(MaeConfig Encoder, int NumClasses, bool
         Encoder.Validate();
         if (NumClasses < 0) throw new ArgumentException($"Invalid classifier configuration: num_classes must be >= 0, got {NumClasses}");
         if (FeatureMap && (NumClasses != 0 || GlobalPool)) throw new ArgumentException("Invalid backbone configuration: a feature-map backbone has no head and no global pooling");
+        if (Attention is { } a)
+        {
+            a.Validate(Encoder.Depth);
+            if (a.TokenGrid && !FeatureMap) throw new ArgumentException("Invalid classifier configuration: window attention and relative positions are for the dense (feature-map) backbone only");
+        }
         return this;
     }
 }
@@ -45,7 +58,7 @@ public sealed class VisionTransformer : VitEncoder<Tensor>
 
     /// <summary>A model of <paramref name="config"/> (validated), initialised by <see cref="InitializeWeights"/> from torch's global RNG.</summary>
     public VisionTransformer(VitClassifierConfig config)
-        : base(nameof(VisionTransformer), config.Validate().Encoder, fixedPositions: false, withNorm: !config.GlobalPool)
+        : base(nameof(VisionTransformer), config.Validate().Encoder, fixedPositions: false, withNorm: !config.GlobalPool, config.Attention)
     {
         Config = config;
         var c = config.Encoder;
@@ -98,12 +111,14 @@ public sealed class VisionTransformer : VitEncoder<Tensor>
     }
 
     /// <summary>Logits [N, classes], features [N, D] when there is no head, or the feature map [N, D, H/p, W/p] of a backbone (H x W the
-    /// encoder's <see cref="MaeConfig.InputSize"/>).</summary>
+    /// encoder's <see cref="MaeConfig.InputSize"/>; with ViTDet's attention: the patch grid through the blocks, no cls token, then the final norm).</summary>
     public override Tensor forward(Tensor imgs)
     {
         if (Config.FeatureMap)
         {
             using var scope = NewDisposeScope();
+            if (BackboneAttention.TokenGrid)
+                return norm!.forward(ForwardGrid(imgs)).permute(0, 3, 1, 2).contiguous().MoveToOuterDisposeScope();   // [N, D, h, w]
             var x = norm!.forward(ForwardTokens(imgs))[.., 1..];                  // [N, L, D]
             long gh = imgs.shape[2] / Stride, gw = imgs.shape[3] / Stride;        // the grid of this input (PatchEmbed checked its size)
             return x.transpose(1, 2).reshape(x.shape[0], Config.Encoder.EmbedDim, gh, gw).MoveToOuterDisposeScope();   // [N, D, gh, gw]
@@ -119,7 +134,9 @@ public sealed class VisionTransformer : VitEncoder<Tensor>
     /// <summary>
     /// Copies encoder weights by official MAE name (decoder keys and tensors this model lacks, such as <c>norm</c> with global
     /// pooling, are ignored). The position table's grid rows are bicubically resized to this model's grid when it differs
-    /// (<see cref="PositionEmbeddingInterpolation"/>: a square pretrained table to this model's gh x gw grid). Returns the names copied.
+    /// (<see cref="PositionEmbeddingInterpolation"/>: a square pretrained table to this model's gh x gw grid). ViTDet's relative position
+    /// tables (<c>blocks.N.attn.rel_pos_h/_w</c>), which MAE weights lack, keep their zero init when absent: they are not in the returned
+    /// list of the names copied.
     /// </summary>
     /// <exception cref="ArgumentException">A needed weight is missing or has another shape (the message names it).</exception>
     public IReadOnlyList<string> LoadEncoder(IReadOnlyDictionary<string, Tensor> state)
@@ -130,7 +147,11 @@ public sealed class VisionTransformer : VitEncoder<Tensor>
         foreach (var (name, param) in named_parameters())
         {
             if (name.StartsWith("head.") || name.StartsWith("fc_norm.")) continue;
-            if (!state.TryGetValue(name, out var source)) throw new ArgumentException($"The encoder weights have no '{name}'");
+            if (!state.TryGetValue(name, out var source))
+            {
+                if (VitDetOps.IsRelativePosition(name)) continue;   // new in a ViTDet backbone: stays zero (detectron2's rel_pos_zero_init)
+                throw new ArgumentException($"The encoder weights have no '{name}'");
+            }
             var value = source;
             if (name == "pos_embed" && !source.shape.SequenceEqual(param.shape))
             {

@@ -29,14 +29,22 @@ public abstract class VitEncoder<TOutput> : nn.Module<Tensor, TOutput>
     /// <param name="encoder">Architecture (decoder fields are the subclass's business).</param>
     /// <param name="fixedPositions">The sin-cos table stays fixed (<c>requires_grad = false</c>, MAE pretraining) or is learnt (fine-tuning).</param>
     /// <param name="withNorm">Include the final <c>norm</c> (everything but mean pooling with <c>fc_norm</c>).</param>
-    protected VitEncoder(string name, MaeConfig encoder, bool fixedPositions, bool withNorm) : base(name)
+    protected VitEncoder(string name, MaeConfig encoder, bool fixedPositions, bool withNorm) : this(name, encoder, fixedPositions, withNorm, null) { }
+
+    /// <param name="name">Module name.</param>
+    /// <param name="encoder">Architecture (decoder fields are the subclass's business).</param>
+    /// <param name="fixedPositions">The sin-cos table stays fixed (<c>requires_grad = false</c>, MAE pretraining) or is learnt (fine-tuning).</param>
+    /// <param name="withNorm">Include the final <c>norm</c> (everything but mean pooling with <c>fc_norm</c>).</param>
+    /// <param name="attention">How the blocks attend (ViTDet's windows and relative positions); null = global everywhere.</param>
+    protected VitEncoder(string name, MaeConfig encoder, bool fixedPositions, bool withNorm, BackboneAttention? attention) : base(name)
     {
         var c = encoder.Validate();
         EncoderConfig = c;
+        BackboneAttention = (attention ?? BackboneAttention.Global).Validate(c.Depth);
         patch_embed = new PatchEmbed(c.InputSize.Height, c.InputSize.Width, c.PatchSize, c.InChans, c.EmbedDim);
         cls_token = new Parameter(zeros(1, 1, c.EmbedDim));
         pos_embed = new Parameter(zeros(1, c.NumPatches + 1, c.EmbedDim), requires_grad: !fixedPositions);
-        blocks = VitInit.EncoderBlocks(c);
+        blocks = VitInit.EncoderBlocks(c, BackboneAttention);
         register_module(nameof(patch_embed), patch_embed);
         register_parameter(nameof(cls_token), cls_token);
         register_parameter(nameof(pos_embed), pos_embed);
@@ -50,6 +58,9 @@ public abstract class VitEncoder<TOutput> : nn.Module<Tensor, TOutput>
 
     /// <summary>The encoder's architecture.</summary>
     public MaeConfig EncoderConfig { get; }
+
+    /// <summary>How the blocks attend (<see cref="BackboneAttention.Global"/> unless built with ViTDet's settings).</summary>
+    public BackboneAttention BackboneAttention { get; }
 
     /// <summary>The official encoder initialisation: sin-cos position table (zero cls row), xavier-uniform patch projection
     /// (as a linear), N(0, 0.02) cls token. Linears and LayerNorms: <see cref="VitInit.XavierLinearsUnitNorms"/>.</summary>
@@ -68,11 +79,23 @@ public abstract class VitEncoder<TOutput> : nn.Module<Tensor, TOutput>
     /// <summary>The cls token with its (zero) position row, [N, 1, D].</summary>
     protected Tensor ClsTokens(long n) => cls_token.add(pos_embed[.., ..1], Scalars.One).expand(n, -1, -1);
 
-    /// <summary>The blocks over [N, T, D] tokens (cls first).</summary>
+    /// <summary>The blocks over [N, T, D] tokens (cls first), or over a token grid [N, h, w, D].</summary>
     protected Tensor RunBlocks(Tensor x)
     {
         foreach (var blk in blocks) x = blk.forward(x);
         return x;
+    }
+
+    /// <summary>detectron2's ViT forward (the <see cref="BackboneAttention.TokenGrid"/> layout): the patch tokens as a grid [N, h, w, D]
+    /// (h, w from the images' size) plus the position table without its cls row (<c>get_abs_pos</c>), through the blocks, before any
+    /// norm; no cls token.</summary>
+    public Tensor ForwardGrid(Tensor imgs)
+    {
+        using var scope = NewDisposeScope();
+        long n = imgs.shape[0], h = imgs.shape[2] / EncoderConfig.PatchSize, w = imgs.shape[3] / EncoderConfig.PatchSize;
+        var x = patch_embed.forward(imgs).reshape(n, h, w, -1);                                  // [N, h, w, D]
+        x = x.add(VitDetOps.GetAbsPos(pos_embed, h, w), Scalars.One);
+        return RunBlocks(x).MoveToOuterDisposeScope();
     }
 
     /// <summary>Every token after the blocks, before any norm: [N, 1+L, D] (all patches, no masking).</summary>

@@ -23,11 +23,30 @@ internal sealed class DenseOnnxWriter
     /// <summary>The backbone's architecture.</summary>
     public MaeConfig Encoder { get; }
 
-    /// <summary>Starts from the ViT whose weights are <c>{vitPrefix}patch_embed...</c> in <paramref name="stateDict"/>.</summary>
-    public DenseOnnxWriter(IReadOnlyDictionary<string, Tensor> stateDict, string vitPrefix, MaeConfig encoder, int opset = 17)
+    readonly string? featureMap;   // the ViTDet backbone's map, written by the constructor
+    readonly string? attentionNote;
+
+    /// <summary>Starts from the ViT whose weights are <c>{vitPrefix}patch_embed...</c> in <paramref name="stateDict"/>, attending as
+    /// <paramref name="attention"/> says (ViTDet's windows and relative positions: <see cref="VitDetOnnx"/>; null = global).</summary>
+    public DenseOnnxWriter(IReadOnlyDictionary<string, Tensor> stateDict, string vitPrefix, MaeConfig encoder, int opset = 17, BackboneAttention? attention = null)
     {
         state = stateDict.ToDictionary(kv => kv.Key, kv => kv.Value);
         Encoder = encoder;
+        if (attention is { TokenGrid: true })
+        {
+            var options = new VitEncoderOnnxOptions();
+            G = new OnnxGraphBuilder("maeml_vitdet");
+            var (width, height) = encoder.InputSize;
+            int c = encoder.InChans;
+            var input = G.Input(EncoderOnnxNames.Pixels, "batch", c, height, width);
+            var x = G.Node("Div", [input, G.Scalar("pixel_max", 255f)], "scaled_pixels");
+            x = G.Node("Sub", [x, G.Initializer("pixel_mean", options.Mean, 1, c, 1, 1)], "centered_pixels");
+            x = G.Node("Div", [x, G.Initializer("pixel_std", options.Std, 1, c, 1, 1)], "normalized_pixels");
+            Model = G.ToModel(opset);
+            featureMap = VitDetOnnx.FeatureMap(this, state, vitPrefix, x, encoder, attention);
+            attentionNote = attention.Describe();
+            return;
+        }
         var vit = stateDict.Where(kv => kv.Key.StartsWith(vitPrefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[vitPrefix.Length..], kv => kv.Value);
         Model = VitEncoderOnnxExporter.Build(vit, encoder, new VitEncoderOnnxOptions { Poolings = [EncoderPooling.Tokens], IncludePreprocessing = true, Opset = opset });
         Model.Graph.Output.Clear();
@@ -38,6 +57,7 @@ internal sealed class DenseOnnxWriter
     /// <summary>The ViT's last feature map [N, D, gh, gw] (patch tokens after the final norm).</summary>
     public string FeatureMap()
     {
+        if (featureMap is not null) return featureMap;
         int d = Encoder.EmbedDim, gh = Encoder.GridHeight, gw = Encoder.GridWidth;
         var patches = G.Node("Slice", [EncoderOnnxNames.Output(EncoderPooling.Tokens), G.Int64s("dense_start_1", [1]), G.Int64s("dense_end_max", [long.MaxValue]), G.Int64s("dense_axis_1", [1])], "vit_patch_tokens");
         var t = G.Node("Transpose", [patches], "vit_tokens_t", Ints("perm", 0, 2, 1));
@@ -79,6 +99,18 @@ internal sealed class DenseOnnxWriter
         var inputs = new List<string> { x, Init($"{name}.weight") };
         if (Has($"{name}.bias")) inputs.Add(Init($"{name}.bias"));
         return G.Node("Conv", inputs.ToArray(), name, Ints("kernel_shape", shape[2], shape[3]), Ints("pads", padding, padding, padding, padding));
+    }
+
+    /// <summary>y = x W^T + b over the last axis with the weights of <paramref name="name"/> [out, in] (MatMul with the transposed weight, then Add).</summary>
+    public string Linear(string x, string name)
+    {
+        var weight = Get($"{name}.weight", out var shape);
+        long outFeatures = shape[0], inFeatures = shape[1];
+        var transposed = new float[weight.Length];
+        for (long o = 0; o < outFeatures; o++)
+            for (long i = 0; i < inFeatures; i++) transposed[i * outFeatures + o] = weight[o * inFeatures + i];
+        var y = G.Node("MatMul", [x, G.Initializer($"{name}.weight_t", transposed, inFeatures, outFeatures)], $"{name}.matmul");
+        return G.Node("Add", [y, Init($"{name}.bias")], name);
     }
 
     /// <summary>A 2x2 stride-2 ConvTranspose node with the weights of <paramref name="name"/>; returns its output.</summary>
@@ -214,6 +246,7 @@ internal sealed class DenseOnnxWriter
     public ModelProto Finish(IReadOnlyDictionary<string, string> metadata, string doc)
     {
         foreach (var (key, value) in metadata) Model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
+        if (attentionNote is not null) Model.MetadataProps.Add(new StringStringEntryProto { Key = "maeml.backbone_attention", Value = attentionNote });
         Model.DocString = doc;
         return Model;
     }

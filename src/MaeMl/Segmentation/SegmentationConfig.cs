@@ -27,11 +27,16 @@ public sealed record SegmentationConfig(MaeConfig Encoder, int NumClasses, Segme
     /// <summary>The scales in use.</summary>
     public double[] Scales => PyramidScales ?? [4.0, 2.0, 1.0, 0.5];
 
+    /// <summary>How the ViT's blocks attend: null (files written before it was recorded) or <see cref="BackboneAttention.Global"/> for
+    /// global attention, or ViTDet's windows and relative positions (<see cref="BackboneAttention.VitDet"/>).</summary>
+    public BackboneAttention? Attention { get; init; }
+
     /// <summary>Validates the encoder, at least 2 classes, positive <see cref="PyramidChannels"/> and, for <see cref="SegmentationHeadKind.UperNet"/>,
     /// scales finest first, and returns this configuration; throws <see cref="ArgumentException"/> naming the bad setting.</summary>
     public SegmentationConfig Validate()
     {
         Encoder.Validate();
+        Attention?.Validate(Encoder.Depth);
         if (NumClasses < 2) throw new ArgumentException($"A segmentation model needs at least 2 classes, got {NumClasses}");
         if (PyramidChannels < 1) throw new ArgumentException($"PyramidChannels must be positive, got {PyramidChannels}");
         if (Head == SegmentationHeadKind.UperNet && (Scales.Length == 0 || Scales.Zip(Scales.Skip(1)).Any(p => p.First <= p.Second)))

@@ -27,7 +27,7 @@ public sealed class SegmentationModel : nn.Module<Tensor, Tensor>
     public SegmentationModel(SegmentationConfig config) : base(nameof(SegmentationModel))
     {
         Config = config.Validate();
-        Vit = new VisionTransformer(VitClassifierConfig.Backbone(config.Encoder));
+        Vit = new VisionTransformer(VitClassifierConfig.Backbone(config.Encoder, config.Attention));
         int k = config.NumClasses;
         if (config.Head == SegmentationHeadKind.Linear)
         {

@@ -87,7 +87,7 @@ public static class SegmentationOnnxExporter
         var c = model.Config;
         var e = c.Encoder;
         bool linear = c.Head == SegmentationHeadKind.Linear;
-        var w = new DenseOnnxWriter(model.state_dict(), linear ? "backbone." : "backbone.net.", e);
+        var w = new DenseOnnxWriter(model.state_dict(), linear ? "backbone." : "backbone.net.", e, attention: c.Attention);
         var g = w.G;
         var map = w.FeatureMap();
         string logits;

@@ -75,4 +75,46 @@ public sealed class DenseCommandTests : IDisposable
         Assert.Equal(2, wrongFile.Code);
         Assert.Contains("not a segmentation model", wrongFile.Err);
     }
+
+    [Fact]
+    public void SegmentTrainWithVitDetAttentionFromMaeWeightsSavesExportsAndVerifies()
+    {
+        var (images, labels, masks) = DenseTestData.Write(dir, 4);
+        string model = Path.Combine(dir, "vitdet.model"), onnx = Path.Combine(dir, "vitdet.onnx");
+        // the official fixture MAE (patch 4, 2 blocks) at 24 px: a 6 x 6 grid, windows of 4 padded to 8 x 8, block 1 global
+        var mae = Path.Combine(dir, "mae.maeml");
+        Assert.Equal(0, Run("convert", "--weights", OfficialFixture.PathOf("checkpoint-full.pth"), "--out", mae, "--heads", "2", "--decoder-heads", "2").Code);
+        var train = Run("segment-train", "--weights", mae, "--image-size", "24", "--epochs", "1", "--batch-size", "2",
+            "--pyramid-channels", "8", "--threads", "1", "--window-size", "4", "--global-blocks", "1", "--rel-pos", "--drop-path", "0.1",
+            "--train", images, "--masks", masks, "--val", images, "--val-masks", masks, "--classes", "3", "--out", model);
+        Assert.True(train.Code == 0, train.Out + train.Err);
+        Assert.Contains("backbone: window attention 4x4, global blocks [1], relative positions", train.Out);
+        Assert.Contains("4 backbone tensors are not in the weights and keep their zero init", train.Out);
+        using (var saved = MaeMl.Segmentation.SegmentationModelFile.Load(model).Model)
+        {
+            var attention = saved.Config.Attention!;
+            Assert.Equal((4, true, "1"), (attention.WindowSize, attention.RelativePositions, string.Join(",", attention.GlobalBlocks)));
+        }
+        var export = Run("export-onnx", "--weights", model, "--out", onnx, "--verify", "2", "--threads", "1");
+        Assert.True(export.Code == 0, export.Out + export.Err);
+
+        var noWindow = Run("segment-train", "--model", "mae_vit_tiny_patch4_img32", "--global-blocks", "1", "--train", images, "--masks", masks, "--val", images, "--val-masks", masks, "--classes", "3");
+        Assert.True(noWindow.Code == 2, noWindow.Out + noWindow.Err);
+        Assert.Contains("--global-blocks needs --window-size", noWindow.Err);
+        var outside = Run("detect-train", "--model", "mae_vit_tiny_patch4_img32", "--window-size", "4", "--global-blocks", "2,9", "--image-size", "32",
+            "--train", images, "--labels", labels, "--val", images, "--val-labels", labels, "--names", "square,circle");
+        Assert.True(outside.Code == 2, outside.Out + outside.Err);
+        Assert.Contains("global block 9 is not a block", outside.Err);
+    }
+
+    [Fact]
+    public void DenseCheckBuildsTrainsAndRunsBothExportsWithWindows()
+    {
+        var run = Run("dense-check", "--model", "mae_vit_tiny_patch4_img32", "--image-size", "32", "--pyramid-channels", "8", "--head-convs", "1",
+            "--window-size", "3", "--rel-pos", "--threads", "1", "--out", dir);
+        Assert.True(run.Code == 0, run.Out + run.Err);
+        Assert.Contains("backbone: window attention 3x3, global blocks [1,2,4,5], relative positions", run.Out);
+        Assert.Equal(2, System.Text.RegularExpressions.Regex.Matches(run.Out, "ONNX Runtime ran it").Count);   // the detector (with det_image_size) and the segmenter
+        Assert.Empty(Directory.GetFiles(dir, "*.onnx"));
+    }
 }
