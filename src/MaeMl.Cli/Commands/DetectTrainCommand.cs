@@ -42,6 +42,7 @@ public static class DetectTrainCommand
             Console.WriteLine(Reports.Describe(config));
             Reports.Detection(DetectionTrainer.Evaluate(model, train), "train", train.ClassNames);
             Reports.Detection(DetectionTrainer.Evaluate(model, val), "val", val.ClassNames);
+            Reports.DetectionBreakdown(model, val, "val");
             if (dense.ModelPath(parse) is { } output) { DetectionModelFile.Save(model, output, train.ClassNames); Console.WriteLine($"saved {output}"); }
             if (parse.GetValue(dense.Picture) is { } picture) Reports.DrawBoxes(model, val, picture, data.ReadResize(parse));
             return 0;

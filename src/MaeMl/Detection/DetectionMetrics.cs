@@ -9,6 +9,16 @@ namespace MaeMl.Detection;
 /// <param name="PerClassAP">AP@[.5:.95] per class, NaN for classes without ground truth (left out of the means).</param>
 public sealed record DetectionEvaluation(double MAP, double AP50, double AP75, double[] PerClassAP, int GroundTruthBoxes, int Detections);
 
+/// <summary>What the detections shown at one score threshold are (Hoiem et al.'s error diagnosis, simplified): boxes that find an
+/// object, second boxes on an object already found (the clusters), other false positives, and the objects no box finds.</summary>
+/// <param name="MinScore">Detections scoring at least this were counted (what a picture draws).</param>
+/// <param name="Detections">Detections at or above <paramref name="MinScore"/>.</param>
+/// <param name="TruePositives">Detections matched, best score first, to a ground-truth box of their class at IoU &gt;= 0.5.</param>
+/// <param name="Duplicates">Unmatched detections overlapping (IoU &gt;= 0.1) a ground-truth box of their class that another detection matched.</param>
+/// <param name="OtherFalsePositives">The remaining unmatched detections (background, poor localisation, wrong class).</param>
+/// <param name="Missed">Ground-truth boxes no detection matched.</param>
+public sealed record DetectionBreakdown(float MinScore, int Detections, int TruePositives, int Duplicates, int OtherFalsePositives, int Missed);
+
 /// <summary>
 /// COCO-style average precision (as pycocotools' bbox evaluation, without area ranges or crowd regions): per class and
 /// IoU threshold, detections sorted by score (at most <c>maxDetections</c> per image) are greedily matched to the
@@ -40,6 +50,42 @@ public static class DetectionMetrics
         double Mean(Func<int, double> f) { var v = Enumerable.Range(0, numClasses).Select(f).Where(x => !double.IsNaN(x)).ToArray(); return v.Length == 0 ? 0 : v.Average(); }
         return new DetectionEvaluation(Mean(c => perClass[c]), Mean(c => ap[c, 0]), Mean(c => ap[c, 5]), perClass,
             groundTruth.Sum(g => g.Length), preds.Sum(p => p.Length));
+    }
+
+    /// <summary>The <see cref="DetectionBreakdown"/> of the detections scoring at least <paramref name="minScore"/>: per image and class,
+    /// detections by descending score take the unmatched ground-truth box of highest IoU &gt;= 0.5; an unmatched one is a duplicate when it
+    /// overlaps (IoU &gt;= 0.1) a box that was matched.</summary>
+    public static DetectionBreakdown Breakdown(IReadOnlyList<DetectedBox[]> predictions, IReadOnlyList<BoxAnnotation[]> groundTruth, float minScore)
+    {
+        if (predictions.Count != groundTruth.Count) throw new ArgumentException($"{predictions.Count} prediction lists for {groundTruth.Count} images");
+        int detections = 0, tp = 0, duplicates = 0, other = 0, missed = 0;
+        for (int img = 0; img < predictions.Count; img++)
+        {
+            var gts = groundTruth[img];
+            var matched = new bool[gts.Length];
+            var unmatched = new List<DetectedBox>();
+            foreach (var box in predictions[img].Where(b => b.Score >= minScore).OrderByDescending(b => b.Score))
+            {
+                detections++;
+                int best = -1;
+                double bestIoU = 0.5;
+                for (int g = 0; g < gts.Length; g++)
+                {
+                    if (gts[g].Label != box.Label || matched[g]) continue;
+                    double iou = BoxOps.IoU(box, gts[g]);
+                    if (iou >= bestIoU) { bestIoU = iou; best = g; }
+                }
+                if (best >= 0) { matched[best] = true; tp++; }
+                else unmatched.Add(box);
+            }
+            foreach (var box in unmatched)
+            {
+                bool duplicate = Enumerable.Range(0, gts.Length).Any(g => matched[g] && gts[g].Label == box.Label && BoxOps.IoU(box, gts[g]) >= 0.1);
+                if (duplicate) duplicates++; else other++;
+            }
+            missed += matched.Count(m => !m);
+        }
+        return new DetectionBreakdown(minScore, detections, tp, duplicates, other, missed);
     }
 
     static double AveragePrecision((int Image, DetectedBox Box)[] dets, IReadOnlyList<BoxAnnotation[]> groundTruth, int c, int nGt, double threshold)

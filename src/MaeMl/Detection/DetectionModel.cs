@@ -14,8 +14,14 @@ public sealed class DetectionModel : nn.Module<Tensor, FcosOutput>
     readonly SimpleFeaturePyramid backbone;
     readonly FcosHead head;
 
-    /// <summary>The architecture.</summary>
-    public DetectionConfig Config { get; }
+    /// <summary>The architecture and the inference selection (<see cref="UseSelection"/> changes the latter).</summary>
+    public DetectionConfig Config { get; private set; }
+
+    /// <summary>Changes the inference selection (score threshold, NMS IoU, detections per image) of a trained model, as a user tunes it
+    /// after training: the weights and the architecture stay; evaluation, prediction, the model file and the ONNX export all use the new
+    /// values. Throws <see cref="ArgumentException"/> for values <see cref="DetectionConfig.Validate"/> refuses.</summary>
+    public void UseSelection(float scoreThreshold, float nmsIoU, int maxDetections) =>
+        Config = (Config with { ScoreThreshold = scoreThreshold, NmsIoU = nmsIoU, MaxDetections = maxDetections }).Validate();
     /// <summary>The ViT backbone (the one encoder, feature-map configuration): load MAE weights here with <see cref="VisionTransformer.LoadEncoder"/>.</summary>
     public VisionTransformer Vit => backbone.Net;
     /// <summary>Strides in pixels of the pyramid levels, finest first.</summary>
