@@ -20,6 +20,9 @@ public abstract record MaeDenseTrainerOptions
     public int PyramidChannels { get; init; } = 64;
     /// <summary>Pyramid scales relative to the patch grid (ViTDet: 4, 2, 1, 0.5); null for the task's default.</summary>
     public double[]? PyramidScales { get; init; }
+    /// <summary>How the ViT's blocks attend: null for global attention everywhere, or ViTDet's windows and relative positions
+    /// (<see cref="BackboneAttention.VitDet"/>).</summary>
+    public BackboneAttention? Attention { get; init; }
     /// <summary>Epochs, batch size, learning rates, flips and time limit of training (its <see cref="DenseTrainingOptions.Seed"/> is
     /// replaced by <see cref="Seed"/>).</summary>
     public DenseTrainingOptions Training { get; init; } = new();

@@ -60,7 +60,7 @@ public sealed class MaeObjectDetectionTrainer : IEstimator<ITransformer>
     public DetectionModel? TrainedModel { get; private set; }
 
     DetectionConfig Config(int numClasses) => new(options.Encoder, numClasses, options.PyramidChannels, options.PyramidScales, options.HeadConvs)
-        { ScoreThreshold = options.ScoreThreshold, NmsIoU = options.NmsIoU, MaxDetections = options.MaxDetections };
+        { ScoreThreshold = options.ScoreThreshold, NmsIoU = options.NmsIoU, MaxDetections = options.MaxDetections, Attention = options.Attention };
 
     /// <summary>Trains on the rows of <paramref name="input"/> and returns the fitted chain of ML.NET transformers.</summary>
     /// <exception cref="OperationCanceledException">The catalog's <see cref="MLContext"/> or <see cref="MaeDenseTrainerOptions.CancellationToken"/>

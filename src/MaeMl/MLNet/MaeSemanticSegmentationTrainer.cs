@@ -97,7 +97,7 @@ public sealed class MaeSemanticSegmentationTrainer : IEstimator<ITransformer>
             if (!ignored) labelled++;
         }
         if (labelled == 0) throw new InvalidDataException($"No mask pixel holds a class id below {numClasses} other than the ignore value {o.IgnoreValue}");
-        var config = new SegmentationConfig(o.Encoder, numClasses, o.Head, o.PyramidChannels, o.PyramidScales).Validate();
+        var config = new SegmentationConfig(o.Encoder, numClasses, o.Head, o.PyramidChannels, o.PyramidScales) { Attention = o.Attention }.Validate();
         Log($"{sizes.Count} images, {numClasses} classes (ignore {o.IgnoreValue}), {labelled * 100.0 / labels.Length:F1}% of the pixels labelled, model input {size}");
 
         // ---- train

@@ -1,4 +1,5 @@
 using MaeMl.MLNet;
+using MaeMl.Model;
 using MaeMl.Segmentation;
 using MaeMl.Training;
 using Microsoft.ML;
@@ -16,8 +17,10 @@ public sealed class UperNetSegmentationTrainerTests(ITestOutputHelper output) : 
     readonly string dir = TestImages.TempDir("seg-mlnet-upernet");
     public void Dispose() => Directory.Delete(dir, true);
 
-    [Fact]
-    public void UperNetHeadTrainsAndRoundTripsSaveAndLoad()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]   // ViTDet's windows and relative positions through the ML.NET options
+    public void UperNetHeadTrainsAndRoundTripsSaveAndLoad(bool windowed)
     {
         var images = SemanticSegmentationTrainerTests.Write(Path.Combine(dir, "images"), 6, seed: 2);
         var ml = new MLContext(seed: 0);
@@ -26,12 +29,14 @@ public sealed class UperNetSegmentationTrainerTests(ITestOutputHelper output) : 
         var trainer = ml.MulticlassClassification.Trainers.MaeSemanticSegmentation(new MaeSemanticSegmentationOptions
         {
             Encoder = DenseTestData.TinyEncoder(32), Head = SegmentationHeadKind.UperNet, PyramidChannels = 8, NumClasses = 3,
+            Attention = windowed ? new BackboneAttention { WindowSize = 3, GlobalBlocks = [1], RelativePositions = true } : null,
             Training = new DenseTrainingOptions { Epochs = 2, BatchSize = 3, Lr = 3e-3, BackboneLrScale = 1 },
         });
         var model = inputs.Append(trainer).Fit(data);
         using var trained = trainer.TrainedModel!;
         Assert.Equal(SegmentationHeadKind.UperNet, trained.Config.Head);
         Assert.Contains("head.psp_modules.3.1.conv.weight", trained.state_dict().Keys);
+        Assert.Equal(windowed, trained.state_dict().Keys.Any(k => k.EndsWith(".attn.rel_pos_h")));
 
         var zip = Path.Combine(dir, "seg.zip");
         ml.Model.Save(model, data.Schema, zip);
