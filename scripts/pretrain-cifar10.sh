@@ -33,4 +33,4 @@ mkdir -p "$BIN" && cp -r "$(dirname "$M")/." "$BIN/"
 export OMP_WAIT_POLICY=PASSIVE
 exec "$BIN/$(basename "$M")" pretrain --data "$D" --out "$RUN" --model mae_vit_tiny_patch4_img32 \
   --epochs 100 --warmup-epochs 5 --batch-size 128 --blr 1.5e-3 --weight-decay 0.05 \
-  --precision Float32 --threads 2 --checkpoint-minutes 5 --resume auto --time-limit "${1:-150m}"
+  --precision Auto --threads 2 --checkpoint-minutes 5 --resume auto --time-limit "${1:-150m}"

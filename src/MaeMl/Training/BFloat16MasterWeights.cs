@@ -9,20 +9,22 @@ namespace MaeMl.Training;
 /// Mixed precision without autocast (TorchSharp has none): a bfloat16 working copy of the model runs forward and
 /// backward, the float32 master model keeps the weights the optimizer updates. Before each forward the master weights are
 /// copied into the working copy; after each backward its gradients are added, in float32, to the master gradients.
-/// The loss itself is computed in float32 (see <see cref="MaskedAutoencoderViT.Forward"/>).
+/// The loss itself is computed in float32 (see <see cref="MaskedAutoencoderViT.Forward"/>; the fine-tuning task casts the logits).
+/// Used by MAE pretraining and by classifier fine-tuning (<typeparamref name="TModel"/>: the model type, whose working copy is
+/// built by the given factory with the master's configuration).
 /// </summary>
-internal sealed class BFloat16MasterWeights : IDisposable
+internal sealed class BFloat16MasterWeights<TModel> : IDisposable where TModel : nn.Module
 {
     readonly List<(Parameter Master, Parameter Work)> trainable = new();
 
     /// <summary>The bfloat16 working copy: forward and backward run on it, the optimizer never sees it.</summary>
-    public MaskedAutoencoderViT Work { get; }
+    public TModel Work { get; }
 
     /// <summary>A bfloat16 copy of <paramref name="master"/> holding its current weights; <paramref name="master"/>'s trainable
     /// parameters are the ones kept in step (the fixed position tables are copied once).</summary>
-    public BFloat16MasterWeights(MaskedAutoencoderViT master)
+    public BFloat16MasterWeights(TModel master, Func<TModel> createWork)
     {
-        Work = new MaskedAutoencoderViT(master.Config);
+        Work = createWork();
         Work.to(ScalarType.BFloat16);
         var work = Work.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         using var _ = no_grad();

@@ -31,6 +31,10 @@ public sealed record FinetuneOptions : ClassificationRunOptions
     public double LayerDecay { get; init; } = 0.65;
     /// <summary>Stochastic depth of the last block (linearly increasing over blocks).</summary>
     public double DropPath { get; init; } = 0.1;
+    /// <summary>Compute precision: <see cref="TrainingPrecision.Float32"/> (default), bfloat16 with float32 master weights, or
+    /// <see cref="TrainingPrecision.Auto"/>: the faster of the two here, measured on the encoder's full-sequence step
+    /// (<see cref="PrecisionProbe"/>; every token through the encoder, as fine-tuning runs it) and cached. Evaluation runs in float32.</summary>
+    public TrainingPrecision Precision { get; init; } = TrainingPrecision.Float32;
     /// <summary>Gradient-norm clipping; null (the official default) for none.</summary>
     public double? ClipGrad { get; init; }
     /// <summary>Mixup, cutmix and label smoothing (default: <c>--mixup 0.8 --cutmix 1.0 --smoothing 0.1</c>); <see cref="MixupOptions.None"/> for plain cross entropy.</summary>

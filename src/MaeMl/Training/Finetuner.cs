@@ -75,6 +75,10 @@ public sealed class Finetuner
         var valLoader = val is null ? null : new PrefetchingBatchLoader(val.Samples, SampleTransforms.ResizeCenterCrop(size, o.EvalCropPct),
             size, o.BatchSize, shuffle: false, dropLast: false, seed: o.Seed, prefetch: o.Prefetch, log: log);
         model.to(TrainingDevice.Resolve(o.Device));   // before the optimizer takes the parameters
+        var precision = PrecisionProbe.Resolve(o.Precision, model.Config.Encoder, o.BatchSize, log, fullSequence: true);
+        using var mixed = precision == TrainingPrecision.BFloat16
+            ? new BFloat16MasterWeights<VisionTransformer>(model, () => new VisionTransformer(model.Config).to(TrainingDevice.Of(model)))
+            : null;
         var (groups, lrScales) = LayerDecay.AdamWGroups(model, o.PeakLr, o.WeightDecay, o.LayerDecay);
         using var optimizer = new AdamW(groups, o.PeakLr, 0.9, 0.999);
         var schedule = new LearningRateSchedule(o.PeakLr, o.MinLr, o.WarmupEpochs, o.Epochs);
@@ -104,7 +108,7 @@ public sealed class Finetuner
         log($"fine-tuning on {train.Samples.Count} images of {classes.Count} classes from {train.Root}" + (val is null ? "" : $", validating on {val.Samples.Count}") +
             $": {stepsPerEpoch} steps/epoch, batch {o.BatchSize} x accum {o.AccumIter}, lr {o.PeakLr:E3} (blr {o.BaseLr:E2}), layer decay {o.LayerDecay}, " +
             $"drop path {o.DropPath}, mixup {o.Mixup.MixupAlpha}/cutmix {o.Mixup.CutmixAlpha}/smoothing {o.Mixup.LabelSmoothing}, " +
-            $"RandAugment {(o.RandAugment is null ? "off" : $"n{o.RandAugment.NumOps} m{o.RandAugment.Magnitude}")}, erasing {o.RandomErasingProb}, torch threads {torch.get_num_threads()}");
+            $"RandAugment {(o.RandAugment is null ? "off" : $"n{o.RandAugment.NumOps} m{o.RandAugment.Magnitude}")}, erasing {o.RandomErasingProb}, {precision}, torch threads {torch.get_num_threads()}");
 
         using var metrics = new MetricsLog(Path.Combine(o.OutputDir, "metrics.jsonl"), resume is null ? null : (long)startEpoch * stepsPerEpoch + startStep);
         string? lastGood = null;
@@ -116,8 +120,9 @@ public sealed class Finetuner
         catch (Exception e) when (e is InvalidDataException or IOException or InvalidOperationException or FormatException) { }
         var loop = new TrainingLoop<ImageBatch>(loader, new TorchOptimizer(optimizer), schedule, lrScales, o.Epochs, o.BatchSize, o.AccumIter, o.TimeLimit, o.CheckpointMinutes,
             metrics, progress, log, lastPath, lastGood, $"the {train.Samples.Count} images of '{train.Root}'");
-        var task = new FinetuneTask(o, model, optimizer, mixup, classes, valLoader, stepsPerEpoch, bestPath, bestTop1, cancel);
+        var task = new FinetuneTask(o, model, mixed, optimizer, mixup, classes, valLoader, stepsPerEpoch, bestPath, bestTop1, cancel);
         model.train();
+        mixed?.Work.train();
         var run = loop.Run(task, startEpoch, startStep, optimizerSteps, cancel);
         var lastEval = task.LastEval;
         bestTop1 = task.BestTop1;
@@ -132,11 +137,12 @@ public sealed class Finetuner
 
     /// <summary>Fine-tuning as a <see cref="TrainingTask{TBatch}"/>: mixup/cutmix + soft-target cross-entropy with per-step seeded drop path,
     /// gradient clipping, validation after every epoch with a best-model copy, <see cref="ClassifierCheckpoint"/>s.</summary>
-    sealed class FinetuneTask(FinetuneOptions o, VisionTransformer model, AdamW optimizer, Mixup mixup, IReadOnlyList<string> classes,
-        PrefetchingBatchLoader? valLoader, int stepsPerEpoch, string bestPath, double bestTop1, CancellationToken cancel) : TrainingTask<ImageBatch>
+    sealed class FinetuneTask(FinetuneOptions o, VisionTransformer model, BFloat16MasterWeights<VisionTransformer>? mixed, AdamW optimizer, Mixup mixup,
+        IReadOnlyList<string> classes, PrefetchingBatchLoader? valLoader, int stepsPerEpoch, string bestPath, double bestTop1, CancellationToken cancel) : TrainingTask<ImageBatch>
     {
         bool best;
         readonly Device device = TrainingDevice.Of(model);   // the task is made after the model moved there
+        readonly VisionTransformer compute = mixed?.Work ?? model;   // forward and backward run here (the bfloat16 copy with mixed precision)
 
         public double BestTop1 { get; private set; } = bestTop1;
         public ClassificationMetrics? LastEval { get; private set; }
@@ -145,8 +151,13 @@ public sealed class Finetuner
         {
             torch.manual_seed(Seeds.Mix(o.Seed, epoch, step, 0xD4));   // drop path
             var (images, targets) = mixup.Apply(batch.ImagesTensor().On(device), batch.LabelsTensor().On(device), new Random(Seeds.MixInt(o.Seed, epoch, step, 0x4D49)), out _);
-            return SoftTargetCrossEntropy.Loss(model.forward(images), targets);
+            if (mixed is null) return SoftTargetCrossEntropy.Loss(model.forward(images), targets);
+            var logits = compute.forward(images.to_type(ScalarType.BFloat16));
+            return SoftTargetCrossEntropy.Loss(logits.to_type(ScalarType.Float32), targets);   // the loss in float32
         }
+
+        public override void BeforeForward() => mixed?.PullWeights();
+        public override void AfterBackward() => mixed?.PushGradients();
 
         public override void BeforeOptimizerStep()
         {

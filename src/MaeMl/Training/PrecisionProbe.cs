@@ -30,7 +30,7 @@ public static class PrecisionProbe
         torch.manual_seed(0);
         using var model = new MaskedAutoencoderViT(config);
         using var optimizer = new AdamW(ParameterGroups.AdamWGroups(model, 1e-4, 0.05), 1e-4, 0.9, 0.95);
-        using var mixed = precision == TrainingPrecision.BFloat16 ? new BFloat16MasterWeights(model) : null;
+        using var mixed = precision == TrainingPrecision.BFloat16 ? new BFloat16MasterWeights<MaskedAutoencoderViT>(model, () => new MaskedAutoencoderViT(model.Config)) : null;
         var compute = mixed?.Work ?? model;
         using var imgs = randn(batch, config.InChans, config.ImageSize, config.ImageSize);
         var sw = new Stopwatch();
@@ -52,20 +52,21 @@ public static class PrecisionProbe
         return new StepTiming(batch * steps / sw.Elapsed.TotalSeconds, opt.Elapsed.TotalSeconds / sw.Elapsed.TotalSeconds);
     }
 
-    /// <summary>The faster of float32 and bfloat16 for MAE pretraining of <paramref name="config"/> here (see the class summary).</summary>
-    public static TrainingPrecision Choose(MaeConfig config, int batchSize, Action<string>? log = null)
+    /// <summary>The faster of float32 and bfloat16 for MAE pretraining of <paramref name="config"/> here (see the class summary); with
+    /// <paramref name="fullSequence"/>, for the step that runs every token through the encoder (what fine-tuning costs).</summary>
+    public static TrainingPrecision Choose(MaeConfig config, int batchSize, Action<string>? log = null, bool fullSequence = false)
     {
         if (!CpuFeatures.HasNativeBFloat16) return TrainingPrecision.Float32;
         int batch = Math.Clamp(batchSize, 1, 16);
-        var key = $"{CpuModel()}|threads {torch.get_num_threads()}|{config.ImageSize}/{config.PatchSize} {config.EmbedDim}x{config.Depth} dec {config.DecoderEmbedDim}x{config.DecoderDepth} mlp {config.MlpRatio} mask {config.MaskRatio}|batch {batch}";
+        var key = $"{CpuModel()}|threads {torch.get_num_threads()}|{config.ImageSize}/{config.PatchSize} {config.EmbedDim}x{config.Depth} dec {config.DecoderEmbedDim}x{config.DecoderDepth} mlp {config.MlpRatio} mask {config.MaskRatio}|batch {batch}" + (fullSequence ? "|full sequence" : "");
         var cache = ReadCache();
         if (cache[key] is JsonObject hit && Enum.TryParse<TrainingPrecision>(hit["choice"]?.GetValue<string>(), out var cached))
         {
             log?.Invoke($"precision Auto: {cached} (measured earlier on this machine: float32 {hit["float32_img_s"]} img/s, bfloat16 {hit["bfloat16_img_s"]} img/s)");
             return cached;
         }
-        double fp32 = StepImagesPerSecond(config, batch, false, TrainingPrecision.Float32, warmup: 1, steps: 2);
-        double bf16 = StepImagesPerSecond(config, batch, false, TrainingPrecision.BFloat16, warmup: 1, steps: 2);
+        double fp32 = StepImagesPerSecond(config, batch, fullSequence, TrainingPrecision.Float32, warmup: 1, steps: 2);
+        double bf16 = StepImagesPerSecond(config, batch, fullSequence, TrainingPrecision.BFloat16, warmup: 1, steps: 2);
         var choice = bf16 > 1.05 * fp32 ? TrainingPrecision.BFloat16 : TrainingPrecision.Float32;
         log?.Invoke($"precision Auto: {choice} (measured now, batch {batch}: float32 {fp32:F1} img/s, bfloat16 {bf16:F1} img/s)");
         cache[key] = new JsonObject { ["choice"] = choice.ToString(), ["float32_img_s"] = Math.Round(fp32, 1), ["bfloat16_img_s"] = Math.Round(bf16, 1), ["measured"] = DateTime.UtcNow.ToString("u") };
@@ -74,8 +75,8 @@ public static class PrecisionProbe
     }
 
     /// <summary>Resolves <see cref="TrainingPrecision.Auto"/> (measuring if needed); other values are returned as they are.</summary>
-    public static TrainingPrecision Resolve(TrainingPrecision precision, MaeConfig config, int batchSize, Action<string>? log = null) =>
-        precision == TrainingPrecision.Auto ? Choose(config, batchSize, log) : precision;
+    public static TrainingPrecision Resolve(TrainingPrecision precision, MaeConfig config, int batchSize, Action<string>? log = null, bool fullSequence = false) =>
+        precision == TrainingPrecision.Auto ? Choose(config, batchSize, log, fullSequence) : precision;
 
     static string CachePath()
     {

@@ -105,7 +105,7 @@ public sealed class Pretrainer
         var groups = ParameterGroups.AdamWGroups(model, o.PeakLr, o.WeightDecay);
         using var optimizer = new AdamW(groups, o.PeakLr, 0.9, 0.95);   // MaeMl's: no temporary Scalars, TorchSharp's state format
         var precision = PrecisionProbe.Resolve(o.Precision, o.Model, o.BatchSize, log);
-        using var mixed = precision == TrainingPrecision.BFloat16 ? new BFloat16MasterWeights(model) : null;
+        using var mixed = precision == TrainingPrecision.BFloat16 ? new BFloat16MasterWeights<MaskedAutoencoderViT>(model, () => new MaskedAutoencoderViT(model.Config)) : null;
         var schedule = new LearningRateSchedule(o.PeakLr, o.MinLr, o.WarmupEpochs, o.Epochs);
 
         int startEpoch = 0, startStep = 0;
@@ -148,7 +148,7 @@ public sealed class Pretrainer
 
     /// <summary>MAE pretraining as a <see cref="TrainingTask{TBatch}"/>: the masked-reconstruction loss with per-step seeded masks, the
     /// bfloat16 working copy around forward/backward, <see cref="MaeCheckpoint"/>s and the every-N-epochs copies.</summary>
-    sealed class PretrainTask(PretrainOptions o, MaskedAutoencoderViT model, BFloat16MasterWeights? mixed, AdamW optimizer, int stepsPerEpoch) : TrainingTask<ImageBatch>
+    sealed class PretrainTask(PretrainOptions o, MaskedAutoencoderViT model, BFloat16MasterWeights<MaskedAutoencoderViT>? mixed, AdamW optimizer, int stepsPerEpoch) : TrainingTask<ImageBatch>
     {
         readonly MaskedAutoencoderViT compute = mixed?.Work ?? model;
         readonly Device device = TrainingDevice.Of(mixed?.Work ?? model);   // the task is made after the model moved there

@@ -42,6 +42,28 @@ public class FinetunerTests
     static List<double> Losses(string output) => MetricsLog.ReadLoss(Path.Combine(output, "metrics.jsonl")).Select(x => x.Loss).ToList();
 
     [Fact]
+    public void BFloat16FineTuningFollowsTheFloat32LossCurveAndKeepsFloat32Weights()
+    {
+        var (train, val, pretrained) = Data(trainPerClass: 16);
+        string fp32 = TestImages.TempDir("ft-fp32"), bf16 = TestImages.TempDir("ft-bf16");
+        var o = Options(train, val, fp32, pretrained) with { Epochs = 4, Mixup = MixupOptions.None, RandAugment = null, RandomErasingProb = 0 };
+        new Finetuner(o, new ConsoleProgress(TextWriter.Null), _ => { }).Run();
+        var logs = new List<string>();
+        var result = new Finetuner(o with { OutputDir = bf16, Precision = TrainingPrecision.BFloat16 }, new ConsoleProgress(TextWriter.Null), logs.Add).Run();
+        Assert.Contains(logs, l => l.Contains("BFloat16"));
+        var a = Losses(fp32);
+        var b = Losses(bf16);
+        Assert.Equal(a.Count, b.Count);
+        Assert.All(b, x => Assert.True(double.IsFinite(x)));
+        double lastA = a.TakeLast(4).Average(), lastB = b.TakeLast(4).Average();
+        Assert.True(Math.Abs(lastA - lastB) <= 0.05 * lastA, $"bf16 final loss {lastB:F4} vs fp32 {lastA:F4}");
+        Assert.True(lastB < b.Take(4).Average(), "bf16 loss did not fall");
+        Assert.NotEqual(a, b);   // the bfloat16 copy really ran the steps
+        var (model, _) = ClassifierCheckpoint.Load(result.CheckpointPath);
+        using (model) Assert.All(model.parameters(), p => Assert.Equal(TorchSharp.torch.ScalarType.Float32, p.dtype));
+    }
+
+    [Fact]
     public void FinetunesFromAMaeCheckpointAndWritesEverything()
     {
         var (train, val, pretrained) = Data();
