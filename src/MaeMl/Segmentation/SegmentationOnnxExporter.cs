@@ -91,36 +91,31 @@ public static class SegmentationOnnxExporter
         var g = w.G;
         var map = w.FeatureMap();
         string logits;
-        int stride;   // of the logits, in input pixels
         var (width, height) = e.InputSize;
         var sizes = DenseOnnxWriter.PyramidLevelSizes(e.GridHeight, e.GridWidth, c.Scales);   // finest first
-        string? full = null;
+        (int Height, int Width) low;   // the logits' map
         if (linear)
         {
             logits = w.Conv(map, "head.0");
-            stride = e.PatchSize;
-        }
-        else if (c.Head == SegmentationHeadKind.UperNet)
-        {
-            var levels = w.Pyramid(map, "backbone.", c.Scales, c.Scales.Select(s => (int)(e.PatchSize / s)).ToArray());
-            logits = UperHeadOnnx.Write(w, levels, sizes);
-            full = w.ResizeTo(logits, "logits_upsampled", height, width);
-            stride = 0;   // resized above
+            low = (e.GridHeight, e.GridWidth);
         }
         else
         {
-            var strides = c.Scales.Select(s => (int)(e.PatchSize / s)).ToArray();
-            var levels = w.Pyramid(map, "backbone.", c.Scales, strides);
-            var x = levels[0];
-            for (int i = 1; i < levels.Length; i++)
-                x = g.Node("Add", [x, Resize(w, levels[i], $"fuse_up_{i}", sizes[i], sizes[0])], $"fuse_{i}");
-            x = w.Conv(x, "head.0", padding: 1);
-            x = w.LayerNorm2d(x, "head.1");
-            x = w.Gelu(x, "head.2");
-            logits = w.Conv(x, "head.3");
-            stride = strides[0];
+            var levels = w.Pyramid(map, "backbone.", c.Scales, c.Scales.Select(s => (int)(e.PatchSize / s)).ToArray());
+            if (c.Head == SegmentationHeadKind.UperNet) logits = UperHeadOnnx.Write(w, levels, sizes);
+            else
+            {
+                var x = levels[0];
+                for (int i = 1; i < levels.Length; i++)
+                    x = g.Node("Add", [x, Resize(w, levels[i], $"fuse_up_{i}", sizes[i], sizes[0])], $"fuse_{i}");
+                x = w.Conv(x, "head.0", padding: 1);
+                x = w.LayerNorm2d(x, "head.1");
+                x = w.Gelu(x, "head.2");
+                logits = w.Conv(x, "head.3");
+            }
+            low = sizes[0];
         }
-        full ??= stride == 1 ? logits : Resize(w, logits, "logits_upsampled", linear ? (e.GridHeight, e.GridWidth) : sizes[0], (height, width));   // [N, K, H, W]
+        var full = low == (height, width) ? logits : Resize(w, logits, "logits_upsampled", low, (height, width));   // [N, K, H, W]
         var classes = g.Node("ArgMax", [full], "class_map", Attr("axis", 1L), Attr("keepdims", 0L));
         g.Output(classes, SegmentationOnnxNames.ClassMap, TensorProto.Types.DataType.Int64, "batch", height, width);
         if (options.IncludeProbabilities)
