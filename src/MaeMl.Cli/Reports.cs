@@ -21,10 +21,9 @@ public static class Reports
         FormattableString.Invariant($"detections: scores above {c.ScoreThreshold}, best {c.PreNmsTopK} candidates, class-wise NMS at IoU {c.NmsIoU}, at most {c.MaxDetections} an image");
 
     /// <summary>What the detections a picture draws (score >= <paramref name="minScore"/>) are: found objects, duplicates (the clusters), other false positives, misses.</summary>
-    public static void DetectionBreakdown(DetectionModel model, DetectionDataset data, string split, float minScore = 0.3f)
+    public static void DetectionBreakdown(IReadOnlyList<DetectedBox[]> predicted, DetectionDataset data, string split, float minScore = 0.3f)
     {
-        using var all = data.Head(data.Count);
-        var b = DetectionMetrics.Breakdown(DetectionTrainer.Predict(model, all), data.Boxes, minScore);
+        var b = DetectionMetrics.Breakdown(predicted, data.Boxes, minScore);
         Console.WriteLine(FormattableString.Invariant($"{split} at score >= {b.MinScore}: {b.Detections} detections = {b.TruePositives} true positives (IoU 0.5) + {b.Duplicates} duplicates on found objects + {b.OtherFalsePositives} other false positives; {b.Missed} of {data.Boxes.Sum(x => x.Length)} objects missed"));
     }
 

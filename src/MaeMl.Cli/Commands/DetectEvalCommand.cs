@@ -38,8 +38,9 @@ public static class DetectEvalCommand
                 try { model.UseSelection(parse.GetValue(threshold) ?? c.ScoreThreshold, parse.GetValue(nmsIoU) ?? c.NmsIoU, parse.GetValue(maxDetections) ?? c.MaxDetections); }
                 catch (ArgumentException e) { throw new CliException(e.Message); }
                 Console.WriteLine(Reports.Describe(model.Config));
-                Reports.Detection(DetectionTrainer.Evaluate(model, val), "val", header.ClassNames);
-                Reports.DetectionBreakdown(model, val, "val");
+                var predicted = DetectionTrainer.Predict(model, val);   // once, for the AP and the breakdown
+                Reports.Detection(DetectionTrainer.Evaluate(model, val, predicted), "val", header.ClassNames);
+                Reports.DetectionBreakdown(predicted, val, "val");
                 if (parse.GetValue(picture) is { } p) Reports.DrawBoxes(model, val, p, data.ReadResize(parse));
                 if (parse.GetValue(save) is { } output) { DetectionModelFile.Save(model, output, header.ClassNames); Console.WriteLine($"saved {output}"); }
             }

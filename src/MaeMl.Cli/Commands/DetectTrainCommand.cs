@@ -41,8 +41,9 @@ public static class DetectTrainCommand
             Console.WriteLine($"trained {result.Steps} steps in {result.Seconds:F0} s" + (result.StoppedByTimeLimit ? " (stopped at the time limit)" : ""));
             Console.WriteLine(Reports.Describe(config));
             Reports.Detection(DetectionTrainer.Evaluate(model, train), "train", train.ClassNames);
-            Reports.Detection(DetectionTrainer.Evaluate(model, val), "val", val.ClassNames);
-            Reports.DetectionBreakdown(model, val, "val");
+            var predicted = DetectionTrainer.Predict(model, val);   // once, for the AP and the breakdown
+            Reports.Detection(DetectionTrainer.Evaluate(model, val, predicted), "val", val.ClassNames);
+            Reports.DetectionBreakdown(predicted, val, "val");
             if (dense.ModelPath(parse) is { } output) { DetectionModelFile.Save(model, output, train.ClassNames); Console.WriteLine($"saved {output}"); }
             if (parse.GetValue(dense.Picture) is { } picture) Reports.DrawBoxes(model, val, picture, data.ReadResize(parse));
             return 0;

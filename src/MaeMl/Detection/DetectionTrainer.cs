@@ -69,13 +69,11 @@ public static class DetectionTrainer
         return result;
     }
 
-    /// <summary>COCO-style AP of the model on <paramref name="data"/>: of the detections <see cref="FcosPostprocess"/> (and so the
-    /// exported ONNX model) returns, at most <see cref="DetectionConfig.MaxDetections"/> an image.</summary>
-    public static DetectionEvaluation Evaluate(DetectionModel model, DetectionDataset data, int batchSize = 16)
+    /// <summary>Detections of every image of <paramref name="data"/> in row order, in model pixels (a streamed set is decoded a batch
+    /// ahead on a background thread, never held whole).</summary>
+    public static List<DetectedBox[]> Predict(DetectionModel model, DetectionDataset data, int batchSize = 16)
     {
-        if (!data.IsStreamed)
-            return DetectionMetrics.Evaluate(Predict(model, data.Images, batchSize), data.Boxes, model.Config.NumClasses, model.Config.MaxDetections);
-        // streamed: decoded a batch ahead on a background thread, predictions in row order, every row (no batch dropped)
+        if (!data.IsStreamed) return Predict(model, data.Images, batchSize);
         var detections = new List<DetectedBox[]>();
         var batches = new RowBatches(data.Count, batchSize, seed: 0, shuffle: false, prepare: rows => data.DecodeRows(rows), dropLast: false);
         foreach (var batch in batches.Epoch(0))
@@ -83,6 +81,15 @@ public static class DetectionTrainer
             using var images = Rows(data, batch.Rows, batch.Prepared);
             detections.AddRange(Predict(model, images, batchSize));
         }
-        return DetectionMetrics.Evaluate(detections, data.Boxes, model.Config.NumClasses, model.Config.MaxDetections);
+        return detections;
     }
+
+    /// <summary>COCO-style AP of the model on <paramref name="data"/>: of the detections <see cref="FcosPostprocess"/> (and so the
+    /// exported ONNX model) returns, at most <see cref="DetectionConfig.MaxDetections"/> an image.</summary>
+    public static DetectionEvaluation Evaluate(DetectionModel model, DetectionDataset data, int batchSize = 16) =>
+        Evaluate(model, data, Predict(model, data, batchSize));
+
+    /// <summary>The same AP from detections already made by <see cref="Predict(DetectionModel, DetectionDataset, int)"/> on <paramref name="data"/>.</summary>
+    public static DetectionEvaluation Evaluate(DetectionModel model, DetectionDataset data, IReadOnlyList<DetectedBox[]> predicted) =>
+        DetectionMetrics.Evaluate(predicted, data.Boxes, model.Config.NumClasses, model.Config.MaxDetections);
 }

@@ -47,7 +47,7 @@ public sealed class SegmentationDataset : IDisposable
         if (pairs is null) throw new InvalidOperationException("This set was made from pixels: it has no mask files to read at their own size");
         var mask = ReadMask(pairs[row].Mask, out int w, out int h);
         var ids = new long[mask.Length];
-        for (int i = 0; i < mask.Length; i++) ids[i] = mask[i] == IgnoreIndex || mask[i] >= NumClasses ? IgnoreIndex : mask[i];
+        for (int i = 0; i < mask.Length; i++) ids[i] = Label(mask[i], NumClasses, IgnoreIndex);
         return tensor(ids).reshape(1, h, w);
     }
 
@@ -91,6 +91,9 @@ public sealed class SegmentationDataset : IDisposable
         return (tensor(pixels).reshape(n, 3, size.Height, size.Width), tensor(ids).reshape(n, size.Height, size.Width));
     }
 
+    /// <summary>The label of mask value <paramref name="v"/>: the class id, or <paramref name="ignoreValue"/> for the ignore value and ids &gt;= <paramref name="numClasses"/>.</summary>
+    static long Label(byte v, int numClasses, int ignoreValue) => v == ignoreValue || v >= numClasses ? ignoreValue : v;
+
     /// <summary>One pair at the model's size: the image's normalised CHW pixels and the mask's class ids (nearest pixel).</summary>
     static void DecodeRow((string Image, string Mask) pair, InputSize size, int numClasses, int ignoreValue, Span<float> pixels, Span<long> labels)
     {
@@ -100,8 +103,7 @@ public sealed class SegmentationDataset : IDisposable
         for (int y = 0; y < size.Height; y++)
         for (int x = 0; x < size.Width; x++)
         {
-            int v = mask[(int)((y + 0.5) * h / size.Height) * w + (int)((x + 0.5) * w / size.Width)];
-            labels[y * size.Width + x] = v == ignoreValue || v >= numClasses ? ignoreValue : v;
+            labels[y * size.Width + x] = Label(mask[(int)((y + 0.5) * h / size.Height) * w + (int)((x + 0.5) * w / size.Width)], numClasses, ignoreValue);
         }
     }
 
