@@ -16,16 +16,42 @@
 # (TEST_PER_CLASS per class, evenly spaced in file order: the images of maeml's --val-limit-per-class).
 #
 # Budgets are environment variables; the defaults are sized for a 2-core CPU (about an hour there, most of it in (d)/(e)).
-# The full-budget run (all 50,000 training and 10,000 test images, the paper-style fine-tuning schedule) is:
-#   PROBE_TRAIN_PER_CLASS=0 TEST_PER_CLASS=0 FT_EPOCHS=100 FT_WARMUP=5 FT_BATCH=128 FT_BLR=1e-3 FT_AUG=full \
+# The full-budget run (all 50,000 training and 10,000 test images, 50 fine-tuning epochs) is:
+#   PROBE_TRAIN_PER_CLASS=500 TEST_PER_CLASS=0 FT_EPOCHS=50 FT_WARMUP=5 FT_BATCH=128 FT_BLR=1e-3 FT_AUG=full FT_PRECISION=Auto \
 #     scripts/cifar10-protocol.sh pretrained/cifar10-vit-tiny.maeml ../shared/data/cifar10 runs/cifar10-protocol-full
 # (LP_* already default to the official 90 epochs / 10 warmup / blr 0.1; 0 per class = all images.)
+#
+# Long budgets span sessions. Every row is resumable: a row already in OUT (OUT/<row>.row.tsv) is not run again, and a
+# fine-tuning row stopped by TIME_LIMIT (or a kill) continues from its checkpoint at the next invocation (--resume auto),
+# its wall-clock summed over the invocations (OUT/<dir>.wall). ROWS picks the rows of one invocation, so two run side by
+# side (THREADS=1 each):   ROWS=d ... &  ROWS=e ... &  wait; then any invocation prints the table of the rows done so far.
+#   scripts/cifar10-protocol.sh --save OUT KEEP   copies what a fresh machine needs into KEEP (every row's small files; the
+#                                                 checkpoint of each unfinished fine-tuning row without its AdamW moments)
+# and KEEP=DIR restores it into an OUT that lacks it before running.
 #
 # Commands: $MAEML (default: the built CLI src/MaeMl.Cli/bin/Release/net10.0/linux-x64/MaeMl.Cli, else
 # `dotnet run --project src/MaeMl.Cli -c Release --`) and $TRANSFER (default: bench/MaeMl.Transfer's Release build, else
 # `dotnet run --project bench/MaeMl.Transfer -c Release --`). Run from the repository root.
-# Output: OUT/<row>/ (each command's files), OUT/<row>.log, OUT/table.md (also printed at the end).
+# Output: OUT/<dir>/ (each command's files), OUT/<dir>.log, OUT/table.md (also printed at the end).
 set -euo pipefail
+
+FT_DIRS=(d-finetune-mae e-finetune-scratch f-finetune-mae-10pct f-finetune-scratch-10pct)
+if [[ "${1:-}" == "--save" ]]; then
+  OUT=${2:?usage: scripts/cifar10-protocol.sh --save OUT KEEP}; KEEP=${3:?usage: scripts/cifar10-protocol.sh --save OUT KEEP}
+  mkdir -p "$KEEP"
+  cp "$OUT"/*.row.tsv "$OUT"/*.wall "$OUT"/*.args "$OUT"/*.log "$OUT"/table.md "$KEEP"/ 2> /dev/null || true
+  for dir in ab-transfer c-linprobe "${FT_DIRS[@]}"; do
+    [[ -d "$OUT/$dir" ]] || continue
+    mkdir -p "$KEEP/$dir"
+    find "$OUT/$dir" -maxdepth 1 -type f \( -name '*.json' -o -name '*.jsonl' -o -name '*.png' -o -name '*.md' \) -exec cp {} "$KEEP/$dir"/ \;
+    rm -f "$KEEP/$dir/checkpoint-last.maeml"
+    # an unfinished fine-tuning row: its weights and schedule position (AdamW moments restart from zero on resume)
+    if [[ -f "$OUT/$dir/checkpoint-last.maeml" && ! -f "$OUT/$dir.row.tsv" ]]; then
+      python3 scripts/strip-optimizer.py "$OUT/$dir/checkpoint-last.maeml" "$KEEP/$dir/checkpoint-last.maeml"
+    fi
+  done
+  du -sh "$KEEP"; exit 0
+fi
 
 MAE=${1:?usage: scripts/cifar10-protocol.sh MAE_MODEL_FILE [DATA] [OUT]}
 DATA=${2:-../shared/data/cifar10}
@@ -34,7 +60,7 @@ OUT=${3:-runs/cifar10-protocol}
 # ---- budgets (full-budget values in brackets) ----
 SEED=${SEED:-0}
 THREADS=${THREADS:-0}                                    # torch threads of (c)-(f) (0 = torch's default); (a)/(b) use ONNX Runtime's default
-PROBE_TRAIN_PER_CLASS=${PROBE_TRAIN_PER_CLASS:-500}      # train images per class of (a), (b), (c) [0 = all 5,000]
+PROBE_TRAIN_PER_CLASS=${PROBE_TRAIN_PER_CLASS:-500}      # train images per class of (a), (b), (c) [500: (a) featurizes at 18 images/s]
 TEST_PER_CLASS=${TEST_PER_CLASS:-200}                    # test images per class of every row [0 = all 1,000]
 POOLING=${POOLING:-mean}                                 # MAE embedding of (b)
 LP_EPOCHS=${LP_EPOCHS:-90}                               # (c), main_linprobe.py: 90 epochs, 10 warmup, batch 256 (lr = blr x batch / 256)
@@ -43,13 +69,17 @@ LP_BATCH=${LP_BATCH:-256}
 LP_BLR=${LP_BLR:-0.1}
 FT_LABELS_PER_CLASS=${FT_LABELS_PER_CLASS:-0}            # train images per class of (d), (e) [0 = all labels]
 FT_LOW_PER_CLASS=${FT_LOW_PER_CLASS:-500}                # train images per class of (f): 10% of CIFAR-10's 5,000
-FT_EPOCHS=${FT_EPOCHS:-1}                                # (d)-(f) [100]
+FT_EPOCHS=${FT_EPOCHS:-1}                                # (d)-(f) [50]
 FT_WARMUP=${FT_WARMUP:-0.2}                              # [5]
 FT_BATCH=${FT_BATCH:-64}                                 # [128]
 FT_BLR=${FT_BLR:-2e-3}                                   # [1e-3]
 FT_AUG=${FT_AUG:-light}                                  # light: samples/cifar10-finetune-protocol.sh's short-budget recipe (no mixup/cutmix/
                                                          # RandAugment/erasing, crop scale 0.35-1); full: --recipe small's defaults [full]
 SCRATCH_MODEL=${SCRATCH_MODEL:-mae_vit_tiny_patch4_img32} # (e): the preset of MAE_MODEL_FILE's architecture
+FT_PRECISION=${FT_PRECISION:-Float32}                    # (d)-(f): Float32, BFloat16 or Auto (the faster here, measured) [Auto]
+ROWS=${ROWS:-ab c d e fd fe}                             # rows this invocation runs: ab = (a)+(b), c, d, e, fd, fe = (f) from the MAE / scratch
+TIME_LIMIT=${TIME_LIMIT:-}                               # each fine-tuning row of this invocation stops cleanly after this long (e.g. 150m)
+KEEP=${KEEP:-}                                           # state saved by --save on an earlier machine, restored into OUT where OUT lacks it
 
 if [[ -n "${MAEML:-}" ]]; then read -ra MAEML_CMD <<< "$MAEML"
 elif [[ -x src/MaeMl.Cli/bin/Release/net10.0/linux-x64/MaeMl.Cli ]]; then MAEML_CMD=(src/MaeMl.Cli/bin/Release/net10.0/linux-x64/MaeMl.Cli)
@@ -62,22 +92,30 @@ command -v jq > /dev/null || { echo "cifar10-protocol: needs jq" >&2; exit 2; }
 [[ -d "$DATA/train" && -d "$DATA/test" ]] || { echo "cifar10-protocol: '$DATA' has no train/ and test/ class folders" >&2; exit 2; }
 
 mkdir -p "$OUT"
-ROWS="$OUT/rows.tsv"
-: > "$ROWS"
+if [[ -n "$KEEP" && -d "$KEEP" ]]; then
+  for f in "$KEEP"/*; do
+    [[ -e "$OUT/$(basename "$f")" ]] || { cp -r "$f" "$OUT"/; echo "restored $(basename "$f") from $KEEP"; }
+  done
+fi
+wants() { [[ " $ROWS " == *" $1 "* ]]; }
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 now() { date +%s.%N; }
-# row id, method, train images, test images, top-1 (fraction), wall seconds, image passes
-add_row() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$ROWS"; }
-fresh() { rm -rf "$OUT/$1"; mkdir -p "$OUT/$1"; }
+# DIR, then row id, method, train images, test images, top-1 (fraction), wall seconds, image passes: written once the row is done
+add_row() { local dir=$1; shift; printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$OUT/$dir.row.tsv"; }
+done_row() { [[ -f "$OUT/$1.row.tsv" ]]; }
+fresh() { rm -rf "$OUT/$1" "$OUT/$1.row.tsv" "$OUT/$1.wall"; mkdir -p "$OUT/$1"; }
 
+if wants ab && ! done_row ab-transfer; then
 echo "== (a) + (b): ML.NET ResNet18 featurizer and MAE encoder featurizer (bench/MaeMl.Transfer)"
 fresh ab-transfer
 "${TRANSFER_CMD[@]}" --mae "$MAE" --train "$DATA/train" --test "$DATA/test" --train-per-class "$PROBE_TRAIN_PER_CLASS" --train-limit 0 \
   --test-per-class "$TEST_PER_CLASS" --test-limit 0 --seed "$SEED" --pooling "$POOLING" --out "$OUT/ab-transfer" 2>&1 | tee "$OUT/ab-transfer.log"
-jq -r '.rows[] | [.row, .method, .train_images, .test_images, .top1, .wall_s, .image_passes] | @tsv' "$OUT/ab-transfer/transfer.json" >> "$ROWS"
+jq -r '.rows[] | [.row, .method, .train_images, .test_images, .top1, .wall_s, .image_passes] | @tsv' "$OUT/ab-transfer/transfer.json" > "$OUT/ab-transfer.row.tsv"
+fi
 
+if wants c && ! done_row c-linprobe; then
 echo "== (c): linear probe (maeml linprobe)"
 fresh c-linprobe
 t0=$(now)
@@ -88,8 +126,9 @@ t0=$(now)
 wall=$(awk -v a="$(now)" -v b="$t0" 'BEGIN { printf "%.2f", a - b }')
 # "features of N training and M validation images in S s": the encoder sees each image once (cached features; the head's epochs run on them)
 read -r n m < <(sed -nE 's/.*features of ([0-9]+) training and ([0-9]+) validation images.*/\1 \2/p' "$OUT/c-linprobe.log" | tail -1)
-add_row c "linear probe of the MAE encoder (maeml linprobe: BatchNorm + linear, SGD, $LP_EPOCHS epochs, cls token)" \
+add_row c-linprobe c "linear probe of the MAE encoder (maeml linprobe: BatchNorm + linear, SGD, $LP_EPOCHS epochs, cls token)" \
   "$n" "$(jq -r .count "$OUT/c-linprobe/eval.json")" "$(jq -r .top1 "$OUT/c-linprobe/eval.json")" "$wall" "$((n + m))"
+fi
 
 case "$FT_AUG" in
   light) AUG=(--mixup 0 --cutmix 0 --randaug none --reprob 0 --min-crop-scale 0.35) ;;
@@ -97,31 +136,43 @@ case "$FT_AUG" in
   *) echo "cifar10-protocol: FT_AUG must be light or full" >&2; exit 2 ;;
 esac
 RECIPE=(--recipe small --epochs "$FT_EPOCHS" --warmup-epochs "$FT_WARMUP" --batch-size "$FT_BATCH" --blr "$FT_BLR" "${AUG[@]}"
-        --eval-crop-pct 1 --threads "$THREADS" --seed "$SEED")
+        --eval-crop-pct 1 --precision "$FT_PRECISION" --threads "$THREADS" --seed "$SEED")
 
-# finetune ROW DIR PER_CLASS METHOD INIT_ARGS...
+# finetune KEY ROW DIR PER_CLASS METHOD INIT_ARGS...: runs (or continues) one fine-tuning row of this invocation's ROWS
 finetune() {
-  local row=$1 dir=$2 per_class=$3 method=$4; shift 4
-  echo "== ($row): $method (maeml finetune)"
-  fresh "$dir"
+  local key=$1 row=$2 dir=$3 per_class=$4 method=$5; shift 5
+  wants "$key" && ! done_row "$dir" || return 0
+  local args="$* --limit-per-class $per_class --val-limit-per-class $TEST_PER_CLASS ${RECIPE[*]}"
+  if [[ -f "$OUT/$dir/checkpoint-last.maeml" ]]; then
+    [[ "$(cat "$OUT/$dir.args" 2> /dev/null)" == "$args" ]] || {
+      echo "cifar10-protocol: $OUT/$dir was started with other settings ($(cat "$OUT/$dir.args" 2> /dev/null || echo unknown)); delete it to start over" >&2; exit 2; }
+    echo "== ($row): $method (maeml finetune, continuing $OUT/$dir)"
+  else
+    echo "== ($row): $method (maeml finetune)"
+    fresh "$dir"
+    echo "$args" > "$OUT/$dir.args"
+  fi
   local t0; t0=$(now)
   "${MAEML_CMD[@]}" finetune --train "$DATA/train" --val "$DATA/test" --out "$OUT/$dir" "$@" \
-    --limit-per-class "$per_class" --val-limit-per-class "$TEST_PER_CLASS" "${RECIPE[@]}" 2>&1 | tee "$OUT/$dir.log"
-  local wall; wall=$(awk -v a="$(now)" -v b="$t0" 'BEGIN { printf "%.2f", a - b }')
+    --limit-per-class "$per_class" --val-limit-per-class "$TEST_PER_CLASS" "${RECIPE[@]}" --resume auto \
+    ${TIME_LIMIT:+--time-limit "$TIME_LIMIT"} 2>&1 | tee -a "$OUT/$dir.log"
+  awk -v a="$(now)" -v b="$t0" 'BEGIN { printf "%.2f\n", a - b }' >> "$OUT/$dir.wall"
+  local epochs; epochs=$(jq -s '[.[] | select(.type == "epoch")] | length' "$OUT/$dir/metrics.jsonl")
+  if (( epochs < FT_EPOCHS )); then echo "== ($row): $epochs of $FT_EPOCHS epochs so far; run again to continue"; return 0; fi
+  local wall; wall=$(awk '{ s += $1 } END { printf "%.2f", s }' "$OUT/$dir.wall")
   # "fine-tuning on N images of C classes ..., validating on M: S steps/epoch, batch B x accum A": each epoch trains on the full
   # batches (drop last) and evaluates the M test images
-  local n m steps batch accum epochs
+  local n m steps batch accum
   read -r n m steps batch accum < <(sed -nE 's/.*fine-tuning on ([0-9]+) images of .*validating on ([0-9]+): ([0-9]+) steps\/epoch, batch ([0-9]+) x accum ([0-9]+).*/\1 \2 \3 \4 \5/p' "$OUT/$dir.log" | tail -1)
-  epochs=$(jq -s '[.[] | select(.type == "epoch")] | length' "$OUT/$dir/metrics.jsonl")
-  add_row "$row" "$method" "$n" "$(jq -r .count "$OUT/$dir/eval.json")" "$(jq -r .top1 "$OUT/$dir/eval.json")" "$wall" \
+  add_row "$dir" "$row" "$method" "$n" "$(jq -r .count "$OUT/$dir/eval.json")" "$(jq -r .top1 "$OUT/$dir/eval.json")" "$wall" \
     "$((epochs * ((steps - steps % accum) * batch + m)))"
 }
 
 labels_all=$([[ "$FT_LABELS_PER_CLASS" == 0 ]] && echo "all labels" || echo "$FT_LABELS_PER_CLASS labels per class")
-finetune d d-finetune-mae "$FT_LABELS_PER_CLASS" "fine-tune from the MAE, $labels_all, $FT_EPOCHS epoch(s)" --weights "$MAE"
-finetune e e-finetune-scratch "$FT_LABELS_PER_CLASS" "$SCRATCH_MODEL from scratch, $labels_all, $FT_EPOCHS epoch(s)" --model "$SCRATCH_MODEL"
-finetune "f, d" f-finetune-mae-10pct "$FT_LOW_PER_CLASS" "fine-tune from the MAE, $FT_LOW_PER_CLASS labels per class, $FT_EPOCHS epoch(s)" --weights "$MAE"
-finetune "f, e" f-finetune-scratch-10pct "$FT_LOW_PER_CLASS" "$SCRATCH_MODEL from scratch, $FT_LOW_PER_CLASS labels per class, $FT_EPOCHS epoch(s)" --model "$SCRATCH_MODEL"
+finetune d d d-finetune-mae "$FT_LABELS_PER_CLASS" "fine-tune from the MAE, $labels_all, $FT_EPOCHS epoch(s)" --weights "$MAE"
+finetune e e e-finetune-scratch "$FT_LABELS_PER_CLASS" "$SCRATCH_MODEL from scratch, $labels_all, $FT_EPOCHS epoch(s)" --model "$SCRATCH_MODEL"
+finetune fd "f, d" f-finetune-mae-10pct "$FT_LOW_PER_CLASS" "fine-tune from the MAE, $FT_LOW_PER_CLASS labels per class, $FT_EPOCHS epoch(s)" --weights "$MAE"
+finetune fe "f, e" f-finetune-scratch-10pct "$FT_LOW_PER_CLASS" "$SCRATCH_MODEL from scratch, $FT_LOW_PER_CLASS labels per class, $FT_EPOCHS epoch(s)" --model "$SCRATCH_MODEL"
 
 {
   echo "# CIFAR-10 transfer protocol"
@@ -134,8 +185,15 @@ finetune "f, e" f-finetune-scratch-10pct "$FT_LOW_PER_CLASS" "$SCRATCH_MODEL fro
   while IFS=$'\t' read -r id method train test top1 wall passes; do
     awk -v id="$id" -v method="$method" -v train="$train" -v test="$test" -v top1="$top1" -v wall="$wall" -v passes="$passes" \
       'BEGIN { printf "| (%s) | %s | %d | %d | %.2f%% | %.1f s | %d | %.1f |\n", id, method, train, test, top1 * 100, wall, passes, passes / wall }'
-  done < "$ROWS"
+  done < <(for dir in ab-transfer c-linprobe "${FT_DIRS[@]}"; do [[ -f "$OUT/$dir.row.tsv" ]] && cat "$OUT/$dir.row.tsv"; done)
+  for dir in "${FT_DIRS[@]}"; do
+    if [[ ! -f "$OUT/$dir.row.tsv" && -f "$OUT/$dir/metrics.jsonl" ]]; then
+      echo "| | $dir: in progress, $(jq -s '[.[] | select(.type == "epoch")] | length' "$OUT/$dir/metrics.jsonl") of $FT_EPOCHS epochs | | | | | | |"
+    fi
+  done
   echo
+  echo "- a row that spans sessions sums its invocations' wall-clock; its commands continued the schedule from the checkpoint (weights and position;"
+  echo "  across machines without the AdamW moments)."
   echo "- top-1 on the test images after the last epoch (no model selection on them); (a)/(b) from ML.NET's evaluator, (c)-(f) from each command's eval.json."
   echo "- wall-clock: the whole row. (a)/(b): measured inside bench/MaeMl.Transfer (for (b) including loading the MAE file and exporting the"
   echo "  ONNX encoder), fit (featurize the training images once, NormalizeMinMax, L-BFGS) + evaluation; (c)-(f): the whole maeml process."
@@ -144,7 +202,8 @@ finetune "f, e" f-finetune-scratch-10pct "$FT_LOW_PER_CLASS" "$SCRATCH_MODEL fro
   echo "  images/s = image passes / wall-clock. A fine-tuning pass also runs the backward pass; a ResNet18 pass is at 224 px."
   echo "- budgets: probe train $PROBE_TRAIN_PER_CLASS/class, test $TEST_PER_CLASS/class (0 = all), seed $SEED, torch threads $THREADS;"
   echo "  linprobe ${LP_EPOCHS} epochs (warmup $LP_WARMUP, batch $LP_BATCH, blr $LP_BLR); fine-tune ${FT_EPOCHS} epoch(s) (warmup $FT_WARMUP, batch $FT_BATCH,"
-  echo "  blr $FT_BLR, augmentation $FT_AUG, layer decay / drop path / smoothing of --recipe small)."
-} > "$OUT/table.md"
+  echo "  blr $FT_BLR, augmentation $FT_AUG, precision $FT_PRECISION, layer decay / drop path / smoothing of --recipe small)."
+} > "$OUT/table.md.tmp"
+mv "$OUT/table.md.tmp" "$OUT/table.md"
 echo
 cat "$OUT/table.md"
