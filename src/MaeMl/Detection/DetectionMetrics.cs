@@ -44,7 +44,7 @@ public static class DetectionMetrics
             var dets = preds.SelectMany((p, img) => p.Where(b => b.Label == c).Select(b => (Image: img, Box: b)))
                 .OrderByDescending(x => x.Box.Score).ToArray();   // stable: ties keep image order
             for (int t = 0; t < IoUThresholds.Length; t++)
-                ap[c, t] = AveragePrecision(dets, groundTruth, c, nGt, IoUThresholds[t]);
+                ap[c, t] = AveragePrecision(dets, groundTruth, nGt, IoUThresholds[t]);
             perClass[c] = Enumerable.Range(0, IoUThresholds.Length).Average(t => ap[c, t]);
         }
         double Mean(Func<int, double> f) { var v = Enumerable.Range(0, numClasses).Select(f).Where(x => !double.IsNaN(x)).ToArray(); return v.Length == 0 ? 0 : v.Average(); }
@@ -67,14 +67,7 @@ public static class DetectionMetrics
             foreach (var box in predictions[img].Where(b => b.Score >= minScore).OrderByDescending(b => b.Score))
             {
                 detections++;
-                int best = -1;
-                double bestIoU = 0.5;
-                for (int g = 0; g < gts.Length; g++)
-                {
-                    if (gts[g].Label != box.Label || matched[g]) continue;
-                    double iou = BoxOps.IoU(box, gts[g]);
-                    if (iou >= bestIoU) { bestIoU = iou; best = g; }
-                }
+                int best = BestMatch(box, gts, matched, 0.5);
                 if (best >= 0) { matched[best] = true; tp++; }
                 else unmatched.Add(box);
             }
@@ -88,7 +81,22 @@ public static class DetectionMetrics
         return new DetectionBreakdown(minScore, detections, tp, duplicates, other, missed);
     }
 
-    static double AveragePrecision((int Image, DetectedBox Box)[] dets, IReadOnlyList<BoxAnnotation[]> groundTruth, int c, int nGt, double threshold)
+    /// <summary>The unmatched ground-truth box of <paramref name="box"/>'s class with the highest IoU &gt;= <paramref name="threshold"/>
+    /// (the last of equal ones, as pycocotools), or -1.</summary>
+    static int BestMatch(DetectedBox box, BoxAnnotation[] gts, bool[] matched, double threshold)
+    {
+        int best = -1;
+        double bestIoU = threshold;
+        for (int g = 0; g < gts.Length; g++)
+        {
+            if (gts[g].Label != box.Label || matched[g]) continue;
+            double iou = BoxOps.IoU(box, gts[g]);
+            if (iou >= bestIoU) { bestIoU = iou; best = g; }
+        }
+        return best;
+    }
+
+    static double AveragePrecision((int Image, DetectedBox Box)[] dets, IReadOnlyList<BoxAnnotation[]> groundTruth, int nGt, double threshold)
     {
         var matched = groundTruth.Select(g => new bool[g.Length]).ToArray();
         var recall = new double[dets.Length];
@@ -97,15 +105,7 @@ public static class DetectionMetrics
         for (int i = 0; i < dets.Length; i++)
         {
             var (img, box) = dets[i];
-            var gts = groundTruth[img];
-            int best = -1;
-            double bestIoU = threshold;
-            for (int g = 0; g < gts.Length; g++)
-            {
-                if (gts[g].Label != c || matched[img][g]) continue;
-                double iou = BoxOps.IoU(box, gts[g]);
-                if (iou >= bestIoU) { bestIoU = iou; best = g; }
-            }
+            int best = BestMatch(box, groundTruth[img], matched[img], threshold);
             if (best >= 0) { matched[img][best] = true; tp++; }
             recall[i] = (double)tp / nGt;
             precision[i] = (double)tp / (i + 1);

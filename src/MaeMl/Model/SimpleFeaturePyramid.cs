@@ -27,7 +27,7 @@ public sealed class SimpleFeaturePyramid : nn.Module<Tensor, Tensor[]>
     /// <summary>Pixel stride of each level, finest first.</summary>
     public int[] Strides { get; }
 
-    /// <summary>A pyramid over <paramref name="net"/> (a <see cref="VitClassifierConfig.Backbone"/> ViT) with <paramref name="outChannels"/>
+    /// <summary>A pyramid over <paramref name="net"/> (a <see cref="VitClassifierConfig.Backbone(MaeConfig, BackboneAttention?)"/> ViT) with <paramref name="outChannels"/>
     /// channels per level (default 256) at <paramref name="scales"/> (each of 4, 2, 1, 0.5; default all four). Throws
     /// <see cref="ArgumentException"/> for another scale or one whose stride is not a whole number of pixels.</summary>
     public SimpleFeaturePyramid(VisionTransformer net, int outChannels = 256, IReadOnlyList<double>? scales = null) : base(nameof(SimpleFeaturePyramid))

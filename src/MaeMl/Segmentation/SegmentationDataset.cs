@@ -7,7 +7,7 @@ namespace MaeMl.Segmentation;
 
 /// <summary>
 /// Images and class-index masks at the model's size, either held in memory (<see cref="Load(IReadOnlyList{ValueTuple{string, string}}, InputSize, int, int)"/>:
-/// fine for sets such as COCO128 or CamVid) or streamed (<see cref="Stream"/>: each batch is decoded from its files on
+/// fine for sets such as COCO128 or CamVid) or streamed (<see cref="Stream(string, string, InputSize, int, int, int?)"/>: each batch is decoded from its files on
 /// background threads while the previous one trains, so a set of any size fits). Images are squashed to the model's W x H
 /// (<see cref="MaeConfig.InputSize"/>; bicubic) and ImageNet-normalised; masks are resized nearest-neighbour, pixel value = class id, the ignore value and ids >= NumClasses
 /// become <see cref="IgnoreIndex"/>. Both modes decode a row the same way, so they train and evaluate identically.
@@ -24,7 +24,7 @@ public sealed class SegmentationDataset : IDisposable
     /// <summary>[N, H, W] int64 class ids, <see cref="IgnoreIndex"/> where unlabelled (in-memory sets only).</summary>
     /// <exception cref="InvalidOperationException">The set is streamed.</exception>
     public Tensor Labels => labels ?? throw new InvalidOperationException("A streamed segmentation set holds no masks in memory; its batches are decoded as they are needed");
-    /// <summary>True for a set made by <see cref="Stream"/>.</summary>
+    /// <summary>True for a set made by <see cref="Stream(string, string, InputSize, int, int, int?)"/>.</summary>
     public bool IsStreamed => images is null;
     /// <summary>The width and height of the model-size images.</summary>
     public InputSize ImageSize => size;
@@ -37,7 +37,7 @@ public sealed class SegmentationDataset : IDisposable
     /// <summary>Images N.</summary>
     public int Count => ImagePaths.Count;
     /// <summary>Mask files, in row order, when the set was read from files (<see cref="Load(IReadOnlyList{ValueTuple{string, string}}, InputSize, int, int)"/>,
-    /// <see cref="Stream"/>), so its masks can be read again at their own size; null for <see cref="FromPixels"/>.</summary>
+    /// <see cref="Stream(string, string, InputSize, int, int, int?)"/>), so its masks can be read again at their own size; null for <see cref="FromPixels"/>.</summary>
     public IReadOnlyList<string>? MaskPaths => pairs?.Select(p => p.Mask).ToList();
 
     /// <summary>Class ids [1, h, w] of row <paramref name="row"/>'s mask at the mask file's own h x w (ignore value and ids >= NumClasses
