@@ -76,6 +76,8 @@ FT_BLR=${FT_BLR:-2e-3}                                   # [1e-3]
 FT_AUG=${FT_AUG:-light}                                  # light: samples/cifar10-finetune-protocol.sh's short-budget recipe (no mixup/cutmix/
                                                          # RandAugment/erasing, crop scale 0.35-1); full: --recipe small's defaults [full]
 SCRATCH_MODEL=${SCRATCH_MODEL:-mae_vit_tiny_patch4_img32} # (e): the preset of MAE_MODEL_FILE's architecture
+SCRATCH_LAYER_DECAY=${SCRATCH_LAYER_DECAY:-1}            # (e): layer-wise lr decay from scratch; 1 = every layer at the full lr (DeiT and the
+                                                         # paper's scratch baselines: the decay protects pretrained lower layers, which scratch has not)
 FT_PRECISION=${FT_PRECISION:-Float32}                    # (d)-(f): Float32, BFloat16 or Auto (the faster here, measured) [Auto]
 ROWS=${ROWS:-ab c d e fd fe}                             # rows this invocation runs: ab = (a)+(b), c, d, e, fd, fe = (f) from the MAE / scratch
 TIME_LIMIT=${TIME_LIMIT:-}                               # each fine-tuning row of this invocation stops cleanly after this long (e.g. 150m)
@@ -170,9 +172,9 @@ finetune() {
 
 labels_all=$([[ "$FT_LABELS_PER_CLASS" == 0 ]] && echo "all labels" || echo "$FT_LABELS_PER_CLASS labels per class")
 finetune d d d-finetune-mae "$FT_LABELS_PER_CLASS" "fine-tune from the MAE, $labels_all, $FT_EPOCHS epoch(s)" --weights "$MAE"
-finetune e e e-finetune-scratch "$FT_LABELS_PER_CLASS" "$SCRATCH_MODEL from scratch, $labels_all, $FT_EPOCHS epoch(s)" --model "$SCRATCH_MODEL"
+finetune e e e-finetune-scratch "$FT_LABELS_PER_CLASS" "$SCRATCH_MODEL from scratch, $labels_all, $FT_EPOCHS epoch(s)" --model "$SCRATCH_MODEL" --layer-decay "$SCRATCH_LAYER_DECAY"
 finetune fd "f, d" f-finetune-mae-10pct "$FT_LOW_PER_CLASS" "fine-tune from the MAE, $FT_LOW_PER_CLASS labels per class, $FT_EPOCHS epoch(s)" --weights "$MAE"
-finetune fe "f, e" f-finetune-scratch-10pct "$FT_LOW_PER_CLASS" "$SCRATCH_MODEL from scratch, $FT_LOW_PER_CLASS labels per class, $FT_EPOCHS epoch(s)" --model "$SCRATCH_MODEL"
+finetune fe "f, e" f-finetune-scratch-10pct "$FT_LOW_PER_CLASS" "$SCRATCH_MODEL from scratch, $FT_LOW_PER_CLASS labels per class, $FT_EPOCHS epoch(s)" --model "$SCRATCH_MODEL" --layer-decay "$SCRATCH_LAYER_DECAY"
 
 {
   echo "# CIFAR-10 transfer protocol"
@@ -202,7 +204,8 @@ finetune fe "f, e" f-finetune-scratch-10pct "$FT_LOW_PER_CLASS" "$SCRATCH_MODEL 
   echo "  images/s = image passes / wall-clock. A fine-tuning pass also runs the backward pass; a ResNet18 pass is at 224 px."
   echo "- budgets: probe train $PROBE_TRAIN_PER_CLASS/class, test $TEST_PER_CLASS/class (0 = all), seed $SEED, torch threads $THREADS;"
   echo "  linprobe ${LP_EPOCHS} epochs (warmup $LP_WARMUP, batch $LP_BATCH, blr $LP_BLR); fine-tune ${FT_EPOCHS} epoch(s) (warmup $FT_WARMUP, batch $FT_BATCH,"
-  echo "  blr $FT_BLR, augmentation $FT_AUG, precision $FT_PRECISION, layer decay / drop path / smoothing of --recipe small)."
+  echo "  blr $FT_BLR, augmentation $FT_AUG, precision $FT_PRECISION, layer decay / drop path / smoothing of --recipe small;"
+  echo "  from scratch layer decay $SCRATCH_LAYER_DECAY)."
 } > "$OUT/table.md.tmp"
 mv "$OUT/table.md.tmp" "$OUT/table.md"
 echo

@@ -7,19 +7,43 @@
 # Recipe chosen by the pilots in scripts/recipe-pilots.sh (see pretrained/README.md).
 # Usage: scripts/pretrain-cifar10.sh [TIME_LIMIT=150m]      run (or resume) in the foreground
 #        scripts/pretrain-cifar10.sh --save                  copy the run's state into pretrained/training/
+#        scripts/pretrain-cifar10.sh --ship                  once all 100 epochs are done: the run's weights become the shipped
+#                                                            pretrained/cifar10-vit-tiny.maeml (no optimizer state), with its loss curve
+#                                                            and reconstructions; the resume state in pretrained/training/ goes (the
+#                                                            same weights twice), its metrics stay as the training history
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${MAEML_DATA:-../shared/data}/cifar10/train
 RUN=runs/cifar10-mae-tiny-100ep
 KEEP=pretrained/training
 M=${MAEML:-src/MaeMl.Cli/bin/Release/net10.0/linux-x64/MaeMl.Cli}
+done_epochs() { [ -f "$1" ] && grep -c '"type":"epoch"' "$1" || echo 0; }
 if [ "${1:-}" = "--save" ]; then
+  [ "$(done_epochs "$RUN/metrics.jsonl")" != 100 ] || { echo "pretrain-cifar10: the run is finished; ship it with --ship" >&2; exit 2; }
   mkdir -p "$KEEP"
   # weights + schedule position only (12.5 MB): the AdamW moments would triple it; they restart from zero on resume
   python3 scripts/strip-optimizer.py "$RUN/checkpoint-last.maeml" "$KEEP/cifar10-mae-tiny-100ep.checkpoint.maeml"
   cp "$RUN/metrics.jsonl" "$KEEP/cifar10-mae-tiny-100ep.metrics.jsonl"
   [ -f "$RUN/loss-curve.png" ] && cp "$RUN/loss-curve.png" "$KEEP/cifar10-mae-tiny-100ep.loss-curve.png"
   ls -la "$KEEP"; exit 0
+fi
+if [ "${1:-}" = "--ship" ]; then
+  epochs=$(done_epochs "$RUN/metrics.jsonl")
+  [ "$epochs" = 100 ] || { echo "pretrain-cifar10: $RUN has $epochs of 100 epochs; finish the run first" >&2; exit 2; }
+  python3 scripts/strip-optimizer.py "$RUN/checkpoint-last.maeml" pretrained/cifar10-vit-tiny.maeml
+  cp "$RUN/loss-curve.png" pretrained/cifar10-vit-tiny-loss-curve.png
+  cp "$RUN/metrics.jsonl" "$KEEP/cifar10-mae-tiny-100ep.metrics.jsonl"
+  rm -f "$KEEP/cifar10-mae-tiny-100ep.checkpoint.maeml" "$KEEP/cifar10-mae-tiny-100ep.loss-curve.png"
+  "$M" reconstruct --weights pretrained/cifar10-vit-tiny.maeml --data "${MAEML_DATA:-../shared/data}/cifar10/test" --count 10 \
+    --out pretrained/cifar10-vit-tiny-reconstruction.png
+  # large photos (COCO val2017, CC BY: Attribution License; credits in pretrained/README.md), shrunk to the model's 32x32
+  P=${MAEML_DATA:-../shared/data}/coco128/images/val2017
+  "$M" reconstruct --weights pretrained/cifar10-vit-tiny.maeml --data "$P/000000008021.jpg" "$P/000000000785.jpg" "$P/000000009483.jpg" \
+    "$P/000000000885.jpg" "$P/000000001000.jpg" "$P/000000007574.jpg" --out pretrained/cifar10-vit-tiny-reconstruction-photos.png
+  ls -la pretrained "$KEEP"; exit 0
+fi
+if [ ! -f "$RUN/checkpoint-last.maeml" ] && [ "$(done_epochs "$KEEP/cifar10-mae-tiny-100ep.metrics.jsonl")" = 100 ]; then
+  echo "pretrain-cifar10: the run finished all 100 epochs and is shipped as pretrained/cifar10-vit-tiny.maeml; nothing to resume"; exit 0
 fi
 mkdir -p "$RUN"
 if [ ! -f "$RUN/checkpoint-last.maeml" ] && [ -f "$KEEP/cifar10-mae-tiny-100ep.checkpoint.maeml" ]; then
