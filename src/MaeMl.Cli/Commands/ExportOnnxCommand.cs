@@ -34,6 +34,13 @@ public static class ExportOnnxCommand
                         throw new CliException($"{encoderOnly.Name} is for encoders; '{file}' is a detection/segmentation model, exported whole (with preprocessing, opset 17)");
                 return ExportDense(file, parse.GetValue(output)!, parse.GetValue(verify));
             }
+            if (parse.GetValue(source.Weights) is { } classifierFile && ClassifierCheckpoint.IsClassifierCheckpoint(classifierFile))
+            {
+                foreach (var encoderOnly in new Option[] { source.Model, pooling, noPreprocessing })
+                    if (parse.GetResult(encoderOnly) is { Implicit: false })
+                        throw new CliException($"{encoderOnly.Name} is for encoders; '{classifierFile}' is a classifier, exported with its head and preprocessing");
+                return ExportClassifier(classifierFile, parse.GetValue(output)!, parse.GetValue(opset), parse.GetValue(verify));
+            }
             var poolings = CliHelpers.Poolings(parse.GetValue(pooling)!);
             var (model, description) = source.Load(parse);
             using var _ = model;
@@ -60,6 +67,27 @@ public static class ExportOnnxCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>A fine-tuned classifier: encoder + head with preprocessing (logits and probabilities), the class names in the metadata, as
+    /// <c>ApplyMaeClassifier</c> serves it.</summary>
+    static int ExportClassifier(string file, string path, int opset, int verify)
+    {
+        var watch = Stopwatch.StartNew();
+        var (model, header) = ClassifierCheckpoint.Load(file);
+        using var _ = model;
+        var names = header.ClassNames.Count == model.Config.NumClasses ? header.ClassNames : null;
+        VitEncoderOnnxExporter.ExportClassifier(model, path, new VitEncoderOnnxOptions { ClassNames = names, Opset = opset });
+        Console.WriteLine($"wrote {path} ({new FileInfo(path).Length / 1e6:F1} MB, classifier of {model.Config.NumClasses} classes" +
+                          (names is null ? "" : $" ({string.Join(", ", names.Take(10))}{(names.Count > 10 ? ", ..." : "")})") +
+                          $": input {EncoderOnnxNames.Pixels}, outputs {EncoderOnnxNames.Logits}, {EncoderOnnxNames.Probabilities}) in {watch.Elapsed.TotalSeconds:F1} s");
+        if (verify > 0)
+        {
+            float err = EncoderOnnxParity.ClassifierMaxAbsDifference(model, path, verify);
+            Console.WriteLine($"parity ONNX Runtime vs TorchSharp, {verify} random images, logits: max abs {err:E2}");
+            if (!(err <= 1e-4)) { Console.Error.WriteLine("maeml: parity above 1e-4"); return 1; }
+        }
+        return 0;
     }
 
     /// <summary>A detector (graph with threshold, NMS, cap and boxes in pixels of the original image) or a segmenter (class map at the

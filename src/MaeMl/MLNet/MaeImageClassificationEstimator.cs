@@ -20,11 +20,10 @@ namespace MaeMl.MLNet;
 /// <see cref="LinearProbe"/> with a frozen encoder). <see cref="Fit"/> hands the rows' images to TorchSharp, trains, exports encoder +
 /// head to ONNX and returns a chain of ML.NET's own transformers, so <c>mlContext.Model.Save</c>/<c>Load</c> work without MaeMl:
 /// <c>ResizeImages</c> (centre crop) and <c>ExtractPixels</c> (RGB planes, 0..255), <c>ApplyOnnxModel</c> (the model bytes are held
-/// by the transformer), whose graph ends in the fine-tuned head's softmax (<c>mae_score</c>, copied to <c>Score</c>) and arg-max
-/// (<c>mae_class_index</c>, an int64 scalar), then <c>MapValue</c> from that index to the class name with
-/// <c>treatValuesAsKeyType</c>, which makes <c>PredictedLabel</c> a key of the label's type (class i is key i + 1, key values
-/// the class names). So <c>Score</c> is exactly the softmax of the fine-tuned logits and <c>PredictedLabel</c> their arg-max; no
-/// second classifier is fitted. Temporary columns are dropped. A label that is not a key is mapped with <c>MapValueToKey</c>
+/// by the transformer; its graph ends in the fine-tuned head's logits), then ML.NET's multiclass prediction transformer over the
+/// logits with identity weights and zero bias, so <c>Score</c> is exactly their softmax and <c>PredictedLabel</c> their arg-max, a
+/// key of the label's type (class i is key i + 1, key values the class names); no second classifier is fitted. Temporary columns are
+/// dropped. <see cref="MaeClassifierCatalog.ApplyMaeClassifier"/> builds the same chain from a classifier file. A label that is not a key is mapped with <c>MapValueToKey</c>
 /// first (part of the chain). Seed, log and cancellation come from the <see cref="MLContext"/> the catalog belongs to.
 /// </summary>
 public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
@@ -141,7 +140,6 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
                 onnx = graph.ToByteArray();
                 if (options.WorkingDirectory is not null) VitEncoderOnnxExporter.Save(graph, Path.Combine(work, "classifier.onnx"));
                 size = model.Config.Encoder.ImageSize;
-                onnxOutputs = graph.Graph.Output.Select(o => o.Name).ToArray();
             }
             if (options.WorkingDirectory is not null) LastModelFile = classifierPath;
             Log("exported encoder + head to ONNX; Score and PredictedLabel are the softmax and arg-max of its logits");
@@ -158,53 +156,17 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
         }
     }
 
-    string[] onnxOutputs = [];
-
-    /// <summary>The scoring chain: resize + pixels, the ONNX classifier (from its bytes, held by the transformer), then ML.NET's multiclass
-    /// scorer over the logits with identity weights and zero bias (<see cref="SoftmaxArgMax"/>), dropping the temporary columns.</summary>
+    /// <summary>The scoring chain (<see cref="ClassifierScoring"/>): resize + pixels, the ONNX classifier, ML.NET's multiclass scorer over the
+    /// logits with the label's key type.</summary>
     TransformerChain<ITransformer> Scoring(int size, byte[] onnx, IDataView keyed, IReadOnlyList<string> classNames)
     {
-        var t = ml.Transforms;
         var device = OnnxDevice.Resolve(options.GpuDeviceId, options.FallbackToCpu, m => Log(m));
-        var features = Preprocessing(new EstimatorChain<ITransformer>(), size)
-            .Append<ITransformer>(t.ApplyOnnxModel(new MemoryStream(onnx, writable: false), device, options.FallbackToCpu))
-            .Fit(keyed);
-        var predictor = SoftmaxArgMax(features.GetOutputSchema(keyed.Schema), classNames);
-        var temporary = onnxOutputs.Append(ResizedColumn).Append(EncoderOnnxNames.Pixels).ToArray();
-        var scored = predictor.Transform(features.Transform(keyed));
-        return features.Append(predictor).Append<ITransformer>(t.DropColumns(temporary).Fit(scored));
+        return ClassifierScoring.Fit(ml, keyed, onnx, classNames, size, options.ImageColumnName, ResizedColumn, options.LabelColumnName,
+            ClassifierScoring.ScoreColumn, ClassifierScoring.PredictedLabelColumn, device, options.FallbackToCpu);
     }
 
     EstimatorChain<ITransformer> Preprocessing(EstimatorChain<ITransformer> chain, int size) =>
         ImagePixels.Chain(ml.Transforms, options.ImageColumnName, size, ResizedColumn, EncoderOnnxNames.Pixels, onto: chain);
-
-    /// <summary>
-    /// ML.NET's own multiclass prediction transformer over the fine-tuned logits, with a <see cref="MaximumEntropyModelParameters"/> of
-    /// identity weights and zero bias: its <c>Score</c> is softmax(logits) and its <c>PredictedLabel</c> the arg-max as a key of the label's
-    /// type (key values = class names). Nothing is fitted: ML.NET has no public constructor for fixed model parameters and no built-in
-    /// transform from an ONNX arg-max to a scalar key (ONNX outputs always become vectors; its scalar outputs are not supported), so the
-    /// internal constructors are called (ML.NET 5.0.1, checked by the tests). Save/Load use ML.NET's own serialisation of these types.
-    /// </summary>
-    ITransformer SoftmaxArgMax(DataViewSchema schema, IReadOnlyList<string> classNames)
-    {
-        int c = classNames.Count;
-        var logits = schema[EncoderOnnxNames.Logits];
-        if (logits.Type is not VectorDataViewType { Size: var n } || n != c)
-            throw new InvalidOperationException($"The exported classifier gives {logits.Type} logits for {c} classes");
-        var weights = Enumerable.Range(0, c).Select(k => { var row = new float[c]; row[k] = 1f; return new VBuffer<float>(c, row); }).ToArray();
-        const BindingFlags internalCtor = BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public;
-        var parametersCtor = typeof(MaximumEntropyModelParameters).GetConstructor(internalCtor, null,
-            [typeof(IHostEnvironment), typeof(VBuffer<float>[]), typeof(float[]), typeof(int), typeof(int), typeof(string[]), typeof(ModelStatisticsBase)], null)
-            ?? throw new NotSupportedException($"ML.NET {typeof(MLContext).Assembly.GetName().Version}: MaximumEntropyModelParameters has no (env, weights, bias, ...) constructor");
-        var parameters = (MaximumEntropyModelParameters)parametersCtor.Invoke([ml, weights, new float[c], c, c, classNames.ToArray(), null]);
-        var transformerCtor = typeof(MulticlassPredictionTransformer<MaximumEntropyModelParameters>).GetConstructor(internalCtor, null,
-            [typeof(IHostEnvironment), typeof(MaximumEntropyModelParameters), typeof(DataViewSchema), typeof(string), typeof(string), typeof(string), typeof(string)], null)
-            ?? throw new NotSupportedException($"ML.NET {typeof(MLContext).Assembly.GetName().Version}: MulticlassPredictionTransformer has no (env, model, schema, ...) constructor");
-        return (ITransformer)transformerCtor.Invoke([ml, parameters, schema, EncoderOnnxNames.Logits, options.LabelColumnName, ScoreColumn, PredictedLabelColumn]);
-    }
-
-    const string ScoreColumn = "Score";
-    const string PredictedLabelColumn = "PredictedLabel";
 
     string Train(ImageFolder train, ImageFolder? val, string runDir)
     {
@@ -340,8 +302,8 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
         if (!label.IsKey) chain = chain.Append<ITransformer>(ml.Transforms.Conversion.MapValueToKey(options.LabelColumnName));
         // Score is a float vector and PredictedLabel a key of the label's type: stand-in columns of those kinds give the shape
         return Preprocessing(chain, 8)
-            .Append<ITransformer>(ml.Transforms.CopyColumns(ScoreColumn, EncoderOnnxNames.Pixels))
-            .Append<ITransformer>(ml.Transforms.CopyColumns(PredictedLabelColumn, options.LabelColumnName))
+            .Append<ITransformer>(ml.Transforms.CopyColumns(ClassifierScoring.ScoreColumn, EncoderOnnxNames.Pixels))
+            .Append<ITransformer>(ml.Transforms.CopyColumns(ClassifierScoring.PredictedLabelColumn, options.LabelColumnName))
             .Append<ITransformer>(ml.Transforms.DropColumns(ResizedColumn, EncoderOnnxNames.Pixels))
             .GetOutputSchema(inputSchema);
     }

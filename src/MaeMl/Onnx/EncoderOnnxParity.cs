@@ -49,4 +49,24 @@ public static class EncoderOnnxParity
         }
         return errors;
     }
+
+    /// <summary>Runs <paramref name="images"/> random 0..255 images through a classifier export (ONNX Runtime, CPU) and through
+    /// <paramref name="model"/> (after the same ImageNet normalisation) and returns the largest absolute difference of the logits.</summary>
+    public static float ClassifierMaxAbsDifference(VisionTransformer model, string onnxFile, int images = 2, int seed = 0)
+    {
+        var c = model.Config.Encoder;
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var pixels = ImageNetNormalization.RandomPixels(images, c.ImageSize, seed);
+        var wasTraining = model.training;
+        model.eval();
+        var logits = model.forward(ImageNetNormalization.Normalize(pixels)).contiguous().data<float>().ToArray();
+        if (wasTraining) model.train();
+        using var session = new InferenceSession(onnxFile);
+        var input = new DenseTensor<float>(pixels.contiguous().data<float>().ToArray(), pixels.shape.Select(d => (int)d).ToArray());
+        using var results = session.Run([NamedOnnxValue.CreateFromTensor(EncoderOnnxNames.Pixels, input)], [EncoderOnnxNames.Logits]);
+        var a = results.Single().AsTensor<float>().ToArray();
+        if (a.Length != logits.Length) throw new InvalidDataException($"'{onnxFile}' gives {a.Length} logits, TorchSharp {logits.Length}");
+        return logits.Zip(a, (x, y) => Math.Abs(x - y)).Max();
+    }
 }

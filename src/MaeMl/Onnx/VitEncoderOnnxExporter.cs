@@ -45,6 +45,9 @@ public static class VitEncoderOnnxExporter
         return Export(model, path, (options ?? new VitEncoderOnnxOptions()) with { IncludeHead = true, Poolings = [pooling] });
     }
 
+    /// <summary>The <c>maeml.task</c> of an export with the head: <c>image_classification</c>.</summary>
+    public const string ClassifierTask = "image_classification";
+
     /// <summary>Writes an ONNX model to a file atomically.</summary>
     public static void Save(ModelProto model, string path) => AtomicFile.Write(path, stream => model.WriteTo(stream));
 
@@ -195,6 +198,12 @@ public static class VitEncoderOnnxExporter
         if (!config.IsSquare) metadata["maeml.image_height"] = sh.ToString();   // maeml.image_size is then the width
         if (options.IncludeHead)
         {
+            metadata["maeml.task"] = ClassifierTask;
+            if (options.ClassNames is { } names)
+            {
+                if (names.Count != classes) throw new ArgumentException($"{names.Count} class names for a head of {classes} classes");
+                metadata["maeml.class_names"] = System.Text.Json.JsonSerializer.Serialize(names);
+            }
             metadata["maeml.num_classes"] = classes.ToString();
             metadata["maeml.head_pooling"] = headPooling.ToString().ToLowerInvariant();
         }

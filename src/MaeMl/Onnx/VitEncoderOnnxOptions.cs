@@ -28,4 +28,8 @@ public sealed record VitEncoderOnnxOptions
     /// computed from the classifier's own pooling (fc_norm of the patch mean with global pooling, else the normed cls token), which is added
     /// to <see cref="Poolings"/> when missing. Default false (encoder only).</summary>
     public bool IncludeHead { get; init; }
+
+    /// <summary>With <see cref="IncludeHead"/>: the class names in class-index order, written to the <c>maeml.class_names</c> metadata
+    /// (<see cref="MLNet.MaeClassifierCatalog.ApplyMaeClassifier"/> names its keys by them); null for none.</summary>
+    public IReadOnlyList<string>? ClassNames { get; init; }
 }

@@ -1,3 +1,4 @@
+using MaeMl.MLNet;
 using MaeMl.Onnx;
 using Xunit;
 
@@ -23,5 +24,22 @@ public class ExportOnnxCommandTests
             Assert.Equal(2, MaeMl.Cli.Program.Main(["export-onnx", "--weights", path + ".missing.maeml", "--out", path]));
         }
         finally { File.Delete(path); }
+    }
+
+    /// <summary>A classifier checkpoint is exported with its head and class names, and <c>ApplyMaeClassifier</c> reads them back.</summary>
+    [Fact]
+    public void ExportsAClassifierWithItsClassNames()
+    {
+        var dir = TestImages.TempDir("export-cls");
+        var config = new MaeMl.Model.MaeConfig { ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2 };
+        using var vit = new MaeMl.Model.VisionTransformer(new MaeMl.Model.VitClassifierConfig(config, 3));
+        var file = Path.Combine(dir, "classifier.maeml");
+        MaeMl.Checkpoints.ClassifierCheckpoint.Save(file, vit, ["red", "green", "blue"]);
+        var onnx = Path.Combine(dir, "classifier.onnx");
+        Assert.Equal(0, MaeMl.Cli.Program.Main(["export-onnx", "--weights", file, "--out", onnx, "--verify", "1"]));
+        var estimator = new Microsoft.ML.MLContext().Transforms.ApplyMaeClassifier(onnx);
+        Assert.Equal(["red", "green", "blue"], estimator.ClassNames);
+        Assert.Equal(16, estimator.ImageSize.Width);
+        Assert.Equal(2, MaeMl.Cli.Program.Main(["export-onnx", "--weights", file, "--out", onnx, "--pooling", "cls"]));   // encoder-only option
     }
 }
