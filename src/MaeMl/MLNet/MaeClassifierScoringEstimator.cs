@@ -66,7 +66,7 @@ public sealed class MaeClassifierScoringEstimator : IEstimator<ITransformer>
             using (model)
             {
                 stored = header.ClassNames.Count == model.Config.NumClasses ? header.ClassNames : null;
-                onnx = VitEncoderOnnxExporter.Build(model.state_dict(), model.Config.Encoder, ClassifierExport(stored)).ToByteArray();
+                onnx = VitEncoderOnnxExporter.BuildClassifier(model, new VitEncoderOnnxOptions { ClassNames = stored }).ToByteArray();
                 ImageSize = model.Config.Encoder.InputSize;
                 NumClasses = model.Config.NumClasses;
             }
@@ -88,10 +88,6 @@ public sealed class MaeClassifierScoringEstimator : IEstimator<ITransformer>
         ml = host.NewContext(0);
         device = OnnxDevice.Resolve(gpuDeviceId, fallbackToCpu, m => host.Log(m, LogLevel.Warning));
     }
-
-    /// <summary>The export options of a classifier: encoder + head with its own pooling, the class names in the metadata.</summary>
-    internal static VitEncoderOnnxOptions ClassifierExport(IReadOnlyList<string>? classNames) =>
-        new() { IncludeHead = true, Poolings = [EncoderPooling.Mean], ClassNames = classNames };
 
     /// <summary>The model's input size (images are centre-cropped and resized to it).</summary>
     public InputSize ImageSize { get; }

@@ -135,8 +135,7 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
             var (model, _) = ClassifierCheckpoint.Load(classifierPath);
             using (model)
             {
-                var pooling = model.Config.GlobalPool ? EncoderPooling.Mean : EncoderPooling.Cls;
-                var graph = VitEncoderOnnxExporter.Build(model.state_dict(), model.Config.Encoder, new VitEncoderOnnxOptions { IncludeHead = true, Poolings = [pooling] });
+                var graph = VitEncoderOnnxExporter.BuildClassifier(model, new VitEncoderOnnxOptions { ClassNames = classNames });
                 onnx = graph.ToByteArray();
                 if (options.WorkingDirectory is not null) VitEncoderOnnxExporter.Save(graph, Path.Combine(work, "classifier.onnx"));
                 size = model.Config.Encoder.ImageSize;

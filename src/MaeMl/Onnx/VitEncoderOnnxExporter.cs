@@ -40,9 +40,18 @@ public static class VitEncoderOnnxExporter
     /// <see cref="EncoderOnnxNames.Probabilities"/> and the pooled features the head reads.</summary>
     public static ModelProto ExportClassifier(VisionTransformer model, string path, VitEncoderOnnxOptions? options = null)
     {
+        var onnx = BuildClassifier(model, options);
+        Save(onnx, path);
+        return onnx;
+    }
+
+    /// <summary>The graph <see cref="ExportClassifier"/> writes: encoder + head with the classifier's own pooling (the options' poolings and
+    /// <see cref="VitEncoderOnnxOptions.IncludeHead"/> are set from the model).</summary>
+    public static ModelProto BuildClassifier(VisionTransformer model, VitEncoderOnnxOptions? options = null)
+    {
         if (model.Head is null) throw new ArgumentException("The classifier has no head (NumClasses is 0): export it with Export");
         var pooling = model.Config.GlobalPool ? EncoderPooling.Mean : EncoderPooling.Cls;
-        return Export(model, path, (options ?? new VitEncoderOnnxOptions()) with { IncludeHead = true, Poolings = [pooling] });
+        return Build(model.state_dict(), model.Config.Encoder, (options ?? new VitEncoderOnnxOptions()) with { IncludeHead = true, Poolings = [pooling] });
     }
 
     /// <summary>The <c>maeml.task</c> of an export with the head: <c>image_classification</c>.</summary>
