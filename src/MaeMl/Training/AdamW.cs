@@ -23,12 +23,13 @@ public sealed class AdamW : TorchSharp.Modules.AdamW
         Tensor? oneMinusBeta1;
 
         /// <summary>1 - b1 as the 0-d float32 tensor <c>lerp_</c> takes as its weight (TorchSharp binds no Scalar overload), on
-        /// <paramref name="device"/>, kept outside any dispose scope.</summary>
-        public Tensor OneMinusBeta1(Device device)
+        /// <paramref name="like"/>'s device, kept outside any dispose scope.</summary>
+        public Tensor OneMinusBeta1(Tensor like)
         {
-            if (oneMinusBeta1 is not null && oneMinusBeta1.device == device) return oneMinusBeta1;
+            // compared by type and index: a Device is a new object on every call, so comparing those would rebuild the tensor every step
+            if (oneMinusBeta1 is not null && oneMinusBeta1.device_type == like.device_type && oneMinusBeta1.device_index == like.device_index) return oneMinusBeta1;
             oneMinusBeta1?.Dispose();
-            oneMinusBeta1 = torch.tensor((float)OneMinusBeta1Value, device: device).DetachFromDisposeScope();
+            oneMinusBeta1 = torch.tensor((float)OneMinusBeta1Value, device: like.device).DetachFromDisposeScope();
             return oneMinusBeta1;
         }
 
@@ -90,7 +91,7 @@ public sealed class AdamW : TorchSharp.Modules.AdamW
                         lastStep = state.step;
                     }
                     if (wd != 0) p.mul_(decay);
-                    var lerped = state.exp_avg.lerp_(grad, k.OneMinusBeta1(p.device));
+                    var lerped = state.exp_avg.lerp_(grad, k.OneMinusBeta1(p));
                     if (!ReferenceEquals(lerped, state.exp_avg)) lerped.Dispose();   // a second wrapper of the same tensor in some TorchSharp versions
                     state.exp_avg_sq.mul_(k.Beta2).addcmul_(grad, grad, k.OneMinusBeta2);
                     using (var denom = state.exp_avg_sq.sqrt())
