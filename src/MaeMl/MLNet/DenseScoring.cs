@@ -168,7 +168,12 @@ internal static class DenseScoring
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"ONNX model '{path}' does not exist", path);
         Files.FileKind.RequireRegular(path, "ONNX model");
-        var bytes = File.ReadAllBytes(path);
+        return ParseOnnx(File.ReadAllBytes(path), path, task);
+    }
+
+    /// <summary>As <see cref="ReadOnnx"/>, from the model's bytes (<paramref name="path"/> names it in messages).</summary>
+    internal static DenseOnnxFile ParseOnnx(byte[] bytes, string path, string task)
+    {
         ModelProto model;
         try { model = ModelProto.Parser.ParseFrom(bytes); }
         catch (Google.Protobuf.InvalidProtocolBufferException e) { throw new InvalidDataException($"'{path}' is not an ONNX model ({e.Message})", e); }

@@ -1,7 +1,6 @@
 using MaeMl.Checkpoints;
 using MaeMl.Model;
 using MaeMl.Onnx;
-using Microsoft.Extensions.Logging;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Google.Protobuf;
@@ -48,62 +47,47 @@ public sealed class MaeClassifierScoringEstimator : IEstimator<ITransformer>
 {
     const string ResizedColumn = "MaeClassifier.ResizedImage";
     const string StandInLabel = "MaeClassifier.Label";
-    readonly MLContext ml;
-    readonly byte[] onnx;
+    readonly ServedDenseModel model;
     readonly string image, score, predicted;
-    readonly int? device;
-    readonly bool fallbackToCpu;
 
     internal MaeClassifierScoringEstimator(MLNetHost host, string modelFile, IReadOnlyList<string>? classNames, string imageColumnName, string scoreColumnName,
         string predictedLabelColumnName, int? gpuDeviceId, bool fallbackToCpu)
     {
         var path = Pretrained.MaePretrained.ResolveFile(modelFile);
         if (!File.Exists(path)) throw new FileNotFoundException($"Classifier '{modelFile}' is neither a file nor a shipped model", modelFile);
-        IReadOnlyList<string>? stored;
+        DenseScoring.DenseOnnxFile file;
         if (MaeCheckpoint.IsCheckpoint(path))
         {
-            var (model, header) = ClassifierCheckpoint.Load(path);   // throws, naming the file, for a MAE or another checkpoint
-            using (model)
+            var (vit, header) = ClassifierCheckpoint.Load(path);   // throws, naming the file, for a MAE or another checkpoint
+            using (vit)
             {
-                stored = header.ClassNames.Count == model.Config.NumClasses ? header.ClassNames : null;
-                onnx = VitEncoderOnnxExporter.BuildClassifier(model, new VitEncoderOnnxOptions { ClassNames = stored }).ToByteArray();
-                ImageSize = model.Config.Encoder.InputSize;
-                NumClasses = model.Config.NumClasses;
+                var stored = header.ClassNames.Count == vit.Config.NumClasses ? header.ClassNames : null;
+                var onnx = VitEncoderOnnxExporter.BuildClassifier(vit, new VitEncoderOnnxOptions { ClassNames = stored }).ToByteArray();
+                file = DenseScoring.ParseOnnx(onnx, path, VitEncoderOnnxExporter.ClassifierTask);   // the export's metadata, as from a file
             }
         }
-        else
-        {
-            var file = DenseScoring.ReadOnnx(path, VitEncoderOnnxExporter.ClassifierTask);
-            if (!file.Outputs.Contains(EncoderOnnxNames.Logits)) throw new InvalidDataException($"'{path}' has no output '{EncoderOnnxNames.Logits}': not a classifier exported by MaeMl");
-            onnx = file.Bytes;
-            stored = file.ClassNames;
-            ImageSize = file.ImageSize;
-            NumClasses = file.NumClasses;
-        }
-        var names = classNames ?? stored ?? Enumerable.Range(0, NumClasses).Select(i => i.ToString()).ToList();
-        if (names.Count != NumClasses) throw new ArgumentException($"{names.Count} class names for the {NumClasses} classes of '{path}'", nameof(classNames));
-        ClassNames = names;
+        else file = DenseScoring.ReadOnnx(path, VitEncoderOnnxExporter.ClassifierTask);
+        if (!file.Outputs.Contains(EncoderOnnxNames.Logits)) throw new InvalidDataException($"'{path}' has no output '{EncoderOnnxNames.Logits}': not a classifier exported by MaeMl");
+        NumClasses = file.NumClasses;
+        model = new ServedDenseModel(host, file, path, classNames, gpuDeviceId, fallbackToCpu);
         image = imageColumnName; score = scoreColumnName; predicted = predictedLabelColumnName;
-        this.fallbackToCpu = fallbackToCpu;
-        ml = host.NewContext(0);
-        device = OnnxDevice.Resolve(gpuDeviceId, fallbackToCpu, m => host.Log(m, LogLevel.Warning));
     }
 
     /// <summary>The model's input size (images are centre-cropped and resized to it).</summary>
-    public InputSize ImageSize { get; }
+    public InputSize ImageSize => model.ImageSize;
 
     /// <summary>Classes of the head.</summary>
     public int NumClasses { get; }
 
     /// <summary>The class names the predicted keys carry, in class-index order.</summary>
-    public IReadOnlyList<string> ClassNames { get; }
+    public IReadOnlyList<string> ClassNames => model.ClassNames;
 
     /// <summary>The fitted chain (nothing is learned: <paramref name="input"/> only gives the schema).</summary>
     public ITransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         ServedDenseModel.CheckImage(input.Schema, image);
-        return ClassifierScoring.Fit(ml, input, onnx, ClassNames, ImageSize, image, ResizedColumn, StandInLabel, score, predicted, device, fallbackToCpu);
+        return ClassifierScoring.Fit(model.Ml, input, model.Onnx, ClassNames, ImageSize, image, ResizedColumn, StandInLabel, score, predicted, model.Device, model.FallbackToCpu);
     }
 
     /// <inheritdoc/>
@@ -113,6 +97,7 @@ public sealed class MaeClassifierScoringEstimator : IEstimator<ITransformer>
         ServedDenseModel.CheckImage(inputSchema, image);
         // Score is a float vector and PredictedLabel a scalar key of the classes: stand-in columns of those kinds give the shape (the class
         // name comes from a mapping that reads no column and only exists for the shape)
+        var ml = model.Ml;
         var keyData = ml.Data.LoadFromEnumerable(ClassNames.Select(n => new KeyName { Name = n }));
         return ImagePixels.Chain(ml.Transforms, image, ImageSize, ResizedColumn, EncoderOnnxNames.Pixels, onto: new EstimatorChain<ITransformer>())
             .Append<ITransformer>(ml.Transforms.CopyColumns(score, EncoderOnnxNames.Pixels))

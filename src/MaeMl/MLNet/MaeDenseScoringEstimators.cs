@@ -103,7 +103,7 @@ public sealed class MaeSegmenterScoringEstimator : IEstimator<ITransformer>
     }
 }
 
-/// <summary>What both scoring estimators hold of an exported dense model: its bytes, input size, class names, the context that builds
+/// <summary>What the scoring estimators (detector, segmenter, classifier) hold of an exported model: its bytes, input size, class names, the context that builds
 /// the chain and the resolved ONNX Runtime device.</summary>
 internal sealed class ServedDenseModel
 {
