@@ -23,19 +23,11 @@ public static class EncoderOnnxParity
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var pixels = ImageNetNormalization.RandomPixels(images, c.ImageSize, seed);
-        var wasTraining = model.training;
-        model.eval();
-        var tokens = model.ForwardFeatures(ImageNetNormalization.Normalize(pixels));
-        if (wasTraining) model.train();
-
-        using var session = new InferenceSession(onnxFile);
-        var input = new DenseTensor<float>(pixels.contiguous().data<float>().ToArray(), pixels.shape.Select(d => (int)d).ToArray());
-        var names = info.Outputs.Keys.Select(EncoderOnnxNames.Output).ToArray();
-        using var results = session.Run([NamedOnnxValue.CreateFromTensor(info.InputName, input)], names);
+        var tokens = InEval(model, () => model.ForwardFeatures(ImageNetNormalization.Normalize(pixels)));
         var errors = new Dictionary<EncoderPooling, float>();
-        foreach (var result in results)
+        foreach (var (name, a) in RunOnnx(onnxFile, info.InputName, pixels, info.Outputs.Keys.Select(EncoderOnnxNames.Output).ToArray()))
         {
-            var pooling = EncoderOnnxNames.PoolingOf(result.Name)!.Value;
+            var pooling = EncoderOnnxNames.PoolingOf(name)!.Value;
             var expected = pooling switch
             {
                 EncoderPooling.Cls => tokens[.., 0],
@@ -43,8 +35,7 @@ public static class EncoderOnnxParity
                 _ => tokens,
             };
             var e = expected.contiguous().data<float>().ToArray();
-            var a = result.AsTensor<float>().ToArray();
-            if (a.Length != e.Length) throw new InvalidDataException($"'{onnxFile}' output {result.Name} has {a.Length} values, TorchSharp {e.Length}");
+            if (a.Length != e.Length) throw new InvalidDataException($"'{onnxFile}' output {name} has {a.Length} values, TorchSharp {e.Length}");
             errors[pooling] = e.Zip(a, (x, y) => Math.Abs(x - y)).Max();
         }
         return errors;
@@ -58,15 +49,27 @@ public static class EncoderOnnxParity
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var pixels = ImageNetNormalization.RandomPixels(images, c.ImageSize, seed);
-        var wasTraining = model.training;
-        model.eval();
-        var logits = model.forward(ImageNetNormalization.Normalize(pixels)).contiguous().data<float>().ToArray();
-        if (wasTraining) model.train();
-        using var session = new InferenceSession(onnxFile);
-        var input = new DenseTensor<float>(pixels.contiguous().data<float>().ToArray(), pixels.shape.Select(d => (int)d).ToArray());
-        using var results = session.Run([NamedOnnxValue.CreateFromTensor(EncoderOnnxNames.Pixels, input)], [EncoderOnnxNames.Logits]);
-        var a = results.Single().AsTensor<float>().ToArray();
+        var logits = InEval(model, () => model.forward(ImageNetNormalization.Normalize(pixels))).contiguous().data<float>().ToArray();
+        var a = RunOnnx(onnxFile, EncoderOnnxNames.Pixels, pixels, [EncoderOnnxNames.Logits]).Single().Values;
         if (a.Length != logits.Length) throw new InvalidDataException($"'{onnxFile}' gives {a.Length} logits, TorchSharp {logits.Length}");
         return logits.Zip(a, (x, y) => Math.Abs(x - y)).Max();
+    }
+
+    /// <summary><paramref name="forward"/> with <paramref name="model"/> in evaluation mode, its mode restored afterwards.</summary>
+    static torch.Tensor InEval(nn.Module model, Func<torch.Tensor> forward)
+    {
+        var wasTraining = model.training;
+        model.eval();
+        try { return forward(); }
+        finally { if (wasTraining) model.train(); }
+    }
+
+    /// <summary>The <paramref name="outputs"/> of <paramref name="onnxFile"/> (ONNX Runtime, CPU) for <paramref name="pixels"/> fed as <paramref name="input"/>.</summary>
+    static List<(string Name, float[] Values)> RunOnnx(string onnxFile, string input, torch.Tensor pixels, string[] outputs)
+    {
+        using var session = new InferenceSession(onnxFile);
+        var tensor = new DenseTensor<float>(pixels.contiguous().data<float>().ToArray(), pixels.shape.Select(d => (int)d).ToArray());
+        using var results = session.Run([NamedOnnxValue.CreateFromTensor(input, tensor)], outputs);
+        return results.Select(r => (r.Name, r.AsTensor<float>().ToArray())).ToList();
     }
 }
