@@ -3,10 +3,12 @@ using MaeMl.Model;
 
 namespace MaeMl.Pretrained;
 
-/// <summary>A model MaeMl ships: its files and the architecture settings shapes cannot tell.</summary>
+/// <summary>A model MaeMl ships (a MAE, or a classifier fine-tuned from one): its files and the architecture settings shapes cannot tell.</summary>
 /// <param name="Name">The name to pass to <see cref="MaePretrained.Load(string, MaeLoadOptions?)"/>.</param>
-/// <param name="WeightsFile">Full MAE (encoder + decoder) weights, MaeMl checkpoint format: the one shipped file (official .pth: `maeml convert`).</param>
-/// <param name="EncoderOnnxFile">The encoder exported to ONNX with preprocessing (cls, mean and tokens outputs): not shipped, written
+/// <param name="WeightsFile">The one shipped file, MaeMl checkpoint format: a MAE's full weights (encoder + decoder; official .pth: `maeml convert`),
+/// or a classifier's (encoder + head; <see cref="MaePretrained.LoadClassifier"/>, <c>ApplyMaeClassifier</c>, <c>maeml eval</c>).</param>
+/// <param name="EncoderOnnxFile">The encoder exported to ONNX with preprocessing (a MAE's: cls, mean and tokens outputs; a global-pool classifier's:
+/// its fine-tuned mean features): not shipped, written
 /// from the weights at first use (see <see cref="MaePretrained.EncoderOnnxPath"/>).</param>
 /// <param name="Preset">The <see cref="MaePresets"/> name of the architecture.</param>
 /// <param name="Description">What it was trained on and how.</param>
@@ -28,16 +30,30 @@ public static class MaePretrained
             "MAE ViT-Tiny (32x32, patch 4, 192x6 encoder, 128x2 decoder) pretrained by `maeml pretrain` on the 50,000 CIFAR-10 training images (labels unused)"),
     };
 
-    /// <summary>A shipped model by name, or a file path (.maeml, .pth, .safetensors).</summary>
+    /// <summary>A shipped MAE by name, or a file path (.maeml, .pth, .safetensors).</summary>
     public static MaskedAutoencoderViT Load(string nameOrPath, MaeLoadOptions? options = null)
     {
+        var (path, o) = Resolve(nameOrPath, options);
+        return MaeModelFile.LoadMae(path, o);
+    }
+
+    /// <summary>A shipped fine-tuned classifier by name, or a classifier file by path (a <c>maeml finetune</c> checkpoint, an official
+    /// fine-tuned .pth / safetensors): <see cref="MaeModelFile.LoadClassifier(string, MaeLoadOptions?)"/> on the file.</summary>
+    public static VisionTransformer LoadClassifier(string nameOrPath, MaeLoadOptions? options = null)
+    {
+        var (path, o) = Resolve(nameOrPath, options);
+        return MaeModelFile.LoadClassifier(path, o);
+    }
+
+    /// <summary>The file of a shipped name (with the model's preset unless the caller sets one), else an existing path.</summary>
+    static (string Path, MaeLoadOptions? Options) Resolve(string nameOrPath, MaeLoadOptions? options)
+    {
+        ArgumentNullException.ThrowIfNull(nameOrPath);
         var known = Find(nameOrPath);
-        if (known is null)
-        {
-            if (File.Exists(nameOrPath)) return MaeModelFile.LoadMae(nameOrPath, options);
-            throw new FileNotFoundException($"'{nameOrPath}' is neither a file nor a shipped model ({string.Join(", ", Available.Select(m => m.Name))})", nameOrPath);
-        }
-        return MaeModelFile.LoadMae(WeightsPath(known.Name), (options ?? new MaeLoadOptions()) with { Preset = options?.Preset ?? known.Preset });
+        if (known is not null)
+            return (WeightsPath(known.Name), (options ?? new MaeLoadOptions()) with { Preset = options?.Preset ?? known.Preset });
+        if (File.Exists(nameOrPath)) return (nameOrPath, options);
+        throw new FileNotFoundException($"'{nameOrPath}' is neither a file nor a shipped model ({string.Join(", ", Available.Select(m => m.Name))})", nameOrPath);
     }
 
     /// <summary>A weights file path as given, or the weights file of a shipped model named so (<c>cifar10-vit-tiny</c>); an existing
@@ -68,9 +84,23 @@ public static class MaePretrained
         var cache = Path.Combine(CacheFolder(), $"{Path.GetFileNameWithoutExtension(model.EncoderOnnxFile)}-{weights.Length:x}-{weights.LastWriteTimeUtc.Ticks:x}.onnx");
         if (File.Exists(cache)) return cache;
         Directory.CreateDirectory(Path.GetDirectoryName(cache)!);
-        using var mae = Load(name);
-        Onnx.VitEncoderOnnxExporter.Save(Onnx.VitEncoderOnnxExporter.Build(mae.state_dict(), mae.Config), cache);
+        Onnx.VitEncoderOnnxExporter.Save(BuildEncoderOnnx(weights.FullName, model.Preset), cache);
         return cache;
+    }
+
+    /// <summary>The encoder of a MAE or of a fine-tuned classifier file (its fine-tuned encoder, head left out) as ONNX: a MAE's with the cls,
+    /// mean and tokens outputs, a global-pool classifier's with the mean output (<c>fc_norm</c> of the mean token, what its head reads).</summary>
+    internal static global::Onnx.ModelProto BuildEncoderOnnx(string weightsFile, string? preset)
+    {
+        using var model = MaeModelFile.Load(weightsFile, new MaeLoadOptions { Preset = preset }, out _);
+        return model switch
+        {
+            // a global-pool classifier has fc_norm, not the final norm the cls and token outputs read: its mean output only
+            VisionTransformer vit => Onnx.VitEncoderOnnxExporter.Build(vit.state_dict(), vit.Config.Encoder,
+                vit.Config.GlobalPool ? new Onnx.VitEncoderOnnxOptions { Poolings = [Onnx.EncoderPooling.Mean] } : null),
+            MaskedAutoencoderViT mae => Onnx.VitEncoderOnnxExporter.Build(mae.state_dict(), mae.Config),
+            _ => throw new InvalidDataException($"'{weightsFile}' holds neither a MAE nor a classifier"),
+        };
     }
 
     static string CacheFolder()

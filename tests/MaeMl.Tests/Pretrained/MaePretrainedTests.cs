@@ -1,4 +1,11 @@
+using MaeMl.Checkpoints;
+using MaeMl.Data;
+using MaeMl.Model;
+using MaeMl.Onnx;
 using MaeMl.Pretrained;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using TorchSharp;
 using Xunit;
 
 namespace MaeMl.Tests.Pretrained;
@@ -50,5 +57,45 @@ public class MaePretrainedTests
             Environment.SetEnvironmentVariable("MAEML_PRETRAINED", env);
             Directory.Delete(empty, recursive: true);
         }
+    }
+
+    /// <summary>A fine-tuned classifier file loads through <c>MaePretrained.LoadClassifier</c>, and the encoder ONNX derived from it (what
+    /// <c>EncoderOnnxPath</c> writes for a shipped classifier) is its fine-tuned encoder: <c>mae_mean</c> = <c>ForwardFeatures</c>
+    /// (<c>fc_norm</c> of the mean token), not a MAE's.</summary>
+    [Fact]
+    public void AClassifierFileLoadsAndGivesItsFineTunedEncoderAsOnnx()
+    {
+        var dir = Directory.CreateTempSubdirectory("maeml-pretrained-classifier-").FullName;
+        try
+        {
+            var tiny = new MaeConfig { ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2 };
+            using var vit = new VisionTransformer(new VitClassifierConfig(tiny, 3, GlobalPool: true));
+            using (torch.no_grad()) foreach (var p in vit.parameters()) p.normal_(0, 0.5, new torch.Generator(11));
+            var file = Path.Combine(dir, "classifier.maeml");
+            ClassifierCheckpoint.Save(file, vit, ["a", "b", "c"]);
+
+            using var loaded = MaePretrained.LoadClassifier(file);
+            Assert.Equal(3, loaded.Config.NumClasses);
+            Assert.Equal(0, torch.max(torch.abs(loaded.Head!.weight! - vit.Head!.weight!)).item<float>());
+            Assert.Throws<InvalidDataException>(() => MaePretrained.Load(file));              // a classifier is not a MAE
+            var missing = Assert.Throws<FileNotFoundException>(() => MaePretrained.LoadClassifier(Path.Combine(dir, "none.maeml")));
+            Assert.Contains("cifar10-vit-tiny", missing.Message);                            // names what is shipped
+
+            var onnx = Path.Combine(dir, "encoder.onnx");
+            VitEncoderOnnxExporter.Save(MaePretrained.BuildEncoderOnnx(file, preset: null), onnx);
+            Assert.Equal(32, EncoderOnnxModelInfo.Read(onnx).OutputSize(EncoderPooling.Mean));
+            using var scope = torch.NewDisposeScope();
+            using var noGrad = torch.no_grad();
+            var pixels = ImageNetNormalization.RandomPixels(2, 16, seed: 5);
+            vit.eval();
+            var expected = vit.ForwardFeatures(ImageNetNormalization.Normalize(pixels)).contiguous().data<float>().ToArray();
+            using var session = new InferenceSession(onnx);
+            var input = new DenseTensor<float>(pixels.contiguous().data<float>().ToArray(), [2, 3, 16, 16]);
+            using var results = session.Run([NamedOnnxValue.CreateFromTensor(EncoderOnnxNames.Pixels, input)], [EncoderOnnxNames.Output(EncoderPooling.Mean)]);
+            var actual = results.Single().AsTensor<float>().ToArray();
+            Assert.Equal(expected.Length, actual.Length);
+            Assert.True(expected.Zip(actual, (x, y) => Math.Abs(x - y)).Max() < 1e-4f);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
     }
 }
