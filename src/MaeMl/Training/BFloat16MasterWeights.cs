@@ -20,11 +20,13 @@ internal sealed class BFloat16MasterWeights<TModel> : IDisposable where TModel :
     /// <summary>The bfloat16 working copy: forward and backward run on it, the optimizer never sees it.</summary>
     public TModel Work { get; }
 
-    /// <summary>A bfloat16 copy of <paramref name="master"/> holding its current weights; <paramref name="master"/>'s trainable
-    /// parameters are the ones kept in step (the fixed position tables are copied once).</summary>
+    /// <summary>A bfloat16 copy of <paramref name="master"/> holding its current weights, on the master's device wherever
+    /// <paramref name="createWork"/> builds it; <paramref name="master"/>'s trainable parameters are the ones kept in step (the fixed
+    /// position tables are copied once).</summary>
     public BFloat16MasterWeights(TModel master, Func<TModel> createWork)
     {
         Work = createWork();
+        Work.to(TrainingDevice.Of(master));
         Work.to(ScalarType.BFloat16);
         var work = Work.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         using var _ = no_grad();

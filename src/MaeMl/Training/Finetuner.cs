@@ -74,10 +74,11 @@ public sealed class Finetuner
             size, o.BatchSize, shuffle: true, dropLast: true, seed: o.Seed, prefetch: o.Prefetch, log: log);
         var valLoader = val is null ? null : new PrefetchingBatchLoader(val.Samples, SampleTransforms.ResizeCenterCrop(size, o.EvalCropPct),
             size, o.BatchSize, shuffle: false, dropLast: false, seed: o.Seed, prefetch: o.Prefetch, log: log);
-        model.to(TrainingDevice.Resolve(o.Device));   // before the optimizer takes the parameters
-        var precision = PrecisionProbe.Resolve(o.Precision, model.Config.Encoder, o.BatchSize, log, fullSequence: true);
+        var device = TrainingDevice.Resolve(o.Device);
+        model.to(device);   // before the optimizer takes the parameters
+        var precision = PrecisionProbe.Resolve(o.Precision, model.Config.Encoder, o.BatchSize, log, fullSequence: true, device: device);
         using var mixed = precision == TrainingPrecision.BFloat16
-            ? new BFloat16MasterWeights<VisionTransformer>(model, () => new VisionTransformer(model.Config).to(TrainingDevice.Of(model)))
+            ? new BFloat16MasterWeights<VisionTransformer>(model, () => new VisionTransformer(model.Config))
             : null;
         var (groups, lrScales) = LayerDecay.AdamWGroups(model, o.PeakLr, o.WeightDecay, o.LayerDecay);
         using var optimizer = new AdamW(groups, o.PeakLr, 0.9, 0.999);

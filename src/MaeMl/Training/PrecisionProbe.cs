@@ -16,57 +16,68 @@ namespace MaeMl.Training;
 /// </summary>
 public static class PrecisionProbe
 {
-    /// <summary>Images per second of full MAE training steps (forward, backward, <see cref="AdamW"/>) on random images.</summary>
-    public static double StepImagesPerSecond(MaeConfig config, int batch, bool fullSequence, TrainingPrecision precision, int warmup, int steps) =>
-        MeasureSteps(config, batch, fullSequence, precision, warmup, steps).ImagesPerSecond;
+    /// <summary>Images per second of full MAE training steps (forward, backward, <see cref="AdamW"/>) on random images, on
+    /// <paramref name="device"/> (null: the CPU).</summary>
+    public static double StepImagesPerSecond(MaeConfig config, int batch, bool fullSequence, TrainingPrecision precision, int warmup, int steps, Device? device = null) =>
+        MeasureSteps(config, batch, fullSequence, precision, warmup, steps, device).ImagesPerSecond;
 
     /// <summary>What <see cref="MeasureSteps"/> measured: images per second of whole steps and the optimizer step's share of their time.</summary>
     public sealed record StepTiming(double ImagesPerSecond, double OptimizerShare);
 
     /// <summary>As <see cref="StepImagesPerSecond"/>, also timing the <see cref="AdamW"/> step on its own.</summary>
-    public static StepTiming MeasureSteps(MaeConfig config, int batch, bool fullSequence, TrainingPrecision precision, int warmup, int steps)
+    public static StepTiming MeasureSteps(MaeConfig config, int batch, bool fullSequence, TrainingPrecision precision, int warmup, int steps, Device? device = null)
     {
         if (precision == TrainingPrecision.Auto) throw new ArgumentException("Measure Float32 or BFloat16, not Auto");
+        device ??= CPU;
         torch.manual_seed(0);
         using var model = new MaskedAutoencoderViT(config);
+        model.to(device);   // before the optimizer takes the parameters, as in training
         using var optimizer = new AdamW(ParameterGroups.AdamWGroups(model, 1e-4, 0.05), 1e-4, 0.9, 0.95);
         using var mixed = precision == TrainingPrecision.BFloat16 ? new BFloat16MasterWeights<MaskedAutoencoderViT>(model, () => new MaskedAutoencoderViT(model.Config)) : null;
         var compute = mixed?.Work ?? model;
-        using var imgs = randn(batch, config.InChans, config.ImageSize, config.ImageSize);
+        using var imgs = randn(batch, config.InChans, config.ImageSize, config.ImageSize, device: device);
         var sw = new Stopwatch();
         var opt = new Stopwatch();
         for (int i = 0; i < warmup + steps; i++)
         {
-            if (i == warmup) { sw.Start(); opt.Reset(); }
+            if (i == warmup) { Synchronize(device); sw.Start(); opt.Reset(); }
             using var scope = NewDisposeScope();
             mixed?.PullWeights();
-            var noise = rand(batch, config.NumPatches);
+            var noise = rand(batch, config.NumPatches, device: device);
             var output = fullSequence ? compute.ForwardFullSequenceBaseline(imgs, noise) : compute.Forward(imgs, noise);
             output.Loss.backward();
             mixed?.PushGradients();
+            Synchronize(device);
             opt.Start();
             optimizer.step();
+            Synchronize(device);
             opt.Stop();
             optimizer.zero_grad();
         }
+        Synchronize(device);
+        sw.Stop();
         return new StepTiming(batch * steps / sw.Elapsed.TotalSeconds, opt.Elapsed.TotalSeconds / sw.Elapsed.TotalSeconds);
     }
 
     /// <summary>The faster of float32 and bfloat16 for MAE pretraining of <paramref name="config"/> here (see the class summary); with
-    /// <paramref name="fullSequence"/>, for the step that runs every token through the encoder (what fine-tuning costs).</summary>
-    public static TrainingPrecision Choose(MaeConfig config, int batchSize, Action<string>? log = null, bool fullSequence = false)
+    /// <paramref name="fullSequence"/>, for the step that runs every token through the encoder (what fine-tuning costs). Measured on
+    /// the run's <paramref name="device"/> (null: the CPU); on a GPU both precisions are measured whatever the CPU has.</summary>
+    public static TrainingPrecision Choose(MaeConfig config, int batchSize, Action<string>? log = null, bool fullSequence = false, Device? device = null)
     {
-        if (!CpuFeatures.HasNativeBFloat16) return TrainingPrecision.Float32;
+        device ??= CPU;
+        bool onCpu = device.type == DeviceType.CPU;
+        if (onCpu && !CpuFeatures.HasNativeBFloat16) return TrainingPrecision.Float32;
         int batch = Math.Clamp(batchSize, 1, 16);
-        var key = $"{CpuModel()}|threads {torch.get_num_threads()}|{config.ImageSize}/{config.PatchSize} {config.EmbedDim}x{config.Depth} dec {config.DecoderEmbedDim}x{config.DecoderDepth} mlp {config.MlpRatio} mask {config.MaskRatio}|batch {batch}" + (fullSequence ? "|full sequence" : "");
+        var where = onCpu ? $"{CpuModel()}|threads {torch.get_num_threads()}" : $"{device.type.ToString().ToLowerInvariant()}:{device.index}|cpu {CpuModel()}";
+        var key = $"{where}|{config.ImageSize}/{config.PatchSize} {config.EmbedDim}x{config.Depth} dec {config.DecoderEmbedDim}x{config.DecoderDepth} mlp {config.MlpRatio} mask {config.MaskRatio}|batch {batch}" + (fullSequence ? "|full sequence" : "");
         var cache = ReadCache();
         if (cache[key] is JsonObject hit && Enum.TryParse<TrainingPrecision>(hit["choice"]?.GetValue<string>(), out var cached))
         {
             log?.Invoke($"precision Auto: {cached} (measured earlier on this machine: float32 {hit["float32_img_s"]} img/s, bfloat16 {hit["bfloat16_img_s"]} img/s)");
             return cached;
         }
-        double fp32 = StepImagesPerSecond(config, batch, fullSequence, TrainingPrecision.Float32, warmup: 1, steps: 2);
-        double bf16 = StepImagesPerSecond(config, batch, fullSequence, TrainingPrecision.BFloat16, warmup: 1, steps: 2);
+        double fp32 = StepImagesPerSecond(config, batch, fullSequence, TrainingPrecision.Float32, warmup: 1, steps: 2, device);
+        double bf16 = StepImagesPerSecond(config, batch, fullSequence, TrainingPrecision.BFloat16, warmup: 1, steps: 2, device);
         var choice = bf16 > 1.05 * fp32 ? TrainingPrecision.BFloat16 : TrainingPrecision.Float32;
         log?.Invoke($"precision Auto: {choice} (measured now, batch {batch}: float32 {fp32:F1} img/s, bfloat16 {bf16:F1} img/s)");
         cache[key] = new JsonObject { ["choice"] = choice.ToString(), ["float32_img_s"] = Math.Round(fp32, 1), ["bfloat16_img_s"] = Math.Round(bf16, 1), ["measured"] = DateTime.UtcNow.ToString("u") };
@@ -75,8 +86,15 @@ public static class PrecisionProbe
     }
 
     /// <summary>Resolves <see cref="TrainingPrecision.Auto"/> (measuring if needed); other values are returned as they are.</summary>
-    public static TrainingPrecision Resolve(TrainingPrecision precision, MaeConfig config, int batchSize, Action<string>? log = null, bool fullSequence = false) =>
-        precision == TrainingPrecision.Auto ? Choose(config, batchSize, log, fullSequence) : precision;
+    public static TrainingPrecision Resolve(TrainingPrecision precision, MaeConfig config, int batchSize, Action<string>? log = null, bool fullSequence = false,
+                                            Device? device = null) =>
+        precision == TrainingPrecision.Auto ? Choose(config, batchSize, log, fullSequence, device) : precision;
+
+    /// <summary>Waits for the device's queued work (a GPU runs asynchronously; the CPU has nothing to wait for).</summary>
+    static void Synchronize(Device device)
+    {
+        if (device.type == DeviceType.CUDA) torch.cuda.synchronize(device);
+    }
 
     static string CachePath()
     {

@@ -104,7 +104,7 @@ public sealed class Pretrainer
         model.to(device);   // before the optimizer takes the parameters
         var groups = ParameterGroups.AdamWGroups(model, o.PeakLr, o.WeightDecay);
         using var optimizer = new AdamW(groups, o.PeakLr, 0.9, 0.95);   // MaeMl's: no temporary Scalars, TorchSharp's state format
-        var precision = PrecisionProbe.Resolve(o.Precision, o.Model, o.BatchSize, log);
+        var precision = PrecisionProbe.Resolve(o.Precision, o.Model, o.BatchSize, log, device: device);
         using var mixed = precision == TrainingPrecision.BFloat16 ? new BFloat16MasterWeights<MaskedAutoencoderViT>(model, () => new MaskedAutoencoderViT(model.Config)) : null;
         var schedule = new LearningRateSchedule(o.PeakLr, o.MinLr, o.WarmupEpochs, o.Epochs);
 

@@ -40,4 +40,21 @@ public sealed class TrainingDeviceTests
         foreach (var check in checks) Assert.Contains("TorchSharp-cuda", Assert.Throws<ArgumentException>(check).Message);
         new DenseTrainingOptions { Device = "cpu" }.Validate();
     }
+
+    /// <summary>The one device check that runs without a GPU: LibTorch's <c>meta</c> device (shapes, no data) stands in for a second
+    /// device. The bfloat16 working copy of mixed precision is built by a factory that knows nothing of devices (on the CPU, LibTorch's
+    /// default); it must end on the master model's device, or every forward would mix devices. (Pretraining's copy once stayed on the
+    /// CPU under a CUDA master.)</summary>
+    [Fact]
+    public void TheBFloat16WorkingCopyFollowsTheMasterModelsDevice()
+    {
+        var meta = new torch.Device(DeviceType.META);
+        var cfg = new MaeConfig { ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 1, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2 };
+        using var master = new MaskedAutoencoderViT(cfg);
+        master.to(meta);
+        using var mixed = new BFloat16MasterWeights<MaskedAutoencoderViT>(master, () => new MaskedAutoencoderViT(cfg));
+        Assert.All(mixed.Work.parameters(), p => Assert.Equal(DeviceType.META, p.device_type));
+        Assert.All(mixed.Work.parameters(), p => Assert.Equal(torch.ScalarType.BFloat16, p.dtype));
+        Assert.Equal(DeviceType.META, TrainingDevice.Of(master).type);
+    }
 }
