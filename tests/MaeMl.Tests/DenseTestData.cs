@@ -6,10 +6,7 @@ namespace MaeMl.Tests;
 /// <summary>Tiny generated detection / segmentation sets: one bright square per image on a dark background.</summary>
 public static class DenseTestData
 {
-    public static MaeConfig TinyEncoder(int imageSize = 32) => new()
-    {
-        ImageSize = imageSize, PatchSize = 8, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2,
-    };
+    public static MaeConfig TinyEncoder(int imageSize = 32) => TestModels.Tiny with { ImageSize = imageSize, PatchSize = 8 };
 
     /// <summary>Writes images img*.png, YOLO labels (class 0 = square, 1 = circle) and grey masks (0 background, 1 square, 2 circle).</summary>
     public static (string Images, string Labels, string Masks) Write(string dir, int count, int size = 48, int seed = 0)

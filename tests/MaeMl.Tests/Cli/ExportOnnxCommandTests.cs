@@ -31,7 +31,7 @@ public class ExportOnnxCommandTests
     public void ExportsAClassifierWithItsClassNames()
     {
         var dir = TestImages.TempDir("export-cls");
-        var config = new MaeMl.Model.MaeConfig { ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2 };
+        var config = TestModels.Tiny;
         using var vit = new MaeMl.Model.VisionTransformer(new MaeMl.Model.VitClassifierConfig(config, 3));
         var file = Path.Combine(dir, "classifier.maeml");
         MaeMl.Checkpoints.ClassifierCheckpoint.Save(file, vit, ["red", "green", "blue"]);

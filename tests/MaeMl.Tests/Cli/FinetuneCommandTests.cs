@@ -19,7 +19,7 @@ public class FinetuneCommandTests
         TestImages.Write(train, 12, size: 16, classes: 2, seed: 1);
         TestImages.Write(val, 6, size: 16, classes: 2, seed: 2);
         TorchSharp.torch.manual_seed(0);
-        using (var mae = new MaskedAutoencoderViT(new MaeConfig { ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2 }))
+        using (var mae = new MaskedAutoencoderViT(TestModels.Tiny))
             MaeCheckpoint.Save(pretrained, mae);
 
         var ft = Run("finetune", "--train", train, "--val", val, "--out", Path.Combine(root, "ft"), "--weights", pretrained, "--epochs", "1",

@@ -49,10 +49,7 @@ public class HostileFileTests
         Assert.True(gapError.Contains("gap.safetensors") && gapError.Contains("missing"), gapError);
     }
 
-    static readonly MaeConfig Tiny = new()
-    {
-        ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2,
-    };
+    static readonly MaeConfig Tiny = TestModels.Tiny;
 
     /// <summary>(header JSON, model section, optimizer section) of a .maeml file.</summary>
     static (JsonObject Header, byte[] Model, byte[] Optimizer) Sections(string path)

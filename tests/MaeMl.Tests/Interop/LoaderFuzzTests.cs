@@ -12,10 +12,7 @@ namespace MaeMl.Tests.Interop;
 /// no hang, no runaway memory.</summary>
 public class LoaderFuzzTests
 {
-    static readonly MaeConfig Tiny = new()
-    {
-        ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2,
-    };
+    static readonly MaeConfig Tiny = TestModels.Tiny;
 
     static byte[] Mutate(byte[] original, Random rng)
     {

@@ -18,7 +18,7 @@ namespace MaeMl.Tests.MLNet;
 [Collection("TorchGlobalRng")]
 public sealed class ApplyMaeClassifierTests(ITestOutputHelper output)
 {
-    static readonly MaeConfig Tiny = new() { ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2 };
+    static readonly MaeConfig Tiny = TestModels.Tiny;
     static readonly string[] Classes = ["cat", "dog", "fox", "owl"];
 
     sealed class Row { public string ImagePath { get; set; } = ""; }

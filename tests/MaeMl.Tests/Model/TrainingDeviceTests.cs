@@ -49,7 +49,7 @@ public sealed class TrainingDeviceTests
     public void TheBFloat16WorkingCopyFollowsTheMasterModelsDevice()
     {
         var meta = new torch.Device(DeviceType.META);
-        var cfg = new MaeConfig { ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 1, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2 };
+        var cfg = TestModels.Tiny with { Depth = 1 };
         using var master = new MaskedAutoencoderViT(cfg);
         master.to(meta);
         using var mixed = new BFloat16MasterWeights<MaskedAutoencoderViT>(master, () => new MaskedAutoencoderViT(cfg));

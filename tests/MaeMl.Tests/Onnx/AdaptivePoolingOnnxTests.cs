@@ -50,8 +50,8 @@ public class AdaptivePoolingOnnxTests(ITestOutputHelper output)
     public void OnnxPoolingAndResizeMatchTorchOnNonSquareMaps()
     {
         // a writer over a tiny ViT (its graph needs the pixels fed; only the extra input is used here)
-        using var vit = new VisionTransformer(VitClassifierConfig.Backbone(OnnxTestModels.Tiny));
-        var w = new DenseOnnxWriter(vit.state_dict(), "", OnnxTestModels.Tiny);
+        using var vit = new VisionTransformer(VitClassifierConfig.Backbone(TestModels.Tiny));
+        var w = new DenseOnnxWriter(vit.state_dict(), "", TestModels.Tiny);
         const int h = 13, wd = 9;
         var x = w.G.Input("x", "batch", 4, h, wd);
         var outputs = new List<(string Name, Func<Tensor, Tensor> Torch)>();

@@ -19,7 +19,7 @@ public class ClassifierOnnxExportTests
     public void LogitsAndProbabilitiesMatchTorchSharp(bool globalPool)
     {
         torch.manual_seed(4);
-        using var model = new VisionTransformer(new VitClassifierConfig(OnnxTestModels.Tiny, 5, globalPool));
+        using var model = new VisionTransformer(new VitClassifierConfig(TestModels.Tiny, 5, globalPool));
         OnnxTestModels.Perturb(model);
         using (no_grad()) model.Head!.weight!.normal_(0, 0.5);
         model.eval();

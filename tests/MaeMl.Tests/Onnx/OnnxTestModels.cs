@@ -9,18 +9,11 @@ namespace MaeMl.Tests.Onnx;
 /// <summary>Tiny random models and the TorchSharp reference features the ONNX graphs must reproduce.</summary>
 public static class OnnxTestModels
 {
-    /// <summary>16x16 images, patch 4 (16 patches), encoder 32x2 with 2 heads.</summary>
-    public static MaeConfig Tiny => new()
-    {
-        ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2,
-        DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2,
-    };
-
     /// <summary>A MAE with random weights, its LayerNorms and biases perturbed so they are exercised too.</summary>
     public static MaskedAutoencoderViT RandomMae(MaeConfig? config = null, int seed = 0)
     {
         torch.manual_seed(seed);
-        var model = new MaskedAutoencoderViT(config ?? Tiny);
+        var model = new MaskedAutoencoderViT(config ?? TestModels.Tiny);
         Perturb(model);
         model.eval();
         return model;

@@ -71,7 +71,7 @@ public class VitEncoderOnnxExporterTests(ITestOutputHelper output)
     public void FineTunedVisionTransformerFeaturesMatch(bool globalPool)
     {
         torch.manual_seed(5);
-        using var vit = new VisionTransformer(new VitClassifierConfig(OnnxTestModels.Tiny, NumClasses: 4, GlobalPool: globalPool));
+        using var vit = new VisionTransformer(new VitClassifierConfig(TestModels.Tiny, NumClasses: 4, GlobalPool: globalPool));
         OnnxTestModels.Perturb(vit);
         vit.eval();
         var pooling = globalPool ? EncoderPooling.Mean : EncoderPooling.Cls;
@@ -92,7 +92,7 @@ public class VitEncoderOnnxExporterTests(ITestOutputHelper output)
     [Fact]
     public void GlobalPoolWeightsRefuseClsPoolingNamingTheMissingNorm()
     {
-        using var vit = new VisionTransformer(new VitClassifierConfig(OnnxTestModels.Tiny, 0, GlobalPool: true));
+        using var vit = new VisionTransformer(new VitClassifierConfig(TestModels.Tiny, 0, GlobalPool: true));
         var e = Assert.Throws<ArgumentException>(() => VitEncoderOnnxExporter.Build(vit.state_dict(), vit.Config.Encoder,
             new VitEncoderOnnxOptions { Poolings = [EncoderPooling.Cls] }));
         Assert.Contains("'norm'", e.Message);
@@ -106,7 +106,7 @@ public class VitEncoderOnnxExporterTests(ITestOutputHelper output)
         sd.Remove("blocks.1.mlp.fc2.bias");
         var e = Assert.Throws<ArgumentException>(() => VitEncoderOnnxExporter.Build(sd, model.Config));
         Assert.Contains("blocks.1.mlp.fc2.bias", e.Message);
-        var wider = OnnxTestModels.Tiny with { EmbedDim = 64 };
+        var wider = TestModels.Tiny with { EmbedDim = 64 };
         e = Assert.Throws<ArgumentException>(() => VitEncoderOnnxExporter.Build(model.state_dict(), wider));
         Assert.Contains("patch_embed.proj.weight", e.Message);
     }

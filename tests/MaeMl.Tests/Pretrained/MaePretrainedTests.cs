@@ -68,7 +68,7 @@ public class MaePretrainedTests
         var dir = Directory.CreateTempSubdirectory("maeml-pretrained-classifier-").FullName;
         try
         {
-            var tiny = new MaeConfig { ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2 };
+            var tiny = TestModels.Tiny;
             using var vit = new VisionTransformer(new VitClassifierConfig(tiny, 3, GlobalPool: true));
             using (torch.no_grad()) foreach (var p in vit.parameters()) p.normal_(0, 0.5, new torch.Generator(11));
             var file = Path.Combine(dir, "classifier.maeml");

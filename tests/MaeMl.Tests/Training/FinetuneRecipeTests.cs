@@ -10,7 +10,7 @@ namespace MaeMl.Tests.Training;
 /// <summary>The pieces of the fine-tuning recipe: layer decay groups, mixup/cutmix, soft-target loss, RandAugment, random erasing, LARS.</summary>
 public class FinetuneRecipeTests
 {
-    static readonly MaeConfig Tiny = new() { ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2 };
+    static readonly MaeConfig Tiny = TestModels.Tiny;
 
     [Fact]
     public void LayerDecayAssignsBeitLayerIdsAndTimmNoDecayGroups()

@@ -17,7 +17,7 @@ public sealed class TorchGlobalRngCollection;
 [Collection("TorchGlobalRng")]
 public class FinetunerTests
 {
-    static readonly MaeConfig Tiny = new() { ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2 };
+    static readonly MaeConfig Tiny = TestModels.Tiny;
 
     /// <summary>train/ and val/ folders of 3 classes, and a MAE checkpoint of the tiny config.</summary>
     static (string Train, string Val, string Pretrained) Data(int trainPerClass = 8)

@@ -21,10 +21,7 @@ namespace MaeMl.Tests.Training;
 [Collection("TorchGlobalRng")]
 public sealed class HandoffPythonCheckTests(ITestOutputHelper output)
 {
-    static readonly MaeConfig Tiny = new()
-    {
-        ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2,
-    };
+    static readonly MaeConfig Tiny = TestModels.Tiny;
 
     [Fact]
     public void StepsLikePyTorchBothWays()

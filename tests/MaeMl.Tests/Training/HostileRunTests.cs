@@ -11,10 +11,7 @@ namespace MaeMl.Tests.Training;
 /// half-written files, no writes through planted links, no hangs.</summary>
 public class HostileRunTests
 {
-    static readonly MaeConfig Tiny = new()
-    {
-        ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2,
-    };
+    static readonly MaeConfig Tiny = TestModels.Tiny;
 
     static PretrainOptions Options(string data, string output) => new()
     {

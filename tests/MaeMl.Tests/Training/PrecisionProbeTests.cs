@@ -16,7 +16,7 @@ public sealed class PrecisionProbeTests
         Environment.SetEnvironmentVariable("XDG_CACHE_HOME", cache);
         try
         {
-            var config = new MaeConfig { ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 1, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2 };
+            var config = TestModels.Tiny with { Depth = 1 };
             var log = new List<string>();
             var first = PrecisionProbe.Resolve(TrainingPrecision.Auto, config, 8, log.Add);
             Assert.NotEqual(TrainingPrecision.Auto, first);
