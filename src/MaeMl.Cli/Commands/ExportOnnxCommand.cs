@@ -27,18 +27,20 @@ public static class ExportOnnxCommand
         command.SetAction(parse =>
         {
             Vocabulary.ApplyThreads(parse.GetValue(threads));
+            // a whole model (detector / segmenter, classifier) is exported as it is: the encoder-only options given are refused by name
+            void RefuseEncoderOptions(string what, params Option[] encoderOnly)
+            {
+                foreach (var o in encoderOnly)
+                    if (parse.GetResult(o) is { Implicit: false }) throw new CliException($"{o.Name} is for encoders; {what}");
+            }
             if (parse.GetValue(source.Weights) is { } file && DenseModelFile.IsDenseModelFile(file))
             {
-                foreach (var encoderOnly in new Option[] { source.Model, pooling, noPreprocessing, opset })
-                    if (parse.GetResult(encoderOnly) is { Implicit: false })
-                        throw new CliException($"{encoderOnly.Name} is for encoders; '{file}' is a detection/segmentation model, exported whole (with preprocessing, opset 17)");
+                RefuseEncoderOptions($"'{file}' is a detection/segmentation model, exported whole (with preprocessing, opset 17)", source.Model, pooling, noPreprocessing, opset);
                 return ExportDense(file, parse.GetValue(output)!, parse.GetValue(verify));
             }
             if (parse.GetValue(source.Weights) is { } classifierFile && ClassifierCheckpoint.IsClassifierCheckpoint(classifierFile))
             {
-                foreach (var encoderOnly in new Option[] { source.Model, pooling, noPreprocessing })
-                    if (parse.GetResult(encoderOnly) is { Implicit: false })
-                        throw new CliException($"{encoderOnly.Name} is for encoders; '{classifierFile}' is a classifier, exported with its head and preprocessing");
+                RefuseEncoderOptions($"'{classifierFile}' is a classifier, exported with its head and preprocessing", source.Model, pooling, noPreprocessing);
                 return ExportClassifier(classifierFile, parse.GetValue(output)!, parse.GetValue(opset), parse.GetValue(verify));
             }
             var poolings = CliHelpers.Poolings(parse.GetValue(pooling)!);
