@@ -29,25 +29,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools" / "pytorch"))
-from mini_models_mae import MaskedAutoencoderViT  # noqa: E402
+from mini_models_mae import MaskedAutoencoderViT, add_weight_decay  # noqa: E402
 
 ARCH = dict(img_size=16, patch_size=4, in_chans=3, embed_dim=32, depth=2, num_heads=2,
             decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2, mlp_ratio=4.0, norm_pix_loss=True)
 MODEL_NAME = "mae_vit_e32d2h2_patch4_dec16d1h2"   # what MaeMl's export writes for this architecture (heads included)
 GRAD_SCALER_KEYS = ["scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker"]
-
-
-def add_weight_decay(model, weight_decay=1e-5, skip_list=()):
-    """timm 0.3.2 optim_factory.add_weight_decay, as main_pretrain.py calls it."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        if len(param.shape) == 1 or name.endswith(".bias") or name in skip_list:
-            no_decay.append(param)
-        else:
-            decay.append(param)
-    return [{'params': no_decay, 'weight_decay': 0.}, {'params': decay, 'weight_decay': weight_decay}]
 
 
 def adjust_learning_rate(epoch, args):

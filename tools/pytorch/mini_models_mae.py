@@ -151,3 +151,16 @@ class VisionTransformer(nn.Module):
             x = blk(x)
         x = self.fc_norm(x[:, 1:, :].mean(dim=1)) if self.global_pool else self.norm(x)[:, 0]
         return self.head(x)
+
+
+def add_weight_decay(model, weight_decay=1e-5, skip_list=()):
+    """timm 0.3.2 optim_factory.add_weight_decay, as main_pretrain.py calls it: no decay for biases and 1-D parameters."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if len(param.shape) == 1 or name.endswith(".bias") or name in skip_list:
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    return [{'params': no_decay, 'weight_decay': 0.}, {'params': decay, 'weight_decay': weight_decay}]

@@ -26,20 +26,23 @@ public static class BenchCommand
         var vitlSteps = new Option<int>("--vitl-steps") { Description = "Timed steps per ViT-L/16 measurement (0 skips it).", DefaultValueFactory = _ => 2 };
         var gcStress = new Option<double>("--gc-stress") { Description = "Instead of the benchmark: train and step the optimizer for this many seconds while another thread forces garbage collections (TorchSharp Scalar lifetime check); exit 1 on a LibTorch error.", DefaultValueFactory = _ => 0 };
         var stock = new Option<bool>("--stock-optimizer") { Description = "With --gc-stress: use TorchSharp's own AdamW instead of MaeMl's scalar-safe one." };
+        var pytorch = new Option<string?>("--pytorch") { Description = "A Python with PyTorch (e.g. /usr/bin/python3 with Debian's python3-torch): also time the official MAE step (tools/pytorch/bench_official.py) on the same configurations, in this run." };
         var threads = Vocabulary.ThreadsOption();
         var command = new Command("bench", "Benchmark MAE training steps (MAE vs full-sequence baseline, fp32 and bf16), GFLOP/s against GEMM, and data loading.")
-        { data, batch, steps, vitbBatch, vitbSteps, skipVitb, vitlBatch, vitlSteps, gcStress, stock, threads };
+        { data, batch, steps, vitbBatch, vitbSteps, skipVitb, vitlBatch, vitlSteps, gcStress, stock, pytorch, threads };
         command.SetAction(r =>
         {
             Vocabulary.ApplyThreads(r.GetValue(threads));
             if (r.GetValue(gcStress) > 0) return GcStress.Run(TimeSpan.FromSeconds(r.GetValue(gcStress)), r.GetValue(stock));
-            Run(r.GetValue(data), r.GetValue(batch), r.GetValue(steps), r.GetValue(vitbBatch), r.GetValue(vitbSteps), r.GetValue(skipVitb), r.GetValue(vitlBatch), r.GetValue(vitlSteps));
+            var official = r.GetValue(pytorch) is { } python ? new OfficialPyTorch(python, OfficialPyTorch.FindScript()) : null;
+            Run(r.GetValue(data), r.GetValue(batch), r.GetValue(steps), r.GetValue(vitbBatch), r.GetValue(vitbSteps), r.GetValue(skipVitb), r.GetValue(vitlBatch), r.GetValue(vitlSteps), official);
             return 0;
         });
         return command;
     }
 
-    public static void Run(string? dataDir, int batch, int steps, int vitbBatch, int vitbSteps, bool skipVitb, int vitlBatch = 4, int vitlSteps = 0)
+    public static void Run(string? dataDir, int batch, int steps, int vitbBatch, int vitbSteps, bool skipVitb, int vitlBatch = 4, int vitlSteps = 0,
+                           OfficialPyTorch? official = null)
     {
         Console.WriteLine($"torch threads {torch.get_num_threads()}, {Environment.ProcessorCount} logical CPUs");
         double gemm32 = GemmGflops(ScalarType.Float32), gemm16 = GemmGflops(ScalarType.BFloat16);
@@ -62,7 +65,8 @@ public static class BenchCommand
         Console.WriteLine($"  bfloat16 over float32 (MAE): {results["BFloat16/False"] / results["Float32/False"]:F2}x");
         var auto = results["BFloat16/False"] > 1.05 * results["Float32/False"] && CpuFeatures.HasNativeBFloat16 ? TrainingPrecision.BFloat16 : TrainingPrecision.Float32;
         Console.WriteLine($"  precision Auto picks {auto} here (float32 {results["Float32/False"]:F1} img/s, bfloat16 {results["BFloat16/False"]:F1} img/s; bfloat16 only when >5% faster)");
-        Console.WriteLine("  official PyTorch MAE: not measured in this run (no constant is printed in its place; see docs for a side-by-side run)");
+        if (official is null) Console.WriteLine("  official PyTorch MAE: not measured in this run (--pytorch PYTHON measures it; no constant is printed in its place)");
+        else official.Report(tiny, batch, steps, warmup: 3, ("float32", results["Float32/False"]), (auto.ToString(), results[$"{auto}/False"]));
 
         double tinyRatio = TrainingFlops.FullSequenceStep(tiny, batch) / TrainingFlops.MaeStep(tiny, batch);
         foreach (var p in new[] { TrainingPrecision.Float32, TrainingPrecision.BFloat16 })
@@ -87,6 +91,7 @@ public static class BenchCommand
             }
             double ratio = TrainingFlops.FullSequenceStep(config, b) / TrainingFlops.MaeStep(config, b), speedup = ips[false] / ips[true];
             Console.WriteLine($"  MAE speedup over full-sequence: {speedup:F2}x against a FLOP ratio of {ratio:F2}x = {100 * speedup / ratio:F0}% of it");
+            official?.Report(config, b, stepsLarge, warmup: 1, (auto.ToString(), ips[false]));
         }
 
         Console.WriteLine("\n(c) data loading (decode + RandomResizedCrop + flip + normalise, background threads)");
@@ -130,5 +135,58 @@ public static class BenchCommand
             File.WriteAllBytes(Path.Combine(dir, $"{i:D4}.jpg"), jpg.ToArray());
         }
         return dir;
+    }
+}
+
+/// <summary>The official MAE pretraining step timed by PyTorch itself (<c>tools/pytorch/bench_official.py</c>: models_mae, AdamW over timm's
+/// groups, float32 on the CPU) in a child process of the same <c>maeml bench</c> run, with the same threads, configuration and batch.</summary>
+public sealed class OfficialPyTorch(string python, string script)
+{
+    const string ScriptPath = "tools/pytorch/bench_official.py";
+
+    /// <summary>The script in the current folder or a parent (a clone of the repository), else beside the tool.</summary>
+    /// <exception cref="CliException">Not found.</exception>
+    public static string FindScript()
+    {
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, ScriptPath))) return Path.Combine(dir.FullName, ScriptPath);
+        throw new CliException($"--pytorch: {ScriptPath} was not found in the current folder or its parents (run from a clone of the MaeMl repository)");
+    }
+
+    /// <summary>Times the official step on <paramref name="c"/> and prints it beside MaeMl's rates (name, images/s) of the same run.</summary>
+    public void Report(MaeConfig c, int batch, int steps, int warmup, params (string Name, double ImagesPerSecond)[] ours)
+    {
+        var args = new[]
+        {
+            script, "--img-size", $"{c.ImageSize}", "--patch-size", $"{c.PatchSize}", "--embed-dim", $"{c.EmbedDim}", "--depth", $"{c.Depth}",
+            "--num-heads", $"{c.NumHeads}", "--decoder-embed-dim", $"{c.DecoderEmbedDim}", "--decoder-depth", $"{c.DecoderDepth}",
+            "--decoder-num-heads", $"{c.DecoderNumHeads}", "--mlp-ratio", c.MlpRatio.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--batch-size", $"{batch}", "--steps", $"{steps}", "--warmup", $"{warmup}", "--threads", $"{torch.get_num_threads()}",
+        };
+        var start = new ProcessStartInfo(python) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) start.ArgumentList.Add(a);
+        Process process;
+        try { process = Process.Start(start) ?? throw new CliException($"--pytorch: '{python}' did not start"); }
+        catch (System.ComponentModel.Win32Exception e) { throw new CliException($"--pytorch: '{python}' cannot be run ({e.Message})"); }
+        using (process)
+        {
+            var stderr = process.StandardError.ReadToEndAsync();
+            var stdout = process.StandardOutput.ReadToEnd();
+            process.WaitForExit();
+            var last = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
+            if (process.ExitCode != 0 || last is null || !last.StartsWith('{'))
+            {
+                var why = stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault() ?? $"exit code {process.ExitCode}";
+                Console.WriteLine($"  official PyTorch MAE: not measured ({python} {ScriptPath}: {why})");
+                return;
+            }
+            using var json = System.Text.Json.JsonDocument.Parse(last);
+            double ips = json.RootElement.GetProperty("images_per_s").GetDouble();
+            var version = json.RootElement.GetProperty("torch").GetString();
+            var threads = json.RootElement.GetProperty("threads").GetInt32();
+            Console.WriteLine($"  official PyTorch MAE    float32   {ips,8:F2} img/s  {batch / ips,6:F3} s/step  (torch {version}, {threads} threads, measured now); " +
+                              string.Join(", ", ours.Select(o => $"MaeMl {o.Name} {o.ImagesPerSecond / ips:F2}x")));
+        }
     }
 }
