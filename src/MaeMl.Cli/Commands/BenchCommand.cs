@@ -66,7 +66,9 @@ public static class BenchCommand
         var auto = results["BFloat16/False"] > 1.05 * results["Float32/False"] && CpuFeatures.HasNativeBFloat16 ? TrainingPrecision.BFloat16 : TrainingPrecision.Float32;
         Console.WriteLine($"  precision Auto picks {auto} here (float32 {results["Float32/False"]:F1} img/s, bfloat16 {results["BFloat16/False"]:F1} img/s; bfloat16 only when >5% faster)");
         if (official is null) Console.WriteLine("  official PyTorch MAE: not measured in this run (--pytorch PYTHON measures it; no constant is printed in its place)");
-        else official.Report(tiny, batch, steps, warmup: 3, ("float32", results["Float32/False"]), (auto.ToString(), results[$"{auto}/False"]));
+        else official.Report(tiny, batch, steps, warmup: 3, auto == TrainingPrecision.Float32
+            ? [("Float32 (Auto's pick)", results["Float32/False"])]
+            : [("Float32", results["Float32/False"]), ("BFloat16 (Auto's pick)", results["BFloat16/False"])]);
 
         double tinyRatio = TrainingFlops.FullSequenceStep(tiny, batch) / TrainingFlops.MaeStep(tiny, batch);
         foreach (var p in new[] { TrainingPrecision.Float32, TrainingPrecision.BFloat16 })
