@@ -28,6 +28,8 @@
 #   scripts/cifar10-protocol.sh --save OUT KEEP   copies what a fresh machine needs into KEEP (every row's small files; the
 #                                                 checkpoint of each unfinished fine-tuning row without its AdamW moments)
 # and KEEP=DIR restores it into an OUT that lacks it before running.
+#   scripts/cifar10-protocol.sh --ship OUT [DATA]   row (d), once finished, becomes pretrained/cifar10-vit-tiny-finetuned.maeml (last weights,
+#                                                 no optimizer state) with its metrics in pretrained/training/, and is scored again by maeml eval
 #
 # Commands: $MAEML (default: the built CLI src/MaeMl.Cli/bin/Release/net10.0/linux-x64/MaeMl.Cli, else
 # `dotnet run --project src/MaeMl.Cli -c Release --`) and $TRANSFER (default: bench/MaeMl.Transfer's Release build, else
@@ -51,6 +53,19 @@ if [[ "${1:-}" == "--save" ]]; then
     fi
   done
   du -sh "$KEEP"; exit 0
+fi
+
+if [[ "${1:-}" == "--ship" ]]; then
+  # row (d), finished, becomes the shipped classifier: its last weights (the end of the schedule; never the epoch that scored best on the
+  # test images) without the AdamW moments, its per-epoch metrics as the training history, and its own test score checked again
+  OUT=${2:?usage: scripts/cifar10-protocol.sh --ship OUT [DATA]}; DATA=${3:-../shared/data/cifar10}
+  [[ -f "$OUT/d-finetune-mae.row.tsv" ]] || { echo "cifar10-protocol: row (d) in $OUT is not finished; run it to its last epoch first" >&2; exit 2; }
+  M=${MAEML:-src/MaeMl.Cli/bin/Release/net10.0/linux-x64/MaeMl.Cli}
+  python3 scripts/strip-optimizer.py "$OUT/d-finetune-mae/checkpoint-last.maeml" pretrained/cifar10-vit-tiny-finetuned.maeml
+  mkdir -p pretrained/training
+  cp "$OUT/d-finetune-mae/metrics.jsonl" pretrained/training/cifar10-vit-tiny-finetuned.metrics.jsonl
+  "$M" eval --weights pretrained/cifar10-vit-tiny-finetuned.maeml --val "$DATA/test" --eval-crop-pct 1
+  du -h pretrained/cifar10-vit-tiny-finetuned.maeml; exit 0
 fi
 
 MAE=${1:?usage: scripts/cifar10-protocol.sh MAE_MODEL_FILE [DATA] [OUT]}
