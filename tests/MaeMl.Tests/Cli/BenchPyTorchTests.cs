@@ -12,6 +12,7 @@ public sealed class BenchPyTorchTests
     [Fact]
     public void TheOfficialRateIsMeasuredWithTheSameSettingsAndPrintedBesideOurs()
     {
+        if (OperatingSystem.IsWindows()) return;   // the stand-in Python is a shell script
         var dir = TestImages.TempDir("bench-pytorch");
         var args = Path.Combine(dir, "args.txt");
         var python = Path.Combine(dir, "python");
