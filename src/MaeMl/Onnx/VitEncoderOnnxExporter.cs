@@ -27,14 +27,21 @@ public static class VitEncoderOnnxExporter
         return onnx;
     }
 
-    /// <summary>Exports the encoder of a fine-tuned ViT to <paramref name="path"/>; the head is left out unless
-    /// <see cref="VitEncoderOnnxOptions.IncludeHead"/> is set (see <see cref="ExportClassifier"/>).</summary>
+    /// <summary>Exports the encoder of a fine-tuned ViT to <paramref name="path"/> (<see cref="BuildEncoder"/>).</summary>
     public static ModelProto Export(VisionTransformer model, string path, VitEncoderOnnxOptions? options = null)
     {
-        var onnx = Build(model.state_dict(), model.Config.Encoder, options);
+        var onnx = BuildEncoder(model, options);
         Save(onnx, path);
         return onnx;
     }
+
+    /// <summary>The graph <see cref="Export(VisionTransformer, string, VitEncoderOnnxOptions?)"/> writes: the encoder of a fine-tuned ViT,
+    /// the head left out unless <see cref="VitEncoderOnnxOptions.IncludeHead"/> is set (see <see cref="ExportClassifier"/>). Without
+    /// options, the outputs its weights have: a global-pool classifier (<c>fc_norm</c>, no final <c>norm</c>) the mean features its
+    /// head reads, a cls-token one every pooling.</summary>
+    public static ModelProto BuildEncoder(VisionTransformer model, VitEncoderOnnxOptions? options = null) =>
+        Build(model.state_dict(), model.Config.Encoder,
+            options ?? (model.Config.GlobalPool ? new VitEncoderOnnxOptions { Poolings = [EncoderPooling.Mean] } : null));
 
     /// <summary>Exports a fine-tuned classifier, encoder and head, to <paramref name="path"/>: outputs <see cref="EncoderOnnxNames.Logits"/>,
     /// <see cref="EncoderOnnxNames.Probabilities"/> and the pooled features the head reads.</summary>

@@ -95,9 +95,7 @@ public static class MaePretrained
         using var model = MaeModelFile.Load(weightsFile, new MaeLoadOptions { Preset = preset }, out _);
         return model switch
         {
-            // a global-pool classifier has fc_norm, not the final norm the cls and token outputs read: its mean output only
-            VisionTransformer vit => Onnx.VitEncoderOnnxExporter.Build(vit.state_dict(), vit.Config.Encoder,
-                vit.Config.GlobalPool ? new Onnx.VitEncoderOnnxOptions { Poolings = [Onnx.EncoderPooling.Mean] } : null),
+            VisionTransformer vit => Onnx.VitEncoderOnnxExporter.BuildEncoder(vit),
             MaskedAutoencoderViT mae => Onnx.VitEncoderOnnxExporter.Build(mae.state_dict(), mae.Config),
             _ => throw new InvalidDataException($"'{weightsFile}' holds neither a MAE nor a classifier"),
         };
