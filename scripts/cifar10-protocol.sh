@@ -84,6 +84,8 @@ LP_BATCH=${LP_BATCH:-256}
 LP_BLR=${LP_BLR:-0.1}
 FT_LABELS_PER_CLASS=${FT_LABELS_PER_CLASS:-0}            # train images per class of (d), (e) [0 = all labels]
 FT_LOW_PER_CLASS=${FT_LOW_PER_CLASS:-500}                # train images per class of (f): 10% of CIFAR-10's 5,000
+FT_LOW_EVAL_EVERY=${FT_LOW_EVAL_EVERY:-5}                # (f) validates every this many epochs and after the last ((d), (e): every epoch); with
+                                                         # 5,000 training images a validation on 10,000 test images costs as much as the epoch
 FT_EPOCHS=${FT_EPOCHS:-1}                                # (d)-(f) [50]
 FT_WARMUP=${FT_WARMUP:-0.2}                              # [5]
 FT_BATCH=${FT_BATCH:-64}                                 # [128]
@@ -178,18 +180,19 @@ finetune() {
   if (( epochs < FT_EPOCHS )); then echo "== ($row): $epochs of $FT_EPOCHS epochs so far; run again to continue"; return 0; fi
   local wall; wall=$(awk '{ s += $1 } END { printf "%.2f", s }' "$OUT/$dir.wall")
   # "fine-tuning on N images of C classes ..., validating on M: S steps/epoch, batch B x accum A": each epoch trains on the full
-  # batches (drop last) and evaluates the M test images
+  # batches (drop last); each validation (every epoch, or every FT_LOW_EVAL_EVERY-th and the last) scores the M test images
   local n m steps batch accum
   read -r n m steps batch accum < <(sed -nE 's/.*fine-tuning on ([0-9]+) images of .*validating on ([0-9]+): ([0-9]+) steps\/epoch, batch ([0-9]+) x accum ([0-9]+).*/\1 \2 \3 \4 \5/p' "$OUT/$dir.log" | tail -1)
+  local evals; evals=$(jq -s '[.[] | select(.type == "epoch" and .val_top1 != null)] | length' "$OUT/$dir/metrics.jsonl")
   add_row "$dir" "$row" "$method" "$n" "$(jq -r .count "$OUT/$dir/eval.json")" "$(jq -r .top1 "$OUT/$dir/eval.json")" "$wall" \
-    "$((epochs * ((steps - steps % accum) * batch + m)))"
+    "$((epochs * (steps - steps % accum) * batch + evals * m))"
 }
 
 labels_all=$([[ "$FT_LABELS_PER_CLASS" == 0 ]] && echo "all labels" || echo "$FT_LABELS_PER_CLASS labels per class")
 finetune d d d-finetune-mae "$FT_LABELS_PER_CLASS" "fine-tune from the MAE, $labels_all, $FT_EPOCHS epoch(s)" --weights "$MAE"
 finetune e e e-finetune-scratch "$FT_LABELS_PER_CLASS" "$SCRATCH_MODEL from scratch, $labels_all, $FT_EPOCHS epoch(s)" --model "$SCRATCH_MODEL" --layer-decay "$SCRATCH_LAYER_DECAY"
-finetune fd "f, d" f-finetune-mae-10pct "$FT_LOW_PER_CLASS" "fine-tune from the MAE, $FT_LOW_PER_CLASS labels per class, $FT_EPOCHS epoch(s)" --weights "$MAE"
-finetune fe "f, e" f-finetune-scratch-10pct "$FT_LOW_PER_CLASS" "$SCRATCH_MODEL from scratch, $FT_LOW_PER_CLASS labels per class, $FT_EPOCHS epoch(s)" --model "$SCRATCH_MODEL" --layer-decay "$SCRATCH_LAYER_DECAY"
+finetune fd "f, d" f-finetune-mae-10pct "$FT_LOW_PER_CLASS" "fine-tune from the MAE, $FT_LOW_PER_CLASS labels per class, $FT_EPOCHS epoch(s)" --weights "$MAE" --eval-every "$FT_LOW_EVAL_EVERY"
+finetune fe "f, e" f-finetune-scratch-10pct "$FT_LOW_PER_CLASS" "$SCRATCH_MODEL from scratch, $FT_LOW_PER_CLASS labels per class, $FT_EPOCHS epoch(s)" --model "$SCRATCH_MODEL" --layer-decay "$SCRATCH_LAYER_DECAY" --eval-every "$FT_LOW_EVAL_EVERY"
 
 {
   echo "# CIFAR-10 transfer protocol"
@@ -215,7 +218,7 @@ finetune fe "f, e" f-finetune-scratch-10pct "$FT_LOW_PER_CLASS" "$SCRATCH_MODEL 
   echo "- wall-clock: the whole row. (a)/(b): measured inside bench/MaeMl.Transfer (for (b) including loading the MAE file and exporting the"
   echo "  ONNX encoder), fit (featurize the training images once, NormalizeMinMax, L-BFGS) + evaluation; (c)-(f): the whole maeml process."
   echo "- image passes: images the network ran on. (a)-(c): train + test images once each ((c) caches the frozen features; its $LP_EPOCHS head"
-  echo "  epochs run on them); (d)-(f): epochs x (training images in full batches + test images evaluated after each epoch)."
+  echo "  epochs run on them); (d)-(f): epochs x training images in full batches + validations x test images ((f) validates after every ${FT_LOW_EVAL_EVERY} epochs and the last)."
   echo "  images/s = image passes / wall-clock. A fine-tuning pass also runs the backward pass; a ResNet18 pass is at 224 px."
   echo "- budgets: probe train $PROBE_TRAIN_PER_CLASS/class, test $TEST_PER_CLASS/class (0 = all), seed $SEED, torch threads $THREADS;"
   echo "  linprobe ${LP_EPOCHS} epochs (warmup $LP_WARMUP, batch $LP_BATCH, blr $LP_BLR); fine-tune ${FT_EPOCHS} epoch(s) (warmup $FT_WARMUP, batch $FT_BATCH,"

@@ -48,6 +48,7 @@ public static class FinetuneCommand
         var layerDecay = new Option<double?>("--layer-decay") { Description = $"Layer-wise lr decay, 1 = off {Default(o => o.LayerDecay)}." };
         var dropPath = new Option<double?>("--drop-path") { Description = $"Stochastic depth {Default(o => o.DropPath)}." };
         var clip = new Option<double?>("--clip-grad") { Description = $"Clip the gradient norm {Default(o => o.ClipGrad)}." };
+        var evalEvery = new Option<int?>("--eval-every") { Description = $"Validate after every N epochs and after the last {Default(o => o.EvalEvery)}." };
         var mixupAlpha = new Option<double?>("--mixup") { Description = $"Mixup alpha, 0 = off {Default(o => o.Mixup.MixupAlpha)}." };
         var cutmixAlpha = new Option<double?>("--cutmix") { Description = $"CutMix alpha, 0 = off {Default(o => o.Mixup.CutmixAlpha)}." };
         var mixupProb = new Option<double?>("--mixup-prob") { Description = $"Probability of mixing a batch {Default(o => o.Mixup.Prob)}." };
@@ -75,7 +76,7 @@ public static class FinetuneCommand
         var prefetch = new Option<int>("--prefetch") { Description = "Batches decoded ahead.", DefaultValueFactory = _ => Small.Prefetch };
         var command = new Command("finetune", "Fine-tune a ViT classifier from MAE weights or from scratch (main_finetune.py: layer decay, mixup/cutmix, RandAugment, erasing, drop path).")
         {
-            train, val, output, weights, model, recipe, epochs, warmup, batch, accum, blr, lr, minLr, wd, layerDecay, dropPath, clip, mixupAlpha, cutmixAlpha,
+            train, val, output, weights, model, recipe, epochs, warmup, batch, accum, blr, lr, minLr, wd, layerDecay, dropPath, clip, evalEvery, mixupAlpha, cutmixAlpha,
             mixupProb, switchProb, smoothing, randAug, reprob, minCrop, evalCrop, pooling, clsToken, seed, limit, valLimit, resume, timeLimit, ckptMinutes, threads, device, precision, prefetch,
         };
         command.SetAction(r =>
@@ -105,7 +106,7 @@ public static class FinetuneCommand
                 Epochs = r.GetValue(epochs) ?? o.Epochs, WarmupEpochs = r.GetValue(warmup) ?? o.WarmupEpochs, BatchSize = r.GetValue(batch) ?? o.BatchSize,
                 AccumIter = r.GetValue(accum) ?? o.AccumIter, BaseLr = r.GetValue(blr) ?? o.BaseLr, Lr = r.GetValue(lr), MinLr = r.GetValue(minLr) ?? o.MinLr,
                 WeightDecay = r.GetValue(wd) ?? o.WeightDecay, LayerDecay = r.GetValue(layerDecay) ?? o.LayerDecay, DropPath = r.GetValue(dropPath) ?? o.DropPath,
-                ClipGrad = r.GetValue(clip) ?? o.ClipGrad, Mixup = mix, RandAugment = ParseRandAugment(r.GetValue(randAug), o.RandAugment),
+                ClipGrad = r.GetValue(clip) ?? o.ClipGrad, EvalEvery = r.GetValue(evalEvery) ?? o.EvalEvery, Mixup = mix, RandAugment = ParseRandAugment(r.GetValue(randAug), o.RandAugment),
                 RandomErasingProb = r.GetValue(reprob) ?? o.RandomErasingProb, MinCropScale = r.GetValue(minCrop) ?? o.MinCropScale,
                 EvalCropPct = r.GetValue(evalCrop) ?? o.EvalCropPct, GlobalPool = globalPool, Seed = r.GetValue(seed),
                 LimitPerClass = r.GetValue(limit), ValLimitPerClass = r.GetValue(valLimit), Resume = r.GetValue(resume),

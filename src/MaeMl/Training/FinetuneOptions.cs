@@ -37,6 +37,9 @@ public sealed record FinetuneOptions : ClassificationRunOptions
     public TrainingPrecision Precision { get; init; } = TrainingPrecision.Float32;
     /// <summary>Gradient-norm clipping; null (the official default) for none.</summary>
     public double? ClipGrad { get; init; }
+    /// <summary>Validate after every this many epochs and after the last (default 1, every epoch, as <c>main_finetune.py</c>): a small
+    /// training set with a large validation set spends as long validating as training.</summary>
+    public int EvalEvery { get; init; } = 1;
     /// <summary>Mixup, cutmix and label smoothing (default: <c>--mixup 0.8 --cutmix 1.0 --smoothing 0.1</c>); <see cref="MixupOptions.None"/> for plain cross entropy.</summary>
     public MixupOptions Mixup { get; init; } = new();
     /// <summary>RandAugment policy; null for none. Default rand-m9-mstd0.5-inc1.</summary>
@@ -82,6 +85,7 @@ public sealed record FinetuneOptions : ClassificationRunOptions
         if (DropPath < 0 || DropPath >= 1) throw new ArgumentException($"drop path must be in [0, 1), got {DropPath}");
         if (MinCropScale <= 0 || MinCropScale > 1) throw new ArgumentException($"min crop scale must be in (0, 1], got {MinCropScale}");
         if (EvalCropPct <= 0 || EvalCropPct > 1) throw new ArgumentException($"eval crop pct must be in (0, 1], got {EvalCropPct}");
+        if (EvalEvery <= 0) throw new ArgumentException($"eval every must be a positive number of epochs, got {EvalEvery}");
         if (Mixup.LabelSmoothing < 0 || Mixup.LabelSmoothing >= 1) throw new ArgumentException($"label smoothing must be in [0, 1), got {Mixup.LabelSmoothing}");
         PretrainOptions.CheckThreads(Threads);
         TrainingDevice.Resolve(Device);

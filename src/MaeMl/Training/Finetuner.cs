@@ -168,7 +168,7 @@ public sealed class Finetuner
         public override string EndOfEpoch(int epoch, JsonObject entry)
         {
             best = false;
-            if (valLoader is null) return "";
+            if (valLoader is null || ((epoch + 1) % o.EvalEvery != 0 && epoch + 1 != o.Epochs)) return "";
             var eval = ClassifierEvaluation.Evaluate(model, valLoader, classes, cancel);
             model.train();
             LastEval = eval;

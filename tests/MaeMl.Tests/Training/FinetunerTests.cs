@@ -95,6 +95,23 @@ public class FinetunerTests
         Assert.Equal(result.Validation.MeanLoss, metrics.MeanLoss, 4);
     }
 
+    /// <summary><c>EvalEvery</c>: validation after epochs 2 and 4 and after the last (5), none between; eval.json is the last epoch's.</summary>
+    [Fact]
+    public void EvalEveryValidatesEveryNthEpochAndTheLast()
+    {
+        var (train, val, pretrained) = Data(trainPerClass: 2);
+        var output = TestImages.TempDir("ft-eval-every");
+        var result = new Finetuner(Options(train, val, output, pretrained) with { Epochs = 5, EvalEvery = 2 }, new ConsoleProgress(TextWriter.Null), _ => { }).Run();
+        Assert.Equal(5, result.EpochsDone);
+        var epochs = File.ReadAllLines(Path.Combine(output, "metrics.jsonl")).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!)
+            .Where(n => n["type"]?.GetValue<string>() == "epoch").ToList();
+        Assert.Equal(5, epochs.Count);
+        Assert.Equal(new[] { false, true, false, true, true }, epochs.Select(n => n["val_top1"] is not null));
+        var last = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(output, "eval.json")))!;
+        Assert.Equal(epochs[4]["val_top1"]!.GetValue<double>(), last["top1"]!.GetValue<double>(), 12);
+        Assert.Throws<ArgumentException>(() => (Options(train, val, output, pretrained) with { EvalEvery = 0 }).Validate());
+    }
+
     [Fact]
     public void ResumedRunReproducesTheUninterruptedOne()
     {
