@@ -147,17 +147,6 @@ internal static class DenseScoring
 
     // ---------------------------------------------------------------- files
 
-    /// <summary>A weights file path, or the weights of a shipped model by name (as <see cref="Pretrained.MaePretrained"/> finds them).</summary>
-    /// <exception cref="FileNotFoundException">Neither a file nor a shipped model.</exception>
-    internal static string ResolveWeights(string nameOrPath, string what)
-    {
-        if (File.Exists(nameOrPath)) return nameOrPath;
-        if (Pretrained.MaePretrained.Available.Any(m => string.Equals(m.Name, nameOrPath, StringComparison.OrdinalIgnoreCase)))
-            return Pretrained.MaePretrained.WeightsPath(nameOrPath);
-        throw new FileNotFoundException($"The {what} '{nameOrPath}' is neither a file nor a shipped model " +
-                                        $"({string.Join(", ", Pretrained.MaePretrained.Available.Select(m => m.Name))})", nameOrPath);
-    }
-
     /// <summary>An exported dense model: its bytes, input size (W x H) and classes (from the <c>maeml.*</c> metadata).</summary>
     internal sealed record DenseOnnxFile(byte[] Bytes, InputSize ImageSize, int NumClasses, IReadOnlyList<string>? ClassNames, IReadOnlySet<string> Inputs, IReadOnlySet<string> Outputs);
 

@@ -53,8 +53,7 @@ public sealed class MaeClassifierScoringEstimator : IEstimator<ITransformer>
     internal MaeClassifierScoringEstimator(MLNetHost host, string modelFile, IReadOnlyList<string>? classNames, string imageColumnName, string scoreColumnName,
         string predictedLabelColumnName, int? gpuDeviceId, bool fallbackToCpu)
     {
-        var path = Pretrained.MaePretrained.ResolveFile(modelFile);
-        if (!File.Exists(path)) throw new FileNotFoundException($"Classifier '{modelFile}' is neither a file nor a shipped model", modelFile);
+        var path = Pretrained.MaePretrained.ResolveExisting(modelFile, "classifier");
         DenseScoring.DenseOnnxFile file;
         if (MaeCheckpoint.IsCheckpoint(path))
         {

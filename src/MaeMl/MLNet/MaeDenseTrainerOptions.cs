@@ -67,7 +67,7 @@ internal static class DenseFit
         {
             if (o.PretrainedEncoderFile is not null)
             {
-                using var mae = Interop.MaeModelFile.LoadMae(DenseScoring.ResolveWeights(o.PretrainedEncoderFile, "pretrained encoder file"),
+                using var mae = Interop.MaeModelFile.LoadMae(Pretrained.MaePretrained.ResolveExisting(o.PretrainedEncoderFile, "pretrained encoder file"),
                     new Interop.MaeLoadOptions { AllowMissingDecoder = true });
                 vit(model).LoadEncoder(mae.state_dict().Where(kv => MaskedAutoencoderViT.IsEncoderKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value));
             }

@@ -42,22 +42,13 @@ public sealed class MaeImageClassificationEstimator : IEstimator<ITransformer>
         if (string.IsNullOrWhiteSpace(options.ImageColumnName)) throw new ArgumentException("The image column name is empty", nameof(options));
         if (options.StartCheckpoint is null && options.Architecture is null)
             throw new ArgumentException("Give a start checkpoint (MAE-pretrained weights) or an architecture preset to train from scratch", nameof(options));
-        startCheckpoint = options.StartCheckpoint is null ? null : ResolveModelFile(options.StartCheckpoint);
+        startCheckpoint = options.StartCheckpoint is null ? null : Pretrained.MaePretrained.ResolveExisting(options.StartCheckpoint, "start checkpoint");
         if (options.Architecture is not null) MaePresets.Get(options.Architecture);
         if (options.Epochs <= 0 || options.BatchSize <= 0) throw new ArgumentException($"Epochs ({options.Epochs}) and batch size ({options.BatchSize}) must be positive", nameof(options));
         this.options = options;
         this.host = host;
         seed = options.Seed ?? host.NextSeed();
         ml = host.NewContext(seed);
-    }
-
-    /// <summary>A model file path, or the weights of a shipped model by name (as <see cref="Pretrained.MaePretrained"/> finds them).</summary>
-    static string ResolveModelFile(string nameOrPath)
-    {
-        var path = Pretrained.MaePretrained.ResolveFile(nameOrPath);
-        if (File.Exists(path)) return path;
-        throw new FileNotFoundException($"The start checkpoint '{nameOrPath}' is neither a file nor a shipped model " +
-                                        $"({string.Join(", ", Pretrained.MaePretrained.Available.Select(m => m.Name))})", nameOrPath);
     }
 
     /// <summary>The working folder of the last <see cref="Fit"/> (images, checkpoints, metrics, <c>classifier.onnx</c>) when

@@ -53,7 +53,7 @@ public static class MaePretrained
         if (known is not null)
             return (WeightsPath(known.Name), (options ?? new MaeLoadOptions()) with { Preset = options?.Preset ?? known.Preset });
         if (File.Exists(nameOrPath)) return (nameOrPath, options);
-        throw new FileNotFoundException($"'{nameOrPath}' is neither a file nor a shipped model ({string.Join(", ", Available.Select(m => m.Name))})", nameOrPath);
+        throw NeitherFileNorShipped($"'{nameOrPath}'", nameOrPath);
     }
 
     /// <summary>A weights file path as given, or the weights file of a shipped model named so (<c>cifar10-vit-tiny</c>); an existing
@@ -64,6 +64,17 @@ public static class MaePretrained
         if (File.Exists(nameOrPath) || Find(nameOrPath) is null) return nameOrPath;
         return WeightsPath(nameOrPath);
     }
+
+    /// <summary><see cref="ResolveFile"/>, and the file must exist: the error names <paramref name="what"/> (e.g. "classifier") and the shipped models.</summary>
+    /// <exception cref="FileNotFoundException">Neither a file nor a shipped model (or a shipped model whose file is not found).</exception>
+    internal static string ResolveExisting(string nameOrPath, string what)
+    {
+        var path = ResolveFile(nameOrPath);
+        return File.Exists(path) ? path : throw NeitherFileNorShipped($"The {what} '{nameOrPath}'", nameOrPath);
+    }
+
+    static FileNotFoundException NeitherFileNorShipped(string subject, string nameOrPath) =>
+        new($"{subject} is neither a file nor a shipped model ({string.Join(", ", Available.Select(m => m.Name))})", nameOrPath);
 
     /// <summary>Path of a shipped model's weights file.</summary>
     public static string WeightsPath(string name) => Locate(Require(name).WeightsFile);
