@@ -63,7 +63,7 @@ public static class BenchCommand
                               $"{gflops,6:F1} GFLOP/s = {100 * gflops / gemm32,5:F1}% of fp32 GEMM, optimizer step {100 * timing.OptimizerShare,4:F1}% of the step");
         }
         Console.WriteLine($"  bfloat16 over float32 (MAE): {results["BFloat16/False"] / results["Float32/False"]:F2}x");
-        var auto = results["BFloat16/False"] > 1.05 * results["Float32/False"] && CpuFeatures.HasNativeBFloat16 ? TrainingPrecision.BFloat16 : TrainingPrecision.Float32;
+        var auto = CpuFeatures.HasNativeBFloat16 ? PrecisionProbe.Faster(results["Float32/False"], results["BFloat16/False"]) : TrainingPrecision.Float32;
         Console.WriteLine($"  precision Auto picks {auto} here (float32 {results["Float32/False"]:F1} img/s, bfloat16 {results["BFloat16/False"]:F1} img/s; bfloat16 only when >5% faster)");
         if (official is null) Console.WriteLine("  official PyTorch MAE: not measured in this run (--pytorch PYTHON measures it; no constant is printed in its place)");
         else official.Report(tiny, batch, steps, warmup: 3, auto == TrainingPrecision.Float32
