@@ -38,6 +38,9 @@
 set -euo pipefail
 
 FT_DIRS=(d-finetune-mae e-finetune-scratch f-finetune-mae-10pct f-finetune-scratch-10pct)
+if [[ -n "${MAEML:-}" ]]; then read -ra MAEML_CMD <<< "$MAEML"
+elif [[ -x src/MaeMl.Cli/bin/Release/net10.0/linux-x64/MaeMl.Cli ]]; then MAEML_CMD=(src/MaeMl.Cli/bin/Release/net10.0/linux-x64/MaeMl.Cli)
+else MAEML_CMD=(dotnet run --project src/MaeMl.Cli -c Release --); fi
 if [[ "${1:-}" == "--save" ]]; then
   OUT=${2:?usage: scripts/cifar10-protocol.sh --save OUT KEEP}; KEEP=${3:?usage: scripts/cifar10-protocol.sh --save OUT KEEP}
   mkdir -p "$KEEP"
@@ -60,11 +63,10 @@ if [[ "${1:-}" == "--ship" ]]; then
   # test images) without the AdamW moments, its per-epoch metrics as the training history, and its own test score checked again
   OUT=${2:?usage: scripts/cifar10-protocol.sh --ship OUT [DATA]}; DATA=${3:-../shared/data/cifar10}
   [[ -f "$OUT/d-finetune-mae.row.tsv" ]] || { echo "cifar10-protocol: row (d) in $OUT is not finished; run it to its last epoch first" >&2; exit 2; }
-  M=${MAEML:-src/MaeMl.Cli/bin/Release/net10.0/linux-x64/MaeMl.Cli}
   python3 scripts/strip-optimizer.py "$OUT/d-finetune-mae/checkpoint-last.maeml" pretrained/cifar10-vit-tiny-finetuned.maeml
   mkdir -p pretrained/training
   cp "$OUT/d-finetune-mae/metrics.jsonl" pretrained/training/cifar10-vit-tiny-finetuned.metrics.jsonl
-  "$M" eval --weights pretrained/cifar10-vit-tiny-finetuned.maeml --val "$DATA/test" --eval-crop-pct 1
+  "${MAEML_CMD[@]}" eval --weights pretrained/cifar10-vit-tiny-finetuned.maeml --val "$DATA/test" --eval-crop-pct 1
   du -h pretrained/cifar10-vit-tiny-finetuned.maeml; exit 0
 fi
 
@@ -100,9 +102,6 @@ ROWS=${ROWS:-ab c d e fd fe}                             # rows this invocation 
 TIME_LIMIT=${TIME_LIMIT:-}                               # each fine-tuning row of this invocation stops cleanly after this long (e.g. 150m)
 KEEP=${KEEP:-}                                           # state saved by --save on an earlier machine, restored into OUT where OUT lacks it
 
-if [[ -n "${MAEML:-}" ]]; then read -ra MAEML_CMD <<< "$MAEML"
-elif [[ -x src/MaeMl.Cli/bin/Release/net10.0/linux-x64/MaeMl.Cli ]]; then MAEML_CMD=(src/MaeMl.Cli/bin/Release/net10.0/linux-x64/MaeMl.Cli)
-else MAEML_CMD=(dotnet run --project src/MaeMl.Cli -c Release --); fi
 if [[ -n "${TRANSFER:-}" ]]; then read -ra TRANSFER_CMD <<< "$TRANSFER"
 elif [[ -x bench/MaeMl.Transfer/bin/Release/net10.0/linux-x64/MaeMl.Transfer ]]; then TRANSFER_CMD=(bench/MaeMl.Transfer/bin/Release/net10.0/linux-x64/MaeMl.Transfer)
 else TRANSFER_CMD=(dotnet run --project bench/MaeMl.Transfer -c Release --); fi
