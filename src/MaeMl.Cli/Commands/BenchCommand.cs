@@ -176,10 +176,11 @@ public sealed class OfficialPyTorch(string python, string script)
             var stderr = process.StandardError.ReadToEndAsync();
             var stdout = process.StandardOutput.ReadToEnd();
             process.WaitForExit();
-            var last = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
+            static string? LastLine(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
+            var last = LastLine(stdout);
             if (process.ExitCode != 0 || last is null || !last.StartsWith('{'))
             {
-                var why = stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault() ?? $"exit code {process.ExitCode}";
+                var why = LastLine(stderr.Result) ?? $"exit code {process.ExitCode}";
                 Console.WriteLine($"  official PyTorch MAE: not measured ({python} {ScriptPath}: {why})");
                 return;
             }
