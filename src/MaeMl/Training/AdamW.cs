@@ -15,6 +15,8 @@ namespace MaeMl.Training;
 /// <c>p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)</c>, computed as
 /// <c>p -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps sqrt(1 - b2^t))</c>: the same value (to float32 rounding) in 7 passes over
 /// the parameter's memory instead of 9, which is what a step costs at ViT-L (the update is bound by memory bandwidth).
+/// Contiguous float32 CPU parameters (all of them in MaeMl's training) take <see cref="FusedAdamWCpu"/> instead: the same update
+/// in one pass over p, g, m and v (7 array passes where the LibTorch kernels above make 18); other devices and types take the kernels.
 /// </summary>
 public sealed class AdamW : TorchSharp.Modules.AdamW
 {
@@ -37,6 +39,13 @@ public sealed class AdamW : TorchSharp.Modules.AdamW
     }
 
     readonly Dictionary<TorchSharp.Modules.ParamGroup, (double B1, double B2, double Eps, GroupScalars Scalars)> constants = new();
+
+    /// <summary>Whether contiguous float32 CPU parameters take the one-pass update (default: on, unless the environment sets
+    /// <c>MAEML_FUSED_ADAMW=0</c>); off, every parameter takes LibTorch's kernels. Both compute the same update (to float32 rounding).</summary>
+    public bool FusedCpu { get; set; } = FusedAdamWCpu.EnabledByEnvironment;
+
+    /// <summary>Parameter updates that took <see cref="FusedAdamWCpu"/> so far.</summary>
+    internal long FusedUpdates { get; private set; }
 
     /// <summary>Same arguments as <see cref="AdamW"/> with parameter groups (amsgrad and maximize are not supported).</summary>
     public AdamW(IEnumerable<ParamGroup> groups, double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0)
@@ -72,6 +81,7 @@ public sealed class AdamW : TorchSharp.Modules.AdamW
             using var decay = (1 - lr * wd).ToScalar();
             long lastStep = -1;
             Scalar? epsScaled = null, stepSize = null;
+            float epsScaledValue = 0, stepSizeValue = 0;
             try
             {
                 foreach (var p in group.Parameters)
@@ -86,9 +96,17 @@ public sealed class AdamW : TorchSharp.Modules.AdamW
                     {
                         epsScaled?.Dispose(); stepSize?.Dispose();
                         double sqrtBc2 = Math.Sqrt(1 - Math.Pow(b2, state.step));
+                        epsScaledValue = (float)(eps * sqrtBc2);
+                        stepSizeValue = (float)(-lr * sqrtBc2 / (1 - Math.Pow(b1, state.step)));
                         epsScaled = (eps * sqrtBc2).ToScalar();
                         stepSize = (-lr * sqrtBc2 / (1 - Math.Pow(b1, state.step))).ToScalar();
                         lastStep = state.step;
+                    }
+                    if (FusedCpu && FusedAdamWCpu.Applies(p, grad, state.exp_avg, state.exp_avg_sq))
+                    {
+                        FusedAdamWCpu.Step(p, grad, state.exp_avg, state.exp_avg_sq, (float)(1 - lr * wd), (float)(1 - b1), (float)b2, (float)(1 - b2), epsScaledValue, stepSizeValue);
+                        FusedUpdates++;
+                        continue;
                     }
                     if (wd != 0) p.mul_(decay);
                     var lerped = state.exp_avg.lerp_(grad, k.OneMinusBeta1(p));
