@@ -16,6 +16,10 @@ namespace MaeMl.Training;
 /// </summary>
 public static class PrecisionProbe
 {
+    /// <summary>Part of the cache key: raised whenever MaeMl changes how a precision computes a step (2: bfloat16 attention unfused
+    /// on the CPU, one-pass AdamW), so choices measured with older kernels are measured again.</summary>
+    const int KernelRevision = 2;
+
     /// <summary>Images per second of full MAE training steps (forward, backward, <see cref="AdamW"/>) on random images, on
     /// <paramref name="device"/> (null: the CPU).</summary>
     public static double StepImagesPerSecond(MaeConfig config, int batch, bool fullSequence, TrainingPrecision precision, int warmup, int steps, Device? device = null) =>
@@ -69,7 +73,7 @@ public static class PrecisionProbe
         if (onCpu && !CpuFeatures.HasNativeBFloat16) return TrainingPrecision.Float32;
         int batch = Math.Clamp(batchSize, 1, 16);
         var where = onCpu ? $"{CpuModel()}|threads {torch.get_num_threads()}" : $"{device.type.ToString().ToLowerInvariant()}:{device.index}|cpu {CpuModel()}";
-        var key = $"{where}|{config.ImageSize}/{config.PatchSize} {config.EmbedDim}x{config.Depth} dec {config.DecoderEmbedDim}x{config.DecoderDepth} mlp {config.MlpRatio} mask {config.MaskRatio}|batch {batch}" + (fullSequence ? "|full sequence" : "");
+        var key = $"{where}|kernels {KernelRevision}|{config.ImageSize}/{config.PatchSize} {config.EmbedDim}x{config.Depth} dec {config.DecoderEmbedDim}x{config.DecoderDepth} mlp {config.MlpRatio} mask {config.MaskRatio}|batch {batch}" + (fullSequence ? "|full sequence" : "");
         var cache = ReadCache();
         if (cache[key] is JsonObject hit && Enum.TryParse<TrainingPrecision>(hit["choice"]?.GetValue<string>(), out var cached))
         {
