@@ -29,7 +29,7 @@
 #                                                 checkpoint of each unfinished fine-tuning row without its AdamW moments)
 # and KEEP=DIR restores it into an OUT that lacks it before running.
 #   scripts/cifar10-protocol.sh --ship OUT [DATA]   row (d), once finished, becomes pretrained/cifar10-vit-tiny-finetuned.maeml (last weights,
-#                                                 no optimizer state) with its metrics in pretrained/training/, and is scored again by maeml eval
+#                                                 no optimizer state) its history stays in the row's metrics.jsonl (--save), and it is scored again by maeml eval
 #
 # Commands: $MAEML (default: the built CLI src/MaeMl.Cli/bin/Release/net10.0/linux-x64/MaeMl.Cli, else
 # `dotnet run --project src/MaeMl.Cli -c Release --`) and $TRANSFER (default: bench/MaeMl.Transfer's Release build, else
@@ -64,8 +64,7 @@ if [[ "${1:-}" == "--ship" ]]; then
   OUT=${2:?usage: scripts/cifar10-protocol.sh --ship OUT [DATA]}; DATA=${3:-../shared/data/cifar10}
   [[ -f "$OUT/d-finetune-mae.row.tsv" ]] || { echo "cifar10-protocol: row (d) in $OUT is not finished; run it to its last epoch first" >&2; exit 2; }
   python3 scripts/strip-optimizer.py "$OUT/d-finetune-mae/checkpoint-last.maeml" pretrained/cifar10-vit-tiny-finetuned.maeml
-  mkdir -p pretrained/training
-  cp "$OUT/d-finetune-mae/metrics.jsonl" pretrained/training/cifar10-vit-tiny-finetuned.metrics.jsonl
+  # its history is the row's own metrics.jsonl, kept by --save in pretrained/training/cifar10-protocol/ (not copied a second time)
   "${MAEML_CMD[@]}" eval --weights pretrained/cifar10-vit-tiny-finetuned.maeml --val "$DATA/test" --eval-crop-pct 1
   du -h pretrained/cifar10-vit-tiny-finetuned.maeml; exit 0
 fi

@@ -28,6 +28,8 @@ public static class MaePretrained
     {
         new PretrainedModel("cifar10-vit-tiny", "cifar10-vit-tiny.maeml", "cifar10-vit-tiny-encoder.onnx", "mae_vit_tiny_patch4_img32",
             "MAE ViT-Tiny (32x32, patch 4, 192x6 encoder, 128x2 decoder) pretrained by `maeml pretrain` on the 50,000 CIFAR-10 training images (labels unused)"),
+        new PretrainedModel("cifar10-vit-tiny-finetuned", "cifar10-vit-tiny-finetuned.maeml", "cifar10-vit-tiny-finetuned-encoder.onnx", "mae_vit_tiny_patch4_img32",
+            "CIFAR-10 classifier (ViT-Tiny, global pool + fc_norm + 10-class head): cifar10-vit-tiny fine-tuned 50 epochs by `maeml finetune` on the 50,000 labelled training images; load with LoadClassifier"),
     };
 
     /// <summary>A shipped MAE by name, or a file path (.maeml, .pth, .safetensors).</summary>

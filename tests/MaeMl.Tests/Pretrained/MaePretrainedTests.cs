@@ -98,4 +98,24 @@ public class MaePretrainedTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    /// <summary>The shipped fine-tuned classifier loads by name and classifies the bundled CIFAR-10 test images (100, never trained on;
+    /// its full-test-set top-1 is in pretrained/README.md): a wrong head, preset or preprocessing would score near chance (10%).</summary>
+    [Fact]
+    public void ShippedFineTunedClassifierLoadsByNameAndClassifiesTheBundledImages()
+    {
+        var env = Environment.GetEnvironmentVariable("MAEML_PRETRAINED");
+        try
+        {
+            Environment.SetEnvironmentVariable("MAEML_PRETRAINED", Path.Combine(RepoRoot(), "pretrained"));
+            using var model = MaePretrained.LoadClassifier("cifar10-vit-tiny-finetuned");
+            Assert.Equal(10, model.Config.NumClasses);
+            var folder = ImageFolder.Labelled(Path.Combine(RepoRoot(), "samples", "data", "cifar10-mini", "test"));
+            var loader = new PrefetchingBatchLoader(folder.Samples, SampleTransforms.ResizeCenterCrop(32, 1.0), 32, 50, shuffle: false, dropLast: false, seed: 0);
+            var metrics = MaeMl.Evaluation.ClassifierEvaluation.Evaluate(model, loader, folder.Classes);
+            Assert.Equal(100L, metrics.Count);
+            Assert.True(metrics.Top1 >= 0.6, $"top-1 {metrics.Top1:P1} on the bundled test images");
+        }
+        finally { Environment.SetEnvironmentVariable("MAEML_PRETRAINED", env); }
+    }
 }
