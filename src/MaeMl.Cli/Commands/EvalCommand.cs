@@ -19,7 +19,7 @@ public static class EvalCommand
 
     public static Command Create()
     {
-        var modelFile = new Option<string>(Vocabulary.Weights) { Description = "Classifier weights: a checkpoint of 'maeml finetune' / 'linprobe', or an official fine-tuned .pth / safetensors.", Required = true }.Legacy("--model");
+        var modelFile = new Option<string>(Vocabulary.Weights) { Description = "Classifier weights: a checkpoint of 'maeml finetune' / 'linprobe', an official fine-tuned .pth / safetensors, or a shipped classifier's name (cifar10-vit-tiny-finetuned).", Required = true }.Legacy("--model");
         var data = new Option<string>(Vocabulary.Val) { Description = "Held-out images in class folders (DIR/<class>/*.jpg).", Required = true }.Legacy("--data");
         var limit = new Option<int?>("--val-limit-per-class") { Description = "Use at most this many images per class (evenly spaced)." }.Legacy("--limit-per-class");
         var batch = new Option<int>("--batch-size") { Description = "Images per forward pass.", DefaultValueFactory = _ => 128 };
@@ -35,6 +35,7 @@ public static class EvalCommand
             var path = r.GetValue(modelFile)!;
             if (!File.Exists(path) && MaePresets.All.ContainsKey(path))
                 throw new CliException($"'{path}' is a preset name: eval reads a classifier's weights file ({Vocabulary.Weights} FILE)");
+            path = MaeMl.Pretrained.MaePretrained.ResolveFile(path);   // a shipped classifier by name (cifar10-vit-tiny-finetuned)
             IReadOnlyList<string>? names = null;
             double cropPct = DefaultCropPct;
             if (ClassifierCheckpoint.IsClassifierCheckpoint(path))
