@@ -10,7 +10,7 @@ namespace MaeMl.Model;
 /// whose decomposed bias is the additive <c>attn_mask</c> of the same call. In bfloat16 on the CPU, for up to
 /// <see cref="MathPathMaxTokens"/> tokens, the same attention is computed as timm's unfused path instead
 /// (<c>softmax((q * scale) @ k^T + bias) @ v</c>): LibTorch's CPU <c>scaled_dot_product_attention</c> kernel took 2-6x longer for
-/// forward + backward in bfloat16 at 17-400 tokens, and fewer times longer than the unfused path from about 1,000 tokens
+/// forward + backward in bfloat16 at 17-400 tokens, while from about 1,000 tokens the kernel is 3-5x faster than the unfused path
 /// (2026-12-02, AMD EPYC with AVX512-BF16; float32 keeps the fused kernel, which was as fast or faster there).</summary>
 public sealed class Attention : nn.Module<Tensor, Tensor>
 {

@@ -96,10 +96,10 @@ public sealed class AdamW : TorchSharp.Modules.AdamW
                     {
                         epsScaled?.Dispose(); stepSize?.Dispose();
                         double sqrtBc2 = Math.Sqrt(1 - Math.Pow(b2, state.step));
-                        epsScaledValue = (float)(eps * sqrtBc2);
-                        stepSizeValue = (float)(-lr * sqrtBc2 / (1 - Math.Pow(b1, state.step)));
-                        epsScaled = (eps * sqrtBc2).ToScalar();
-                        stepSize = (-lr * sqrtBc2 / (1 - Math.Pow(b1, state.step))).ToScalar();
+                        double epsValue = eps * sqrtBc2, stepValue = -lr * sqrtBc2 / (1 - Math.Pow(b1, state.step));
+                        (epsScaledValue, stepSizeValue) = ((float)epsValue, (float)stepValue);
+                        epsScaled = epsValue.ToScalar();
+                        stepSize = stepValue.ToScalar();
                         lastStep = state.step;
                     }
                     if (FusedCpu && FusedAdamWCpu.Applies(p, grad, state.exp_avg, state.exp_avg_sq))
