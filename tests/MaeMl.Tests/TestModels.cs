@@ -11,4 +11,12 @@ public static class TestModels
     {
         ImageSize = 16, PatchSize = 4, EmbedDim = 32, Depth = 2, NumHeads = 2, DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2,
     };
+
+    /// <summary>The repository's root (the folder with MaeMl.sln) above the test binaries: the shipped pretrained/ and samples/ live there.</summary>
+    public static string RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "MaeMl.sln"))) return dir.FullName;
+        throw new DirectoryNotFoundException("repository root (MaeMl.sln) not found above " + AppContext.BaseDirectory);
+    }
 }

@@ -93,8 +93,8 @@ public static class BenchCommand
             }
             double ratio = TrainingFlops.FullSequenceStep(config, b) / TrainingFlops.MaeStep(config, b), speedup = ips[false] / ips[true];
             Console.WriteLine($"  MAE speedup over full-sequence: {speedup:F2}x against a FLOP ratio of {ratio:F2}x = {100 * speedup / ratio:F0}% of it");
-            var (fused, kernels) = (AdamWStepSeconds(config, fusedCpu: true), AdamWStepSeconds(config, fusedCpu: false));
-            Console.WriteLine($"  AdamW step alone ({Parameters(config) / 1e6:F0} M parameters, float32): one-pass CPU update {fused:F3} s, LibTorch's kernels {kernels:F3} s ({kernels / fused:F2}x)");
+            var ((fused, parameters), (kernels, _)) = (AdamWStepSeconds(config, fusedCpu: true), AdamWStepSeconds(config, fusedCpu: false));
+            Console.WriteLine($"  AdamW step alone ({parameters / 1e6:F0} M parameters, float32): one-pass CPU update {fused:F3} s, LibTorch's kernels {kernels:F3} s ({kernels / fused:F2}x)");
             official?.Report(config, b, stepsLarge, warmup: 1, (auto.ToString(), ips[false]));
         }
 
@@ -108,14 +108,9 @@ public static class BenchCommand
         Console.WriteLine($"  {n} images from {dir}: {loadIps:F0} img/s = {loadIps / Math.Max(results["Float32/False"], results["BFloat16/False"]):F1}x the fastest MAE step rate");
     }
 
-    static long Parameters(MaeConfig c)
-    {
-        using var model = new MaskedAutoencoderViT(c);
-        return model.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
-    }
-
-    /// <summary>Seconds of one <see cref="AdamW"/> step over <paramref name="c"/>'s trainable parameters (random gradients; the mean of 3 after 1).</summary>
-    static double AdamWStepSeconds(MaeConfig c, bool fusedCpu)
+    /// <summary>Seconds of one <see cref="AdamW"/> step over <paramref name="c"/>'s trainable parameters (random gradients; the mean of 3 after 1),
+    /// and how many parameters that is.</summary>
+    static (double Seconds, long Parameters) AdamWStepSeconds(MaeConfig c, bool fusedCpu)
     {
         using var model = new MaskedAutoencoderViT(c);
         using var optimizer = new AdamW(ParameterGroups.AdamWGroups(model, 1e-4, 0.05), 1e-4, 0.9, 0.95) { FusedCpu = fusedCpu };
@@ -123,7 +118,7 @@ public static class BenchCommand
         optimizer.step();
         var sw = Stopwatch.StartNew();
         for (int i = 0; i < 3; i++) optimizer.step();
-        return sw.Elapsed.TotalSeconds / 3;
+        return (sw.Elapsed.TotalSeconds / 3, model.parameters().Where(p => p.requires_grad).Sum(p => p.numel()));
     }
 
     static string Describe(MaeConfig c) =>

@@ -46,9 +46,7 @@ public class FinetuneCommandTests
         Assert.Equal(2, wrongClasses.Code);
 
         // the shipped classifier by name (found in the repository's pretrained/, a parent of the test's folder) on the bundled test images
-        var repo = new DirectoryInfo(AppContext.BaseDirectory);
-        while (!File.Exists(Path.Combine(repo.FullName, "MaeMl.sln"))) repo = repo.Parent!;
-        var shipped = Run("eval", "--weights", "cifar10-vit-tiny-finetuned", "--val", Path.Combine(repo.FullName, "samples", "data", "cifar10-mini", "test"));
+        var shipped = Run("eval", "--weights", "cifar10-vit-tiny-finetuned", "--val", Path.Combine(TestModels.RepoRoot(), "samples", "data", "cifar10-mini", "test"));
         Assert.True(shipped.Code == 0, shipped.Err + shipped.Out);
         Assert.Contains("cifar10-vit-tiny-finetuned.maeml on 100 images", shipped.Out);
     }

@@ -17,12 +17,7 @@ public sealed class ProcessWideStateCollection;
 [Collection("ProcessWideState")]
 public class MaePretrainedTests
 {
-    static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "MaeMl.sln"))) return dir.FullName;
-        throw new DirectoryNotFoundException("repository root (MaeMl.sln) not found above " + AppContext.BaseDirectory);
-    }
+    static string RepoRoot() => TestModels.RepoRoot();
 
     [Fact]
     public void MissingShippedWeightsFailWithWhatToDoAndMaePretrainedFindsThem()
