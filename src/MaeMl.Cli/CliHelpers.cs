@@ -159,7 +159,8 @@ public static class CliHelpers
     /// <summary>Runs a pretraining and prints its one-line summary.</summary>
     public static int RunPretraining(PretrainOptions options)
     {
-        var result = new Pretrainer(options).Run();
+        using var stop = new StopOnSignal();
+        var result = new Pretrainer(options).Run(stop.Token);
         Console.WriteLine($"done: {result.EpochsDone} epoch(s), {result.OptimizerSteps} optimizer steps, last epoch loss {result.LastEpochLoss:F4}, " +
                           $"{result.ImagesPerSecond:F0} img/s overall; checkpoint {result.CheckpointPath}" +
                           (result.StoppedByTimeLimit ? $" (stopped by the time limit after {result.EpochsDone} of {options.Epochs} epochs, mid-schedule: {Vocabulary.Resume} auto finishes the same schedule)" : ""));

@@ -25,6 +25,12 @@ public static class Program
             if (verbose) Console.Error.WriteLine(e);
             return 3;
         }
+        catch (OperationCanceledException e)
+        {
+            // a training command stopped by SIGINT/SIGTERM (StopOnSignal): the message says where, and which checkpoint continues it
+            Console.Error.WriteLine($"maeml: {e.Message.ReplaceLineEndings(" ").Trim()}");
+            return StopOnSignal.ExitCode;
+        }
         catch (Exception e)
         {
             Console.Error.WriteLine($"maeml: {OneLine(e)}");

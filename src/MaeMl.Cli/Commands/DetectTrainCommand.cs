@@ -37,7 +37,8 @@ public static class DetectTrainCommand
             Console.WriteLine($"FCOS on strides {string.Join(",", model.Strides)}, {config.NumClasses} classes, train {train.Count} images ({train.Boxes.Sum(b => b.Length)} boxes), " +
                               $"val {val.Count} images ({val.Boxes.Sum(b => b.Length)} boxes), torch threads {get_num_threads()}");
             var progress = new MaeMl.Training.ConsoleProgress();
-            var result = DetectionTrainer.Train(model, train, dense.ReadTraining(parse), progress.Line, validation: val, progress: progress);
+            using var stop = new StopOnSignal();
+            var result = DetectionTrainer.Train(model, train, dense.ReadTraining(parse), progress.Line, stop.Token, validation: val, progress: progress);
             Console.WriteLine($"trained {result.Steps} steps in {result.Seconds:F0} s" + (result.StoppedByTimeLimit ? " (stopped at the time limit)" : ""));
             Console.WriteLine(Reports.Describe(config));
             Reports.Detection(DetectionTrainer.Evaluate(model, train), "train", train.ClassNames);

@@ -112,7 +112,8 @@ public static class FinetuneCommand
                 LimitPerClass = r.GetValue(limit), ValLimitPerClass = r.GetValue(valLimit), Resume = r.GetValue(resume),
                 TimeLimit = CliHelpers.Duration(r.GetValue(timeLimit)), CheckpointMinutes = r.GetValue(ckptMinutes), Threads = r.GetValue(threads), Device = r.GetValue(device)!, Precision = r.GetValue(precision), Prefetch = r.GetValue(prefetch),
             };
-            var result = new Finetuner(o).Run();
+            using var stop = new StopOnSignal();
+            var result = new Finetuner(o).Run(stop.Token);
             Console.WriteLine($"done: {result.EpochsDone} epoch(s), {result.OptimizerSteps} optimizer steps, last epoch loss {result.LastEpochLoss:F4}, " +
                               $"{ConsoleProgress.Format(result.Elapsed)}; checkpoint {result.CheckpointPath}" +
                               (result.StoppedByTimeLimit ? $" (stopped by the time limit: continue with {Vocabulary.Resume} auto)" : ""));

@@ -104,7 +104,8 @@ public static class LinearProbeCommand
                     FeatureBatchSize = r.GetValue(featureBatch), Seed = r.GetValue(seed), LimitPerClass = r.GetValue(limit),
                     ValLimitPerClass = r.GetValue(valLimit), Threads = r.GetValue(threads), Device = r.GetValue(device)!,
                 };
-                var result = new LinearProbe(o).Run();
+                using var stop = new StopOnSignal();
+                var result = new LinearProbe(o).Run(stop.Token);
                 Console.WriteLine($"done in {ConsoleProgress.Format(result.Elapsed)} (features {result.FeatureTime.TotalSeconds:F1} s, head {result.HeadTrainingTime.TotalSeconds:F1} s); " +
                                   $"train top-1 {result.TrainTop1:P2}; checkpoint {result.CheckpointPath}");
                 if (result.Validation is { } v) Console.Write(v.Format());

@@ -34,7 +34,8 @@ public static class SegmentTrainCommand
             Console.WriteLine($"head {kind}, {config.NumClasses} classes (ignore {train.IgnoreIndex}), train {train.Count} images, val {val.Count} images, torch threads {get_num_threads()}");
             var options = dense.ReadTraining(parse);
             var progress = new MaeMl.Training.ConsoleProgress();
-            var result = SegmentationTrainer.Train(model, train, options, progress.Line, validation: val, progress: progress, classNames: data.Names(parse));
+            using var stop = new StopOnSignal();
+            var result = SegmentationTrainer.Train(model, train, options, progress.Line, stop.Token, validation: val, progress: progress, classNames: data.Names(parse));
             Console.WriteLine($"trained {result.Steps} steps in {result.Seconds:F0} s" + (result.StoppedByTimeLimit ? " (stopped at the time limit)" : ""));
             Reports.Segmentation(SegmentationTrainer.Evaluate(model, train), "train", []);
             Reports.Segmentation(SegmentationTrainer.Evaluate(model, val), "val", data.Names(parse));

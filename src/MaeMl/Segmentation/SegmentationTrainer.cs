@@ -12,7 +12,7 @@ public static class SegmentationTrainer
     /// <see cref="DenseTrainingOptions.OutputDir"/> the run folder gets metrics.jsonl, loss-curve.png and checkpoint-last.maeml (a
     /// <see cref="SegmentationModelFile"/> with the optimizer state), and <see cref="DenseTrainingOptions.Resume"/> continues it exactly.
     /// With <paramref name="validation"/>, mIoU and pixel accuracy on it after every epoch (in the metrics and the log).</summary>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (checked after every step).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (checked at every accumulation boundary, after which the run's checkpoint, if it has an output folder, is written).</exception>
     public static DenseTrainingResult Train(SegmentationModel model, SegmentationDataset data, DenseTrainingOptions options, Action<string>? log = null,
         CancellationToken cancellationToken = default, SegmentationDataset? validation = null, ConsoleProgress? progress = null,
         IReadOnlyList<string>? classNames = null)

@@ -28,7 +28,7 @@ internal static class DenseTraining
     /// <param name="o">The settings (validated here).</param>
     /// <param name="log">Epoch lines and notices, or null.</param>
     /// <param name="progress">A progress bar, or null.</param>
-    /// <param name="cancel">Checked after every step.</param>
+    /// <param name="cancel">Checked at every accumulation boundary: the run writes its checkpoint, then throws.</param>
     /// <param name="prepare">For a streamed set: decodes a batch's rows on background threads, ahead of training (<see cref="RowBatch.Prepared"/>).</param>
     public static DenseTrainingResult Run(nn.Module model, DenseModelHeader file, int numLayers, int count,
         Func<RowBatch, Tensor> batchLoss, Func<JsonObject, string>? evaluate, DenseTrainingOptions o, Action<string>? log,

@@ -56,7 +56,8 @@ public sealed class Finetuner
     /// <c>run.json</c>, <c>metrics.jsonl</c>, <see cref="LastCheckpointName"/> (every epoch, every <see cref="FinetuneOptions.CheckpointMinutes"/>
     /// and at the time limit), <c>loss-curve.png</c> and, with a validation set, <see cref="BestCheckpointName"/>, <c>eval.json</c>
     /// (the last evaluation) and <c>accuracy-curve.png</c> to the output folder. Throws <see cref="NonFiniteLossException"/> when training diverges (the last good
-    /// checkpoint is kept) and <see cref="OperationCanceledException"/> when <paramref name="cancel"/> fires.
+    /// checkpoint is kept) and <see cref="OperationCanceledException"/> when <paramref name="cancel"/> fires, at the next accumulation boundary (or after the epoch's
+    /// evaluation) with <see cref="LastCheckpointName"/> written first, so <c>Resume = "auto"</c> continues it.
     /// </summary>
     public FinetuneResult Run(CancellationToken cancel = default)
     {
@@ -121,7 +122,7 @@ public sealed class Finetuner
         catch (Exception e) when (e is InvalidDataException or IOException or InvalidOperationException or FormatException) { }
         var loop = new TrainingLoop<ImageBatch>(loader, new TorchOptimizer(optimizer), schedule, lrScales, o.Epochs, o.BatchSize, o.AccumIter, o.TimeLimit, o.CheckpointMinutes,
             metrics, progress, log, lastPath, lastGood, $"the {train.Samples.Count} images of '{train.Root}'");
-        var task = new FinetuneTask(o, model, mixed, optimizer, mixup, classes, valLoader, stepsPerEpoch, bestPath, bestTop1, cancel);
+        var task = new FinetuneTask(o, model, mixed, optimizer, mixup, classes, valLoader, stepsPerEpoch, bestPath, bestTop1);
         model.train();
         mixed?.Work.train();
         var run = loop.Run(task, startEpoch, startStep, optimizerSteps, cancel);
@@ -139,7 +140,7 @@ public sealed class Finetuner
     /// <summary>Fine-tuning as a <see cref="TrainingTask{TBatch}"/>: mixup/cutmix + soft-target cross-entropy with per-step seeded drop path,
     /// gradient clipping, validation after every epoch with a best-model copy, <see cref="ClassifierCheckpoint"/>s.</summary>
     sealed class FinetuneTask(FinetuneOptions o, VisionTransformer model, BFloat16MasterWeights<VisionTransformer>? mixed, AdamW optimizer, Mixup mixup,
-        IReadOnlyList<string> classes, PrefetchingBatchLoader? valLoader, int stepsPerEpoch, string bestPath, double bestTop1, CancellationToken cancel) : TrainingTask<ImageBatch>
+        IReadOnlyList<string> classes, PrefetchingBatchLoader? valLoader, int stepsPerEpoch, string bestPath, double bestTop1) : TrainingTask<ImageBatch>
     {
         bool best;
         readonly Device device = TrainingDevice.Of(model);   // the task is made after the model moved there
@@ -169,7 +170,7 @@ public sealed class Finetuner
         {
             best = false;
             if (valLoader is null || ((epoch + 1) % o.EvalEvery != 0 && epoch + 1 != o.Epochs)) return "";
-            var eval = ClassifierEvaluation.Evaluate(model, valLoader, classes, cancel);
+            var eval = ClassifierEvaluation.Evaluate(model, valLoader, classes);   // not cancelled: the loop stops after this epoch's checkpoint
             model.train();
             LastEval = eval;
             entry["val_top1"] = eval.Top1; entry["val_top5"] = eval.Top5; entry["val_loss"] = eval.MeanLoss;

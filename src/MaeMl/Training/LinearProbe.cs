@@ -52,7 +52,7 @@ public sealed class LinearProbe
     /// Trains the head for all epochs on <see cref="TrainingLoop{TBatch}"/> (not resumable: a probe is short) and writes <see cref="CheckpointName"/>, <c>run.json</c>, <c>metrics.jsonl</c>,
     /// <c>loss-curve.png</c> and, with a validation set, <c>eval.json</c> and <c>accuracy-curve.png</c> to the output folder. Throws
     /// <see cref="ArgumentException"/> for a single class or fewer than 2 readable training images, and
-    /// <see cref="OperationCanceledException"/> when <paramref name="cancel"/> fires.
+    /// <see cref="OperationCanceledException"/> when <paramref name="cancel"/> fires (during the head's training: at the next step).
     /// </summary>
     public LinearProbeResult Run(CancellationToken cancel = default)
     {

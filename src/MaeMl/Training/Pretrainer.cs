@@ -71,7 +71,8 @@ public sealed class Pretrainer
     /// folder's lock (<see cref="RunFolder.Lock"/>) and writing <c>run.json</c>, <c>metrics.jsonl</c>, <see cref="LastCheckpointName"/>
     /// (every epoch, every <see cref="PretrainOptions.CheckpointMinutes"/> and at the time limit), the every-N-epochs copies and
     /// <c>loss-curve.png</c>. Throws <see cref="NonFiniteLossException"/> when training diverges (the last good checkpoint is kept) and
-    /// <see cref="OperationCanceledException"/> when <paramref name="cancel"/> fires.
+    /// <see cref="OperationCanceledException"/> when <paramref name="cancel"/> fires, at the next accumulation boundary with
+    /// <see cref="LastCheckpointName"/> written first, so <c>Resume = "auto"</c> continues it.
     /// </summary>
     public PretrainResult Run(CancellationToken cancel = default)
     {

@@ -133,7 +133,10 @@ internal sealed class TrainingLoop<TBatch> where TBatch : ITrainingBatch
         sinceCheckpoint.Restart();
     }
 
-    /// <summary>Trains from (<paramref name="startEpoch"/>, <paramref name="startStep"/>) to the end of the schedule or the time limit.</summary>
+    /// <summary>Trains from (<paramref name="startEpoch"/>, <paramref name="startStep"/>) to the end of the schedule or the time limit.
+    /// <paramref name="cancel"/> stops it like the time limit does, at the next accumulation boundary (or after the epoch's evaluation
+    /// and checkpoint when that comes first), with checkpoint-last written; then it throws <see cref="OperationCanceledException"/>.
+    /// A cancelled run resumes exactly, as a time-limited one does.</summary>
     public TrainingLoopResult Run(TrainingTask<TBatch> task, int startEpoch, int startStep, long optimizerSteps, CancellationToken cancel = default)
     {
         Wall.Restart();
@@ -148,7 +151,8 @@ internal sealed class TrainingLoop<TBatch> where TBatch : ITrainingBatch
             long epochImages = 0;
             int first = epoch == startEpoch ? startStep : 0;
             double lr = schedule.At((double)first / StepsPerEpoch + epoch);
-            foreach (var batch in loader.Epoch(epoch, first, cancel))
+            // the loader is not given the token: a cancelled run stops at the next accumulation boundary, with a checkpoint (AfterStep)
+            foreach (var batch in loader.Epoch(epoch, first))
             {
                 int step = batch.Index;
                 if (step >= UsableSteps) break;
@@ -178,9 +182,8 @@ internal sealed class TrainingLoop<TBatch> where TBatch : ITrainingBatch
                 }
                 lossSum += lossValue; lossCount++;
                 imagesSeen += batch.Count; epochImages += batch.Count;
-                if (AfterStep(task, epoch, step, lossValue, lossSum / lossCount, lr, epochImages, epochWatch.Elapsed, optimizerSteps))
+                if (AfterStep(task, epoch, step, lossValue, lossSum / lossCount, lr, epochImages, epochWatch.Elapsed, optimizerSteps, cancel))
                     return new TrainingLoopResult(epochsDone, optimizerSteps, lastEpochLoss, imagesSeen, Wall.Elapsed, StoppedByTimeLimit: true);
-                cancel.ThrowIfCancellationRequested();
             }
             if (epochImages == 0 && first == 0)
             {
@@ -202,6 +205,7 @@ internal sealed class TrainingLoop<TBatch> where TBatch : ITrainingBatch
             if (lastPath is not null) task.AfterEpochCheckpoint(epoch, lastPath);
             metrics?.Write(entry);
             log($"epoch {epoch + 1}/{epochs}: loss {lastEpochLoss:F4}, {epochImages / trainSeconds:F0} img/s{evaluation}, {ConsoleProgress.Format(Wall.Elapsed)} elapsed");
+            if (cancel.IsCancellationRequested && epoch + 1 < epochs) throw Cancelled(epoch + 1, 0, cancel);
         }
         return new TrainingLoopResult(epochsDone, optimizerSteps, lastEpochLoss, imagesSeen, Wall.Elapsed, StoppedByTimeLimit: false);
     }
@@ -218,8 +222,20 @@ internal sealed class TrainingLoop<TBatch> where TBatch : ITrainingBatch
         }
     }
 
-    /// <summary>Metrics line and progress after a batch; at accumulation boundaries a clean stop at the time limit, or a periodic checkpoint.</summary>
-    bool AfterStep(TrainingTask<TBatch> task, int epoch, int step, double loss, double meanLoss, double lr, long epochImages, TimeSpan epochElapsed, long optimizerSteps)
+    /// <summary>The cancellation after checkpoint-last was written at (<paramref name="epoch"/>, <paramref name="nextStep"/>), logged and thrown.</summary>
+    OperationCanceledException Cancelled(int epoch, int nextStep, CancellationToken cancel)
+    {
+        var saved = lastPath is null ? "nothing was saved (the run trains in memory)"
+            : $"saved {lastGood}; --resume auto continues the same schedule from there";
+        var message = $"Training was cancelled at epoch {epoch}, step {nextStep}: {saved}.";
+        log(message);
+        return new OperationCanceledException(message, cancel);
+    }
+
+    /// <summary>Metrics line and progress after a batch; at accumulation boundaries a clean stop at the time limit or on cancellation
+    /// (both with a checkpoint), or a periodic checkpoint.</summary>
+    bool AfterStep(TrainingTask<TBatch> task, int epoch, int step, double loss, double meanLoss, double lr, long epochImages, TimeSpan epochElapsed, long optimizerSteps,
+        CancellationToken cancel)
     {
         double ips = epochImages / Math.Max(1e-9, epochElapsed.TotalSeconds);
         metrics?.Write(new JsonObject
@@ -232,6 +248,11 @@ internal sealed class TrainingLoop<TBatch> where TBatch : ITrainingBatch
         progress?.Report(epoch, epochs, step + 1, UsableSteps, meanLoss, lr, ips, TimeSpan.FromSeconds(remainingSteps * batchSize / Math.Max(1e-9, ips)));
 
         bool boundary = (step + 1) % accumIter == 0 && step + 1 < UsableSteps;
+        if (boundary && cancel.IsCancellationRequested)
+        {
+            Save(task, epoch, step + 1, optimizerSteps);
+            throw Cancelled(epoch, step + 1, cancel);
+        }
         if (boundary && timeLimit is TimeSpan limit && Wall.Elapsed >= limit)
         {
             Save(task, epoch, step + 1, optimizerSteps);

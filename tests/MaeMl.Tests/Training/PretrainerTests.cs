@@ -60,6 +60,33 @@ public class PretrainerTests
     }
 
     [Fact]
+    public void CancelledRunStopsWithACheckpointAndResumesTheSameTrajectory()
+    {
+        var data = TestImages.TempDir("data");
+        TestImages.Write(data, 40, size: 20);
+        var straight = TestImages.TempDir("straight");
+        new Pretrainer(Options(data, straight), new ConsoleProgress(TextWriter.Null), _ => { }).Run();
+
+        // a token that is cancelled already stops the run at its first accumulation boundary, after checkpoint-last was written
+        var cancelled = TestImages.TempDir("cancelled");
+        var logged = new List<string>();
+        var stop = Assert.Throws<OperationCanceledException>(() =>
+            new Pretrainer(Options(data, cancelled), new ConsoleProgress(TextWriter.Null), logged.Add).Run(new CancellationToken(canceled: true)));
+        Assert.Contains("cancelled at epoch 0, step 1", stop.Message);
+        Assert.Contains("--resume auto", stop.Message);
+        Assert.Contains(logged, line => line.Contains("cancelled at epoch 0, step 1"));
+        var header = MaeCheckpoint.ReadHeader(Path.Combine(cancelled, Pretrainer.LastCheckpointName));
+        Assert.Equal((0, 1, 1L), (header.Training["epoch"]!.GetValue<int>(), header.Training["step_in_epoch"]!.GetValue<int>(), header.Training["optimizer_steps"]!.GetValue<long>()));
+        Assert.True(header.HasOptimizer);
+
+        new Pretrainer(Options(data, cancelled) with { Resume = "auto" }, new ConsoleProgress(TextWriter.Null), _ => { }).Run();
+        var a = Losses(straight);
+        var b = Losses(cancelled);
+        Assert.Equal(a.Count, b.Count);
+        for (int i = 0; i < a.Count; i++) Assert.True(Math.Abs(a[i] - b[i]) <= 1e-6, $"step {i}: {a[i]} vs {b[i]}");
+    }
+
+    [Fact]
     public void BFloat16TrainingFollowsTheFloat32LossCurve()
     {
         var data = TestImages.TempDir("data");
