@@ -32,7 +32,7 @@ public static class MaePretrained
             "CIFAR-10 classifier (ViT-Tiny, global pool + fc_norm + 10-class head): cifar10-vit-tiny fine-tuned 50 epochs by `maeml finetune` on the 50,000 labelled training images; load with LoadClassifier"),
     };
 
-    /// <summary>A shipped MAE by name, or a file path (.maeml, .pth, .safetensors).</summary>
+    /// <summary>A file path (.maeml, .pth, .safetensors), or a shipped MAE by name; an existing file of that name wins.</summary>
     public static MaskedAutoencoderViT Load(string nameOrPath, MaeLoadOptions? options = null)
     {
         var (path, o) = Resolve(nameOrPath, options);
@@ -47,14 +47,14 @@ public static class MaePretrained
         return MaeModelFile.LoadClassifier(path, o);
     }
 
-    /// <summary>The file of a shipped name (with the model's preset unless the caller sets one), else an existing path.</summary>
+    /// <summary>An existing path, else the file of a shipped name (with the model's preset unless the caller sets one): the order
+    /// <see cref="ResolveFile"/> and the CLI use.</summary>
     static (string Path, MaeLoadOptions? Options) Resolve(string nameOrPath, MaeLoadOptions? options)
     {
         ArgumentNullException.ThrowIfNull(nameOrPath);
-        var known = Find(nameOrPath);
-        if (known is not null)
-            return (WeightsPath(known.Name), (options ?? new MaeLoadOptions()) with { Preset = options?.Preset ?? known.Preset });
         if (File.Exists(nameOrPath)) return (nameOrPath, options);
+        if (Find(nameOrPath) is { } known)
+            return (WeightsPath(known.Name), (options ?? new MaeLoadOptions()) with { Preset = options?.Preset ?? known.Preset });
         throw NeitherFileNorShipped($"'{nameOrPath}'", nameOrPath);
     }
 

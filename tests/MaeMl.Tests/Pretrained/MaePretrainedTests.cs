@@ -54,6 +54,28 @@ public class MaePretrainedTests
         }
     }
 
+    /// <summary>An existing file wins over a shipped name, for Load and ResolveFile (what the CLI uses) alike.</summary>
+    [Fact]
+    public void AnExistingFileWinsOverAShippedNameOfTheSameSpelling()
+    {
+        var cwd = Directory.GetCurrentDirectory();
+        var dir = Directory.CreateTempSubdirectory("maeml-name-vs-file-").FullName;
+        try
+        {
+            Directory.SetCurrentDirectory(dir);
+            torch.manual_seed(0);
+            using (var tiny = new MaskedAutoencoderViT(TestModels.Tiny)) MaeCheckpoint.Save(Path.Combine(dir, "cifar10-vit-tiny"), tiny);
+            Assert.Equal("cifar10-vit-tiny", MaePretrained.ResolveFile("cifar10-vit-tiny"));
+            using var loaded = MaePretrained.Load("cifar10-vit-tiny");
+            Assert.Equal(TestModels.Tiny, loaded.Config);      // the file here, not the shipped 192x6 model
+        }
+        finally
+        {
+            Directory.SetCurrentDirectory(cwd);
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     /// <summary>A fine-tuned classifier file loads through <c>MaePretrained.LoadClassifier</c>, and the encoder ONNX derived from it (what
     /// <c>EncoderOnnxPath</c> writes for a shipped classifier) is its fine-tuned encoder: <c>mae_mean</c> = <c>ForwardFeatures</c>
     /// (<c>fc_norm</c> of the mean token), not a MAE's.</summary>
