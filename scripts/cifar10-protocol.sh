@@ -91,7 +91,7 @@ FT_EPOCHS=${FT_EPOCHS:-1}                                # (d)-(f) [50]
 FT_WARMUP=${FT_WARMUP:-0.2}                              # [5]
 FT_BATCH=${FT_BATCH:-64}                                 # [128]
 FT_BLR=${FT_BLR:-2e-3}                                   # [1e-3]
-FT_AUG=${FT_AUG:-light}                                  # light: samples/cifar10-finetune-protocol.sh's short-budget recipe (no mixup/cutmix/
+FT_AUG=${FT_AUG:-light}                                  # light: docs/finetuning.md's short-budget recipe (no mixup/cutmix/
                                                          # RandAugment/erasing, crop scale 0.35-1); full: --recipe small's defaults [full]
 SCRATCH_MODEL=${SCRATCH_MODEL:-mae_vit_tiny_patch4_img32} # (e): the preset of MAE_MODEL_FILE's architecture
 SCRATCH_LAYER_DECAY=${SCRATCH_LAYER_DECAY:-1}            # (e): layer-wise lr decay from scratch; 1 = every layer at the full lr (DeiT and the
