@@ -8,6 +8,7 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        MaeMl.Native.CpuAllocator.Configure();   // before LibTorch's first allocation (see the class)
         var root = Root();
         // --verbose (anywhere) adds the stack trace to a failure's one line
         bool verbose = args.Contains("--verbose");

@@ -44,7 +44,7 @@ public static class BenchCommand
     public static void Run(string? dataDir, int batch, int steps, int vitbBatch, int vitbSteps, bool skipVitb, int vitlBatch = 4, int vitlSteps = 0,
                            OfficialPyTorch? official = null)
     {
-        Console.WriteLine($"torch threads {torch.get_num_threads()}, {Environment.ProcessorCount} logical CPUs");
+        Console.WriteLine($"torch threads {torch.get_num_threads()}, {Environment.ProcessorCount} logical CPUs; CPU allocator: {(MaeMl.Native.CpuAllocator.Settings is { Length: > 0 } a ? a : "glibc defaults")}");
         double gemm32 = GemmGflops(ScalarType.Float32), gemm16 = GemmGflops(ScalarType.BFloat16);
         Console.WriteLine($"large GEMM (2048^3): float32 {gemm32:F1} GFLOP/s, bfloat16 {gemm16:F1} GFLOP/s");
 
@@ -60,7 +60,7 @@ public static class BenchCommand
             double gflops = flops * ips / batch / 1e9;
             results[$"{precision}/{full}"] = ips;
             Console.WriteLine($"  {(full ? "full-sequence baseline" : "MAE"),-24} {precision,-9} {ips,8:F1} img/s  {batch / ips,6:F3} s/step  " +
-                              $"{gflops,6:F1} GFLOP/s = {100 * gflops / gemm32,5:F1}% of fp32 GEMM, optimizer step {100 * timing.OptimizerShare,4:F1}% of the step");
+                              $"{gflops,6:F1} GFLOP/s = {100 * gflops / gemm32,5:F1}% of fp32 GEMM, optimizer step {100 * timing.OptimizerShare,4:F1}%{Copies(timing)} of the step");
         }
         Console.WriteLine($"  bfloat16 over float32 (MAE): {results["BFloat16/False"] / results["Float32/False"]:F2}x");
         var auto = CpuFeatures.HasNativeBFloat16 ? PrecisionProbe.Faster(results["Float32/False"], results["BFloat16/False"]) : TrainingPrecision.Float32;
@@ -89,7 +89,7 @@ public static class BenchCommand
                 var timing = PrecisionProbe.MeasureSteps(config, b, full, auto, warmup: 1, steps: stepsLarge);
                 ips[full] = timing.ImagesPerSecond;
                 double flops = full ? TrainingFlops.FullSequenceStep(config, b) : TrainingFlops.MaeStep(config, b);
-                Console.WriteLine($"  {(full ? "full-sequence baseline" : "MAE"),-24} {auto,-9} {ips[full],8:F2} img/s  {b / ips[full],6:F2} s/step  {flops * ips[full] / b / 1e9,6:F1} GFLOP/s, optimizer step {100 * timing.OptimizerShare,4:F1}% of the step");
+                Console.WriteLine($"  {(full ? "full-sequence baseline" : "MAE"),-24} {auto,-9} {ips[full],8:F2} img/s  {b / ips[full],6:F2} s/step  {flops * ips[full] / b / 1e9,6:F1} GFLOP/s, optimizer step {100 * timing.OptimizerShare,4:F1}%{Copies(timing)} of the step");
             }
             double ratio = TrainingFlops.FullSequenceStep(config, b) / TrainingFlops.MaeStep(config, b), speedup = ips[false] / ips[true];
             Console.WriteLine($"  MAE speedup over full-sequence: {speedup:F2}x against a FLOP ratio of {ratio:F2}x = {100 * speedup / ratio:F0}% of it");
@@ -120,6 +120,8 @@ public static class BenchCommand
         for (int i = 0; i < 3; i++) optimizer.step();
         return (sw.Elapsed.TotalSeconds / 3, model.parameters().Where(p => p.requires_grad).Sum(p => p.numel()));
     }
+
+    static string Copies(PrecisionProbe.StepTiming t) => t.CopyShare > 0 ? $", bf16 copies {100 * t.CopyShare:F1}%" : "";
 
     static string Describe(MaeConfig c) =>
         $"{c.ImageSize}x{c.ImageSize}/patch {c.PatchSize}, encoder {c.EmbedDim}x{c.Depth} ({c.NumHeads} heads), decoder {c.DecoderEmbedDim}x{c.DecoderDepth} ({c.DecoderNumHeads} heads)";

@@ -25,8 +25,9 @@ public static class PrecisionProbe
     public static double StepImagesPerSecond(MaeConfig config, int batch, bool fullSequence, TrainingPrecision precision, int warmup, int steps, Device? device = null) =>
         MeasureSteps(config, batch, fullSequence, precision, warmup, steps, device).ImagesPerSecond;
 
-    /// <summary>What <see cref="MeasureSteps"/> measured: images per second of whole steps and the optimizer step's share of their time.</summary>
-    public sealed record StepTiming(double ImagesPerSecond, double OptimizerShare);
+    /// <summary>What <see cref="MeasureSteps"/> measured: images per second of whole steps, the optimizer step's share of their time, and
+    /// (bfloat16) the share of the mixed-precision copies (master weights into the working copy, its gradients into the master's).</summary>
+    public sealed record StepTiming(double ImagesPerSecond, double OptimizerShare, double CopyShare = 0);
 
     /// <summary>As <see cref="StepImagesPerSecond"/>, also timing the <see cref="AdamW"/> step on its own.</summary>
     public static StepTiming MeasureSteps(MaeConfig config, int batch, bool fullSequence, TrainingPrecision precision, int warmup, int steps, Device? device = null)
@@ -42,16 +43,23 @@ public static class PrecisionProbe
         using var imgs = randn(batch, config.InChans, config.ImageSize, config.ImageSize, device: device);
         var sw = new Stopwatch();
         var opt = new Stopwatch();
+        var copies = new Stopwatch();
         for (int i = 0; i < warmup + steps; i++)
         {
-            if (i == warmup) { Synchronize(device); sw.Start(); opt.Reset(); }
+            if (i == warmup) { Synchronize(device); sw.Start(); opt.Reset(); copies.Reset(); }
             using var scope = NewDisposeScope();
+            copies.Start();
             mixed?.PullWeights();
+            Synchronize(device);
+            copies.Stop();
             var noise = rand(batch, config.NumPatches, device: device);
             var output = fullSequence ? compute.ForwardFullSequenceBaseline(imgs, noise) : compute.Forward(imgs, noise);
             output.Loss.backward();
+            Synchronize(device);
+            copies.Start();
             mixed?.PushGradients();
             Synchronize(device);
+            copies.Stop();
             opt.Start();
             optimizer.step();
             Synchronize(device);
@@ -60,7 +68,7 @@ public static class PrecisionProbe
         }
         Synchronize(device);
         sw.Stop();
-        return new StepTiming(batch * steps / sw.Elapsed.TotalSeconds, opt.Elapsed.TotalSeconds / sw.Elapsed.TotalSeconds);
+        return new StepTiming(batch * steps / sw.Elapsed.TotalSeconds, opt.Elapsed.TotalSeconds / sw.Elapsed.TotalSeconds, copies.Elapsed.TotalSeconds / sw.Elapsed.TotalSeconds);
     }
 
     /// <summary>The faster of float32 and bfloat16 for MAE pretraining of <paramref name="config"/> here (see the class summary); with
