@@ -47,6 +47,10 @@ public sealed class AdamW : TorchSharp.Modules.AdamW
     /// <summary>Parameter updates that took <see cref="FusedAdamWCpu"/> so far.</summary>
     internal long FusedUpdates { get; private set; }
 
+    /// <summary>A bfloat16 working copy whose pending gradients the step reads in place of the master gradients, writing the updated
+    /// weights back into it (set by <see cref="BFloat16MasterWeights{TModel}.FuseInto"/>).</summary>
+    internal IBFloat16WorkingCopy? WorkingCopy { get; set; }
+
     /// <summary>Same arguments as <see cref="AdamW"/> with parameter groups (amsgrad and maximize are not supported).</summary>
     public AdamW(IEnumerable<ParamGroup> groups, double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0)
         : base(groups, lr, beta1, beta2, eps, weightDecay)
@@ -73,6 +77,7 @@ public sealed class AdamW : TorchSharp.Modules.AdamW
         if (closure is not null)
             using (enable_grad()) loss = closure();
         using var _ = no_grad();
+        bool fromWorkingCopy = WorkingCopy is { GradientsPending: true };
         foreach (var group in _parameter_groups)
         {
             var o = (Options)group.Options;
@@ -86,11 +91,16 @@ public sealed class AdamW : TorchSharp.Modules.AdamW
             {
                 foreach (var p in group.Parameters)
                 {
+                    // the working copy's pending bfloat16 gradient, when there is one, is this parameter's gradient
+                    var work = WorkingCopy is { GradientsPending: true } copy ? copy.WorkOf(p) : null;
                     // p.grad is a new wrapper each call: disposed at the end of the iteration, so it is alive (and not left to a
                     // finalizer) while LibTorch uses it, also when the caller has no dispose scope
-                    using var grad = p.grad;
-                    if (grad is null) continue;
+                    using var workGrad = work?.grad;
+                    if (work is not null && workGrad is null) continue;
                     var state = (State)_state[p.Handle];
+                    bool fusedMixed = work is not null && FusedCpu && FusedAdamWCpu.AppliesMixed(p, workGrad!, state.exp_avg, state.exp_avg_sq, work);
+                    using var grad = work is null ? p.grad : fusedMixed ? null : workGrad!.to_type(ScalarType.Float32).DetachFromDisposeScope();
+                    if (grad is null && !fusedMixed) continue;
                     state.step += 1;
                     if (state.step != lastStep)
                     {
@@ -102,21 +112,30 @@ public sealed class AdamW : TorchSharp.Modules.AdamW
                         stepSize = stepValue.ToScalar();
                         lastStep = state.step;
                     }
-                    if (FusedCpu && FusedAdamWCpu.Applies(p, grad, state.exp_avg, state.exp_avg_sq))
+                    if (fusedMixed)
                     {
-                        FusedAdamWCpu.Step(p, grad, state.exp_avg, state.exp_avg_sq, (float)(1 - lr * wd), (float)(1 - b1), (float)b2, (float)(1 - b2), epsScaledValue, stepSizeValue);
+                        FusedAdamWCpu.StepMixed(p, workGrad!, state.exp_avg, state.exp_avg_sq, work!, (float)(1 - lr * wd), (float)(1 - b1), (float)b2, (float)(1 - b2), epsScaledValue, stepSizeValue);
                         FusedUpdates++;
                         continue;
                     }
-                    if (wd != 0) p.mul_(decay);
-                    var lerped = state.exp_avg.lerp_(grad, k.OneMinusBeta1(p));
-                    if (!ReferenceEquals(lerped, state.exp_avg)) lerped.Dispose();   // a second wrapper of the same tensor in some TorchSharp versions
-                    state.exp_avg_sq.mul_(k.Beta2).addcmul_(grad, grad, k.OneMinusBeta2);
-                    using (var denom = state.exp_avg_sq.sqrt())
+                    if (FusedCpu && FusedAdamWCpu.Applies(p, grad!, state.exp_avg, state.exp_avg_sq))
                     {
-                        denom.add_(epsScaled!, Model.Scalars.One);
-                        p.addcdiv_(state.exp_avg, denom, stepSize!);
+                        FusedAdamWCpu.Step(p, grad!, state.exp_avg, state.exp_avg_sq, (float)(1 - lr * wd), (float)(1 - b1), (float)b2, (float)(1 - b2), epsScaledValue, stepSizeValue);
+                        FusedUpdates++;
                     }
+                    else
+                    {
+                        if (wd != 0) p.mul_(decay);
+                        var lerped = state.exp_avg.lerp_(grad!, k.OneMinusBeta1(p));
+                        if (!ReferenceEquals(lerped, state.exp_avg)) lerped.Dispose();   // a second wrapper of the same tensor in some TorchSharp versions
+                        state.exp_avg_sq.mul_(k.Beta2).addcmul_(grad!, grad!, k.OneMinusBeta2);
+                        using (var denom = state.exp_avg_sq.sqrt())
+                        {
+                            denom.add_(epsScaled!, Model.Scalars.One);
+                            p.addcdiv_(state.exp_avg, denom, stepSize!);
+                        }
+                    }
+                    if (work is not null) { work.copy_(p); workGrad!.zero_(); }   // what the fused kernel does in its pass
                 }
             }
             finally
@@ -126,6 +145,7 @@ public sealed class AdamW : TorchSharp.Modules.AdamW
             }
             GC.KeepAlive(k);
         }
+        WorkingCopy?.StepDone(wroteWorkingCopy: fromWorkingCopy);
         return loss!;
     }
 

@@ -13,9 +13,13 @@ namespace MaeMl.Training;
 /// Used by MAE pretraining and by classifier fine-tuning (<typeparamref name="TModel"/>: the model type, whose working copy is
 /// built by the given factory with the master's configuration).
 /// </summary>
-internal sealed class BFloat16MasterWeights<TModel> : IDisposable where TModel : nn.Module
+internal sealed class BFloat16MasterWeights<TModel> : IBFloat16WorkingCopy, IDisposable where TModel : nn.Module
 {
     readonly List<(Parameter Master, Parameter Work)> trainable = new();
+    Dictionary<IntPtr, Parameter>? workOf;   // master handle -> working copy, once fused into an optimizer
+    bool pending;      // the last backward's gradients are still in the working copy, for the fused optimizer step to read
+    bool workFresh;    // the fused step wrote the working copy: the next pull has nothing to copy
+    bool masterHasGradients;   // gradients were added to the master's since the last step: the step must read those, not the copy's
 
     /// <summary>The bfloat16 working copy: forward and backward run on it, the optimizer never sees it.</summary>
     public TModel Work { get; }
@@ -37,16 +41,47 @@ internal sealed class BFloat16MasterWeights<TModel> : IDisposable where TModel :
         }
     }
 
-    /// <summary>Copies the master weights into the working copy (call before forward).</summary>
+    /// <summary>
+    /// Lets <paramref name="optimizer"/> take the copies into its step (<see cref="AdamW.WorkingCopy"/>): after a single backward the
+    /// gradients stay in the working copy, the step reads them there, zeroes them, and writes the updated weights into the working
+    /// copy as it goes (<see cref="FusedAdamWCpu.StepMixed"/> on the CPU), so <see cref="PushGradients"/> and the next
+    /// <see cref="PullWeights"/> copy nothing. Same numbers as without it, bit for bit. Gradient accumulation still works: a second
+    /// forward first moves the pending gradients into the float32 master gradients, as <see cref="PushGradients"/> always did. Not for
+    /// runs that read the master gradients before the step (gradient clipping).
+    /// </summary>
+    public void FuseInto(AdamW optimizer)
+    {
+        workOf = trainable.ToDictionary(t => t.Master.Handle, t => t.Work);
+        optimizer.WorkingCopy = this;
+    }
+
+    bool IBFloat16WorkingCopy.GradientsPending => pending;
+
+    Parameter? IBFloat16WorkingCopy.WorkOf(Parameter master) => workOf is not null && workOf.TryGetValue(master.Handle, out var w) ? w : null;
+
+    void IBFloat16WorkingCopy.StepDone(bool wroteWorkingCopy) { pending = false; masterHasGradients = false; workFresh = wroteWorkingCopy; }
+
+    /// <summary>Copies the master weights into the working copy (call before forward); with a fused optimizer, first moves gradients
+    /// no step consumed into the master gradients, and copies nothing right after a fused step (it wrote the copy).</summary>
     public void PullWeights()
     {
+        if (pending) { pending = false; Push(); }
+        if (workFresh) { workFresh = false; return; }
         using var _ = no_grad();
         foreach (var (master, work) in trainable) work.copy_(master);
     }
 
-    /// <summary>Adds the working copy's gradients to the master gradients in float32 and clears them (call after backward).</summary>
+    /// <summary>Adds the working copy's gradients to the master gradients in float32 and clears them (call after backward); with a fused
+    /// optimizer the gradients stay where they are until its step (or the next forward) takes them.</summary>
     public void PushGradients()
     {
+        if (workOf is not null && !pending && !masterHasGradients) { pending = true; return; }
+        Push();
+    }
+
+    void Push()
+    {
+        masterHasGradients = true;
         using var _ = no_grad();
         foreach (var (master, work) in trainable)
         {
@@ -61,4 +96,18 @@ internal sealed class BFloat16MasterWeights<TModel> : IDisposable where TModel :
 
     /// <summary>Disposes the working copy (the master model is the caller's).</summary>
     public void Dispose() => Work.Dispose();
+}
+
+/// <summary>What <see cref="AdamW"/> needs of a <see cref="BFloat16MasterWeights{TModel}"/> fused into it.</summary>
+internal interface IBFloat16WorkingCopy
+{
+    /// <summary>The last backward's gradients are in the working copy, not yet in the master gradients.</summary>
+    bool GradientsPending { get; }
+
+    /// <summary>The working copy of <paramref name="master"/> (null for a parameter it does not mirror).</summary>
+    Parameter? WorkOf(Parameter master);
+
+    /// <summary>The optimizer stepped: it consumed the pending gradients and wrote every updated weight into the working copy
+    /// (<paramref name="wroteWorkingCopy"/>), or it read the master gradients (none were pending) and the copy must be pulled.</summary>
+    void StepDone(bool wroteWorkingCopy);
 }

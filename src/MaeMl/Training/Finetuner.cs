@@ -83,6 +83,7 @@ public sealed class Finetuner
             : null;
         var (groups, lrScales) = LayerDecay.AdamWGroups(model, o.PeakLr, o.WeightDecay, o.LayerDecay);
         using var optimizer = new AdamW(groups, o.PeakLr, 0.9, 0.999);
+        if (o.ClipGrad is null) mixed?.FuseInto(optimizer);   // clipping reads the master gradients before the step
         var schedule = new LearningRateSchedule(o.PeakLr, o.MinLr, o.WarmupEpochs, o.Epochs);
         var mixup = new Mixup(o.Mixup, classes.Count);
 

@@ -39,6 +39,7 @@ public static class PrecisionProbe
         model.to(device);   // before the optimizer takes the parameters, as in training
         using var optimizer = new AdamW(ParameterGroups.AdamWGroups(model, 1e-4, 0.05), 1e-4, 0.9, 0.95);
         using var mixed = precision == TrainingPrecision.BFloat16 ? new BFloat16MasterWeights<MaskedAutoencoderViT>(model, () => new MaskedAutoencoderViT(model.Config)) : null;
+        mixed?.FuseInto(optimizer);   // as training runs it
         var compute = mixed?.Work ?? model;
         using var imgs = randn(batch, config.InChans, config.ImageSize, config.ImageSize, device: device);
         var sw = new Stopwatch();

@@ -107,6 +107,7 @@ public sealed class Pretrainer
         using var optimizer = new AdamW(groups, o.PeakLr, 0.9, 0.95);   // MaeMl's: no temporary Scalars, TorchSharp's state format
         var precision = PrecisionProbe.Resolve(o.Precision, o.Model, o.BatchSize, log, device: device);
         using var mixed = precision == TrainingPrecision.BFloat16 ? new BFloat16MasterWeights<MaskedAutoencoderViT>(model, () => new MaskedAutoencoderViT(model.Config)) : null;
+        mixed?.FuseInto(optimizer);
         var schedule = new LearningRateSchedule(o.PeakLr, o.MinLr, o.WarmupEpochs, o.Epochs);
 
         int startEpoch = 0, startStep = 0;
