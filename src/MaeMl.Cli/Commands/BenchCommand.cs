@@ -86,7 +86,9 @@ public static class BenchCommand
             var ips = new Dictionary<bool, double>();
             foreach (var full in new[] { false, true })
             {
-                var timing = PrecisionProbe.MeasureSteps(config, b, full, auto, warmup: 1, steps: stepsLarge);
+                GC.Collect(); GC.WaitForPendingFinalizers();   // tensors of the earlier configurations released...
+            MaeMl.Native.CpuAllocator.ReleaseFreeMemory();   // ...and their heap handed back: each configuration starts as a fresh process would
+            var timing = PrecisionProbe.MeasureSteps(config, b, full, auto, warmup: 1, steps: stepsLarge);
                 ips[full] = timing.ImagesPerSecond;
                 double flops = full ? TrainingFlops.FullSequenceStep(config, b) : TrainingFlops.MaeStep(config, b);
                 Console.WriteLine($"  {(full ? "full-sequence baseline" : "MAE"),-24} {auto,-9} {ips[full],8:F2} img/s  {b / ips[full],6:F2} s/step  {flops * ips[full] / b / 1e9,6:F1} GFLOP/s, optimizer step {100 * timing.OptimizerShare,4:F1}%{Copies(timing)} of the step");

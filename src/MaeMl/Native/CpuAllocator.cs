@@ -32,11 +32,21 @@ public static class CpuAllocator
     [DllImport("libc", EntryPoint = "mallopt")] static extern int MallOpt(int param, int value);
     [DllImport("libc", EntryPoint = "setenv")] static extern int SetEnv(string name, string value, int overwrite);
     [DllImport("libc", EntryPoint = "getenv")] static extern IntPtr GetEnv(string name);
+    [DllImport("libc", EntryPoint = "malloc_trim")] static extern int MallocTrim(nuint pad);
 
 #pragma warning disable CA2255 // a library module initializer, on purpose: it must run before LibTorch's first allocation
     [ModuleInitializer]
     internal static void OnLoad() => Configure();
 #pragma warning restore CA2255
+
+    /// <summary>Hands the heap's free memory back to the kernel (glibc's <c>malloc_trim(0)</c>), so what runs next starts as a fresh process
+    /// would: the benchmark calls it between configurations. Does nothing off glibc.</summary>
+    public static void ReleaseFreeMemory()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        try { MallocTrim(0); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+    }
 
     /// <summary>Applies the settings above (once per process; later calls do nothing). Call it before the first tensor is created
     /// for the huge-page setting to take effect; the heap settings apply to every later allocation.</summary>
