@@ -18,7 +18,7 @@ public static class BenchCommand
     {
         var data = new Option<string?>(Vocabulary.Data) { Description = "Image folder for the data-loading measurement (default: generated 32x32 JPEGs)." };
         var batch = new Option<int>("--batch-size") { Description = "Images per step of the small-image model (and of the data loader).", DefaultValueFactory = _ => 64 };
-        var steps = new Option<int>("--steps") { Description = "Timed steps per measurement (small-image model).", DefaultValueFactory = _ => 20 };
+        var steps = new Option<int>("--steps") { Description = "Timed steps per measurement (small-image model; MAE and full-sequence steps alternate).", DefaultValueFactory = _ => 20 };
         var vitbBatch = new Option<int>("--vitb-batch-size") { Description = "Images per step of the ViT-B/16 measurement.", DefaultValueFactory = _ => 8 };
         var vitbSteps = new Option<int>("--vitb-steps") { Description = "Timed steps per ViT-B/16 measurement.", DefaultValueFactory = _ => 3 };
         var skipVitb = new Option<bool>("--skip-vitb") { Description = "Skip the ViT-B/16 measurement." };
@@ -52,15 +52,18 @@ public static class BenchCommand
         Console.WriteLine($"\n(a) {Describe(tiny)}, batch {batch}");
         var results = new Dictionary<string, double>();
         foreach (var precision in new[] { TrainingPrecision.Float32, TrainingPrecision.BFloat16 })
-        foreach (var full in new[] { false, true })
         {
-            var timing = PrecisionProbe.MeasureSteps(tiny, batch, full, precision, warmup: 3, steps: steps);
-            double ips = timing.ImagesPerSecond;
-            double flops = full ? TrainingFlops.FullSequenceStep(tiny, batch) : TrainingFlops.MaeStep(tiny, batch);
-            double gflops = flops * ips / batch / 1e9;
-            results[$"{precision}/{full}"] = ips;
-            Console.WriteLine($"  {(full ? "full-sequence baseline" : "MAE"),-24} {precision,-9} {ips,8:F1} img/s  {batch / ips,6:F3} s/step  " +
-                              $"{gflops,6:F1} GFLOP/s = {100 * gflops / gemm32,5:F1}% of fp32 GEMM, optimizer step {100 * timing.OptimizerShare,4:F1}%{Copies(timing)} of the step");
+            var pair = PrecisionProbe.MeasureInterleaved(tiny, batch, precision, warmup: 3, steps: steps);   // MAE and full-sequence steps alternated
+            foreach (var full in new[] { false, true })
+            {
+                var timing = full ? pair.FullSequence : pair.Mae;
+                double ips = timing.ImagesPerSecond;
+                double flops = full ? TrainingFlops.FullSequenceStep(tiny, batch) : TrainingFlops.MaeStep(tiny, batch);
+                double gflops = flops * ips / batch / 1e9;
+                results[$"{precision}/{full}"] = ips;
+                Console.WriteLine($"  {(full ? "full-sequence baseline" : "MAE"),-24} {precision,-9} {ips,8:F1} img/s  {batch / ips,6:F3} s/step  " +
+                                  $"{gflops,6:F1} GFLOP/s = {100 * gflops / gemm32,5:F1}% of fp32 GEMM, optimizer step {100 * timing.OptimizerShare,4:F1}%{Copies(timing)} of the step");
+            }
         }
         Console.WriteLine($"  bfloat16 over float32 (MAE): {results["BFloat16/False"] / results["Float32/False"]:F2}x");
         var auto = CpuFeatures.HasNativeBFloat16 ? PrecisionProbe.Faster(results["Float32/False"], results["BFloat16/False"]) : TrainingPrecision.Float32;
@@ -84,11 +87,12 @@ public static class BenchCommand
         {
             Console.WriteLine($"\n{name} {Describe(config)}, batch {b}, {auto}");
             var ips = new Dictionary<bool, double>();
+            GC.Collect(); GC.WaitForPendingFinalizers();   // tensors of the earlier configurations released...
+            MaeMl.Native.CpuAllocator.ReleaseFreeMemory();   // ...and their heap handed back: the configuration starts as a fresh process would
+            var pair = PrecisionProbe.MeasureInterleaved(config, b, auto, warmup: 1, steps: stepsLarge);   // MAE and full-sequence steps alternated
             foreach (var full in new[] { false, true })
             {
-                GC.Collect(); GC.WaitForPendingFinalizers();   // tensors of the earlier configurations released...
-            MaeMl.Native.CpuAllocator.ReleaseFreeMemory();   // ...and their heap handed back: each configuration starts as a fresh process would
-            var timing = PrecisionProbe.MeasureSteps(config, b, full, auto, warmup: 1, steps: stepsLarge);
+                var timing = full ? pair.FullSequence : pair.Mae;
                 ips[full] = timing.ImagesPerSecond;
                 double flops = full ? TrainingFlops.FullSequenceStep(config, b) : TrainingFlops.MaeStep(config, b);
                 Console.WriteLine($"  {(full ? "full-sequence baseline" : "MAE"),-24} {auto,-9} {ips[full],8:F2} img/s  {b / ips[full],6:F2} s/step  {flops * ips[full] / b / 1e9,6:F1} GFLOP/s, optimizer step {100 * timing.OptimizerShare,4:F1}%{Copies(timing)} of the step");

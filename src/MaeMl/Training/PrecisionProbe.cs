@@ -30,7 +30,21 @@ public static class PrecisionProbe
     public sealed record StepTiming(double ImagesPerSecond, double OptimizerShare, double CopyShare = 0);
 
     /// <summary>As <see cref="StepImagesPerSecond"/>, also timing the <see cref="AdamW"/> step on its own.</summary>
-    public static StepTiming MeasureSteps(MaeConfig config, int batch, bool fullSequence, TrainingPrecision precision, int warmup, int steps, Device? device = null)
+    public static StepTiming MeasureSteps(MaeConfig config, int batch, bool fullSequence, TrainingPrecision precision, int warmup, int steps, Device? device = null) =>
+        Measure(config, batch, precision, warmup, steps, device, [fullSequence])[fullSequence ? 1 : 0]!;
+
+    /// <summary>The MAE step and the full-sequence baseline's step timed in alternation on one model (MAE, full, MAE, full, ...:
+    /// <paramref name="warmup"/> and then <paramref name="steps"/> of each), so that both see the same machine: on a shared machine
+    /// whose speed drifts between two separate measurements, the ratio of alternated ones is what stays comparable.</summary>
+    public static (StepTiming Mae, StepTiming FullSequence) MeasureInterleaved(MaeConfig config, int batch, TrainingPrecision precision, int warmup, int steps, Device? device = null)
+    {
+        var t = Measure(config, batch, precision, warmup, steps, device, [false, true]);
+        return (t[0]!, t[1]!);
+    }
+
+    /// <summary>Steps of one model, the design of step i being <c>designs[i % designs.Length]</c> (true: full sequence); per design,
+    /// after its first <paramref name="warmup"/> steps, the time of <paramref name="steps"/> steps, its optimizer and copies.</summary>
+    static StepTiming?[] Measure(MaeConfig config, int batch, TrainingPrecision precision, int warmup, int steps, Device? device, bool[] designs)
     {
         if (precision == TrainingPrecision.Auto) throw new ArgumentException("Measure Float32 or BFloat16, not Auto");
         device ??= CPU;
@@ -42,34 +56,42 @@ public static class PrecisionProbe
         mixed?.FuseInto(optimizer);   // as training runs it
         var compute = mixed?.Work ?? model;
         using var imgs = randn(batch, config.InChans, config.ImageSize, config.ImageSize, device: device);
-        var sw = new Stopwatch();
-        var opt = new Stopwatch();
-        var copies = new Stopwatch();
-        for (int i = 0; i < warmup + steps; i++)
+        var (step, opt, copies) = (new Stopwatch[2], new Stopwatch[2], new Stopwatch[2]);
+        for (int d = 0; d < 2; d++) (step[d], opt[d], copies[d]) = (new Stopwatch(), new Stopwatch(), new Stopwatch());
+        for (int i = 0; i < (warmup + steps) * designs.Length; i++)
         {
-            if (i == warmup) { Synchronize(device); sw.Start(); opt.Reset(); copies.Reset(); }
+            bool full = designs[i % designs.Length];
+            int d = full ? 1 : 0;
+            bool timed = i / designs.Length >= warmup;
+            Synchronize(device);
+            if (timed) step[d].Start();
             using var scope = NewDisposeScope();
-            copies.Start();
+            if (timed) copies[d].Start();
             mixed?.PullWeights();
             Synchronize(device);
-            copies.Stop();
+            copies[d].Stop();
             var noise = rand(batch, config.NumPatches, device: device);
-            var output = fullSequence ? compute.ForwardFullSequenceBaseline(imgs, noise) : compute.Forward(imgs, noise);
+            var output = full ? compute.ForwardFullSequenceBaseline(imgs, noise) : compute.Forward(imgs, noise);
             output.Loss.backward();
             Synchronize(device);
-            copies.Start();
+            if (timed) copies[d].Start();
             mixed?.PushGradients();
             Synchronize(device);
-            copies.Stop();
-            opt.Start();
+            copies[d].Stop();
+            if (timed) opt[d].Start();
             optimizer.step();
             Synchronize(device);
-            opt.Stop();
+            opt[d].Stop();
             optimizer.zero_grad();
+            step[d].Stop();
         }
-        Synchronize(device);
-        sw.Stop();
-        return new StepTiming(batch * steps / sw.Elapsed.TotalSeconds, opt.Elapsed.TotalSeconds / sw.Elapsed.TotalSeconds, copies.Elapsed.TotalSeconds / sw.Elapsed.TotalSeconds);
+        var result = new StepTiming?[2];
+        foreach (int d in designs.Select(f => f ? 1 : 0).Distinct())
+        {
+            double seconds = step[d].Elapsed.TotalSeconds;
+            result[d] = new StepTiming(batch * steps / seconds, opt[d].Elapsed.TotalSeconds / seconds, copies[d].Elapsed.TotalSeconds / seconds);
+        }
+        return result;
     }
 
     /// <summary>The faster of float32 and bfloat16 for MAE pretraining of <paramref name="config"/> here (see the class summary); with

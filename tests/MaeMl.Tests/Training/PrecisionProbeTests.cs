@@ -30,4 +30,20 @@ public sealed class PrecisionProbeTests
         }
         finally { Environment.SetEnvironmentVariable("XDG_CACHE_HOME", previous); }
     }
+
+    /// <summary>The alternated measurement times both designs on one model, in both precisions, and each timing's parts fit in it.</summary>
+    [Theory]
+    [InlineData(TrainingPrecision.Float32)]
+    [InlineData(TrainingPrecision.BFloat16)]
+    public void InterleavedMeasurementTimesBothDesigns(TrainingPrecision precision)
+    {
+        var (mae, full) = PrecisionProbe.MeasureInterleaved(TestModels.Tiny, 4, precision, warmup: 1, steps: 2);
+        foreach (var t in new[] { mae, full })
+        {
+            Assert.True(double.IsFinite(t.ImagesPerSecond) && t.ImagesPerSecond > 0, $"{t}");
+            Assert.InRange(t.OptimizerShare, 1e-9, 1.0);
+            Assert.InRange(t.OptimizerShare + t.CopyShare, 0.0, 1.0);
+        }
+        Assert.Throws<ArgumentException>(() => PrecisionProbe.MeasureInterleaved(TestModels.Tiny, 4, TrainingPrecision.Auto, 1, 1));
+    }
 }
