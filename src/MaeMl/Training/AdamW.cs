@@ -92,7 +92,7 @@ public sealed class AdamW : TorchSharp.Modules.AdamW
                 foreach (var p in group.Parameters)
                 {
                     // the working copy's pending bfloat16 gradient, when there is one, is this parameter's gradient
-                    var work = WorkingCopy is { GradientsPending: true } copy ? copy.WorkOf(p) : null;
+                    var work = fromWorkingCopy ? WorkingCopy!.WorkOf(p) : null;
                     // p.grad is a new wrapper each call: disposed at the end of the iteration, so it is alive (and not left to a
                     // finalizer) while LibTorch uses it, also when the caller has no dispose scope
                     using var workGrad = work?.grad;

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -28,34 +29,27 @@ internal static class FusedAdamWCpu
 
     /// <summary>True when all four are contiguous float32 CPU tensors of the same size.</summary>
     public static bool Applies(Tensor p, Tensor g, Tensor m, Tensor v) =>
-        p.device_type == DeviceType.CPU && g.device_type == DeviceType.CPU && m.device_type == DeviceType.CPU && v.device_type == DeviceType.CPU
-        && p.dtype == ScalarType.Float32 && g.dtype == ScalarType.Float32 && m.dtype == ScalarType.Float32 && v.dtype == ScalarType.Float32
-        && p.is_contiguous() && g.is_contiguous() && m.is_contiguous() && v.is_contiguous()
-        && p.numel() == g.numel() && p.numel() == m.numel() && p.numel() == v.numel() && p.numel() <= int.MaxValue;
-
-    /// <summary>One AdamW update of <paramref name="p"/> in place (see the class); <paramref name="stepSize"/> is negative.</summary>
-    public static unsafe void Step(Tensor p, Tensor g, Tensor m, Tensor v, float decay, float oneMinusBeta1, float beta2, float oneMinusBeta2, float epsScaled, float stepSize)
-    {
-        int n = (int)p.numel();
-        if (n == 0) return;
-        float* pp = Pointer(p), gp = Pointer(g), mp = Pointer(m), vp = Pointer(v);
-        var k = new Coefficients(decay, oneMinusBeta1, beta2, oneMinusBeta2, epsScaled, stepSize);
-        if (n < ParallelThreshold) Update(pp, gp, mp, vp, 0, n, k);
-        else
-        {
-            int chunks = (n + Chunk - 1) / Chunk;
-            Parallel.For(0, chunks, c => { int start = c * Chunk; Update(pp, gp, mp, vp, start, Math.Min(n, start + Chunk), k); });
-        }
-        GC.KeepAlive(p); GC.KeepAlive(g); GC.KeepAlive(m); GC.KeepAlive(v);
-    }
+        p.numel() <= int.MaxValue && Dense(p, ScalarType.Float32, p.numel()) && Dense(g, ScalarType.Float32, p.numel())
+        && Dense(m, ScalarType.Float32, p.numel()) && Dense(v, ScalarType.Float32, p.numel());
 
     /// <summary>True when <paramref name="p"/>, <paramref name="m"/>, <paramref name="v"/> are contiguous float32 CPU tensors and the working copy
     /// <paramref name="work"/> and its gradient <paramref name="g"/> contiguous bfloat16 CPU tensors, all of the same size.</summary>
     public static bool AppliesMixed(Tensor p, Tensor g, Tensor m, Tensor v, Tensor work) =>
-        p.device_type == DeviceType.CPU && g.device_type == DeviceType.CPU && m.device_type == DeviceType.CPU && v.device_type == DeviceType.CPU && work.device_type == DeviceType.CPU
-        && p.dtype == ScalarType.Float32 && m.dtype == ScalarType.Float32 && v.dtype == ScalarType.Float32 && g.dtype == ScalarType.BFloat16 && work.dtype == ScalarType.BFloat16
-        && p.is_contiguous() && g.is_contiguous() && m.is_contiguous() && v.is_contiguous() && work.is_contiguous()
-        && p.numel() == g.numel() && p.numel() == m.numel() && p.numel() == v.numel() && p.numel() == work.numel() && p.numel() <= int.MaxValue;
+        p.numel() <= int.MaxValue && Dense(p, ScalarType.Float32, p.numel()) && Dense(m, ScalarType.Float32, p.numel()) && Dense(v, ScalarType.Float32, p.numel())
+        && Dense(g, ScalarType.BFloat16, p.numel()) && Dense(work, ScalarType.BFloat16, p.numel());
+
+    static bool Dense(Tensor t, ScalarType dtype, long numel) =>
+        t.device_type == DeviceType.CPU && t.dtype == dtype && t.is_contiguous() && t.numel() == numel;
+
+    /// <summary>One AdamW update of <paramref name="p"/> in place (see the class); <paramref name="stepSize"/> is negative.</summary>
+    public static unsafe void Step(Tensor p, Tensor g, Tensor m, Tensor v, float decay, float oneMinusBeta1, float beta2, float oneMinusBeta2, float epsScaled, float stepSize)
+    {
+        if (p.numel() == 0) return;
+        float* pp = Pointer(p), gp = Pointer(g), mp = Pointer(m), vp = Pointer(v);
+        var k = new Coefficients(decay, oneMinusBeta1, beta2, oneMinusBeta2, epsScaled, stepSize);
+        InChunks((int)p.numel(), (start, end) => Update(pp, gp, mp, vp, start, end, k));
+        GC.KeepAlive(p); GC.KeepAlive(g); GC.KeepAlive(m); GC.KeepAlive(v);
+    }
 
     /// <summary>The mixed-precision form of <see cref="Step"/>, in the same pass: the gradient is read from the bfloat16 working copy's
     /// gradient <paramref name="g"/> (widened exactly, as <c>to_type(Float32)</c> does) and zeroed there, and the updated float32 weight is
@@ -64,18 +58,20 @@ internal static class FusedAdamWCpu
     /// pulling the weights back, with 30 bytes of memory traffic per parameter instead of 42 (and no float32 gradient).</summary>
     public static unsafe void StepMixed(Tensor p, Tensor g, Tensor m, Tensor v, Tensor work, float decay, float oneMinusBeta1, float beta2, float oneMinusBeta2, float epsScaled, float stepSize)
     {
-        int n = (int)p.numel();
-        if (n == 0) return;
+        if (p.numel() == 0) return;
         float* pp = Pointer(p), mp = Pointer(m), vp = Pointer(v);
         ushort* gp = (ushort*)RawPointer(g), wp = (ushort*)RawPointer(work);
         var k = new Coefficients(decay, oneMinusBeta1, beta2, oneMinusBeta2, epsScaled, stepSize);
-        if (n < ParallelThreshold) UpdateMixed(pp, gp, mp, vp, wp, 0, n, k);
-        else
-        {
-            int chunks = (n + Chunk - 1) / Chunk;
-            Parallel.For(0, chunks, c => { int start = c * Chunk; UpdateMixed(pp, gp, mp, vp, wp, start, Math.Min(n, start + Chunk), k); });
-        }
+        InChunks((int)p.numel(), (start, end) => UpdateMixed(pp, gp, mp, vp, wp, start, end, k));
         GC.KeepAlive(p); GC.KeepAlive(g); GC.KeepAlive(m); GC.KeepAlive(v); GC.KeepAlive(work);
+    }
+
+    /// <summary>Runs <paramref name="update"/> over [0, n): on this thread below <see cref="ParallelThreshold"/>, else in
+    /// <see cref="Chunk"/>-sized pieces over the cores.</summary>
+    static void InChunks(int n, Action<int, int> update)
+    {
+        if (n < ParallelThreshold) { update(0, n); return; }
+        Parallel.For(0, (n + Chunk - 1) / Chunk, c => { int start = c * Chunk; update(start, Math.Min(n, start + Chunk)); });
     }
 
     static unsafe float* Pointer(Tensor t) => (float*)RawPointer(t);
@@ -102,18 +98,45 @@ internal static class FusedAdamWCpu
         return Vector.ConditionalSelect(Vector.AsVectorUInt32(Vector.Equals(f, f)), rounded, new Vector<uint>(0x7FC0u));
     }
 
-    /// <summary>One float vector of <see cref="UpdateMixed"/> at <paramref name="j"/>, the gradient given as bfloat16 bits widened to 32;
-    /// returns the new weights' bfloat16 bits (in the low half of each lane).</summary>
-    static unsafe Vector<uint> Lane(float* p, float* m, float* v, int j, Vector<uint> gBits, Vector<float> decay, Vector<float> w1, Vector<float> b2,
-                                    Vector<float> omb2, Vector<float> eps, Vector<float> step)
+    readonly record struct Coefficients(float Decay, float W1, float B2, float OneMinusB2, float Eps, float StepSize);
+
+    /// <summary><see cref="Coefficients"/> broadcast to vector lanes.</summary>
+    readonly struct VectorCoefficients(Coefficients k)
     {
-        var gi = Vector.AsVectorSingle(gBits << 16);
-        var mi = Vector.Load(m + j);
-        mi += w1 * (gi - mi);
-        var vi = b2 * Vector.Load(v + j) + omb2 * (gi * gi);
-        var pi = Vector.Load(p + j) * decay + step * (mi / (Vector.SquareRoot(vi) + eps));
-        mi.Store(m + j); vi.Store(v + j); pi.Store(p + j);
-        return ToBFloat16Bits(pi);
+        public readonly Vector<float> Decay = new(k.Decay), W1 = new(k.W1), B2 = new(k.B2), OneMinusB2 = new(k.OneMinusB2), Eps = new(k.Eps), StepSize = new(k.StepSize);
+    }
+
+    /// <summary>The update of the <see cref="Vector{T}.Count"/> elements at <paramref name="i"/> with gradient <paramref name="g"/>
+    /// (both kernels take this one, so they compute the same bits); returns the new weights.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe Vector<float> UpdateLanes(float* p, float* m, float* v, int i, Vector<float> g, in VectorCoefficients c)
+    {
+        var mi = Vector.Load(m + i);
+        mi += c.W1 * (g - mi);
+        var vi = c.B2 * Vector.Load(v + i) + c.OneMinusB2 * (g * g);
+        var pi = Vector.Load(p + i) * c.Decay + c.StepSize * (mi / (Vector.SquareRoot(vi) + c.Eps));
+        mi.Store(m + i); vi.Store(v + i); pi.Store(p + i);
+        return pi;
+    }
+
+    /// <summary>The same update of the one element at <paramref name="i"/> (the tail after the vector loop); returns the new weight.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe float UpdateOne(float* p, float* m, float* v, int i, float g, Coefficients k)
+    {
+        float mi = m[i] + k.W1 * (g - m[i]), vi = k.B2 * v[i] + k.OneMinusB2 * (g * g);
+        m[i] = mi; v[i] = vi;
+        return p[i] = p[i] * k.Decay + k.StepSize * (mi / (MathF.Sqrt(vi) + k.Eps));
+    }
+
+    static unsafe void Update(float* p, float* g, float* m, float* v, int start, int end, Coefficients k)
+    {
+        int i = start, width = Vector<float>.Count;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var c = new VectorCoefficients(k);
+            for (; i <= end - width; i += width) UpdateLanes(p, m, v, i, Vector.Load(g + i), c);
+        }
+        for (; i < end; i++) UpdateOne(p, m, v, i, g[i], k);
     }
 
     static unsafe void UpdateMixed(float* p, ushort* g, float* m, float* v, ushort* w, int start, int end, Coefficients k)
@@ -121,13 +144,13 @@ internal static class FusedAdamWCpu
         int i = start, width = Vector<ushort>.Count, half = Vector<float>.Count;
         if (Vector.IsHardwareAccelerated)
         {
-            Vector<float> decay = new(k.Decay), w1 = new(k.W1), b2 = new(k.B2), omb2 = new(k.OneMinusB2), eps = new(k.Eps), step = new(k.StepSize);
+            var c = new VectorCoefficients(k);
             for (; i <= end - width; i += width)
             {
-                Vector.Widen(Vector.Load(g + i), out Vector<uint> gLow, out Vector<uint> gHigh);
+                Vector.Widen(Vector.Load(g + i), out Vector<uint> gLow, out Vector<uint> gHigh);   // bfloat16 -> float32 is a 16-bit shift
                 Vector.Store(Vector<ushort>.Zero, g + i);
-                var low = Lane(p, m, v, i, gLow, decay, w1, b2, omb2, eps, step);
-                var high = Lane(p, m, v, i + half, gHigh, decay, w1, b2, omb2, eps, step);
+                var low = ToBFloat16Bits(UpdateLanes(p, m, v, i, Vector.AsVectorSingle(gLow << 16), c));
+                var high = ToBFloat16Bits(UpdateLanes(p, m, v, i + half, Vector.AsVectorSingle(gHigh << 16), c));
                 Vector.Store(Vector.Narrow(low, high), w + i);
             }
         }
@@ -135,36 +158,7 @@ internal static class FusedAdamWCpu
         {
             float gi = BitConverter.UInt32BitsToSingle((uint)g[i] << 16);
             g[i] = 0;
-            float mi = m[i] + k.W1 * (gi - m[i]), vi = k.B2 * v[i] + k.OneMinusB2 * (gi * gi);
-            m[i] = mi; v[i] = vi;
-            p[i] = p[i] * k.Decay + k.StepSize * (mi / (MathF.Sqrt(vi) + k.Eps));
-            w[i] = ToBFloat16(p[i]);
-        }
-    }
-
-    readonly record struct Coefficients(float Decay, float W1, float B2, float OneMinusB2, float Eps, float StepSize);
-
-    static unsafe void Update(float* p, float* g, float* m, float* v, int start, int end, Coefficients k)
-    {
-        int i = start, width = Vector<float>.Count;
-        if (Vector.IsHardwareAccelerated)
-        {
-            Vector<float> decay = new(k.Decay), w1 = new(k.W1), b2 = new(k.B2), omb2 = new(k.OneMinusB2), eps = new(k.Eps), step = new(k.StepSize);
-            for (; i <= end - width; i += width)
-            {
-                var gi = Vector.Load(g + i);
-                var mi = Vector.Load(m + i);
-                mi += w1 * (gi - mi);
-                var vi = b2 * Vector.Load(v + i) + omb2 * (gi * gi);
-                var pi = Vector.Load(p + i) * decay + step * (mi / (Vector.SquareRoot(vi) + eps));
-                mi.Store(m + i); vi.Store(v + i); pi.Store(p + i);
-            }
-        }
-        for (; i < end; i++)
-        {
-            float gi = g[i], mi = m[i] + k.W1 * (g[i] - m[i]), vi = k.B2 * v[i] + k.OneMinusB2 * (gi * gi);
-            m[i] = mi; v[i] = vi;
-            p[i] = p[i] * k.Decay + k.StepSize * (mi / (MathF.Sqrt(vi) + k.Eps));
+            w[i] = ToBFloat16(UpdateOne(p, m, v, i, gi, k));
         }
     }
 }
