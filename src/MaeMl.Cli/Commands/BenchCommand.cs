@@ -51,9 +51,11 @@ public static class BenchCommand
         var tiny = MaePresets.MaeVitTinyPatch4Img32Dec128d2b;
         Console.WriteLine($"\n(a) {Describe(tiny)}, batch {batch}");
         var results = new Dictionary<string, double>();
+        var paired = new Dictionary<TrainingPrecision, double?>();
         foreach (var precision in new[] { TrainingPrecision.Float32, TrainingPrecision.BFloat16 })
         {
             var pair = PrecisionProbe.MeasureInterleaved(tiny, batch, precision, warmup: 3, steps: steps);   // MAE and full-sequence steps alternated
+            paired[precision] = PrecisionProbe.MedianPairedRatio(pair.FullSequence, pair.Mae);
             foreach (var full in new[] { false, true })
             {
                 var timing = full ? pair.FullSequence : pair.Mae;
@@ -77,7 +79,7 @@ public static class BenchCommand
         foreach (var p in new[] { TrainingPrecision.Float32, TrainingPrecision.BFloat16 })
         {
             double speedup = results[$"{p}/False"] / results[$"{p}/True"];
-            Console.WriteLine($"  {p}: MAE speedup {speedup:F2}x against a FLOP ratio of {tinyRatio:F2}x = {100 * speedup / tinyRatio:F0}% of it");
+            Console.WriteLine($"  {p}: MAE speedup {speedup:F2}x against a FLOP ratio of {tinyRatio:F2}x = {100 * speedup / tinyRatio:F0}% of it{Paired(paired[p], tinyRatio)}");
         }
 
         var large = new List<(string Name, MaeConfig Config, int Batch, int Steps)>();
@@ -98,7 +100,8 @@ public static class BenchCommand
                 Console.WriteLine($"  {(full ? "full-sequence baseline" : "MAE"),-24} {auto,-9} {ips[full],8:F2} img/s  {b / ips[full],6:F2} s/step  {flops * ips[full] / b / 1e9,6:F1} GFLOP/s, optimizer step {100 * timing.OptimizerShare,4:F1}%{Copies(timing)} of the step");
             }
             double ratio = TrainingFlops.FullSequenceStep(config, b) / TrainingFlops.MaeStep(config, b), speedup = ips[false] / ips[true];
-            Console.WriteLine($"  MAE speedup over full-sequence: {speedup:F2}x against a FLOP ratio of {ratio:F2}x = {100 * speedup / ratio:F0}% of it");
+            Console.WriteLine($"  MAE speedup over full-sequence: {speedup:F2}x against a FLOP ratio of {ratio:F2}x = {100 * speedup / ratio:F0}% of it" +
+                              Paired(PrecisionProbe.MedianPairedRatio(pair.FullSequence, pair.Mae), ratio));
             var ((fused, parameters), (kernels, _)) = (AdamWStepSeconds(config, fusedCpu: true), AdamWStepSeconds(config, fusedCpu: false));
             Console.WriteLine($"  AdamW step alone ({parameters / 1e6:F0} M parameters, float32): one-pass CPU update {fused:F3} s, LibTorch's kernels {kernels:F3} s ({kernels / fused:F2}x)");
             official?.Report(config, b, stepsLarge, warmup: 1, (auto.ToString(), ips[false]));
@@ -126,6 +129,10 @@ public static class BenchCommand
         for (int i = 0; i < 3; i++) optimizer.step();
         return (sw.Elapsed.TotalSeconds / 3, model.parameters().Where(p => p.requires_grad).Sum(p => p.numel()));
     }
+
+    /// <summary>The median of the step pairs' ratios beside the ratio of the totals (see <see cref="PrecisionProbe.MedianPairedRatio"/>).</summary>
+    static string Paired(double? median, double flopRatio) =>
+        median is { } m ? $"; median of the adjacent step pairs' ratios {m:F2}x = {100 * m / flopRatio:F0}%" : "";
 
     static string Copies(PrecisionProbe.StepTiming t) => t.CopyShare > 0 ? $", bf16 copies {100 * t.CopyShare:F1}%" : "";
 

@@ -25,9 +25,20 @@ public static class PrecisionProbe
     public static double StepImagesPerSecond(MaeConfig config, int batch, bool fullSequence, TrainingPrecision precision, int warmup, int steps, Device? device = null) =>
         MeasureSteps(config, batch, fullSequence, precision, warmup, steps, device).ImagesPerSecond;
 
-    /// <summary>What <see cref="MeasureSteps"/> measured: images per second of whole steps, the optimizer step's share of their time, and
-    /// (bfloat16) the share of the mixed-precision copies (master weights into the working copy, its gradients into the master's).</summary>
-    public sealed record StepTiming(double ImagesPerSecond, double OptimizerShare, double CopyShare = 0);
+    /// <summary>What <see cref="MeasureSteps"/> measured: images per second of whole steps, the optimizer step's share of their time,
+    /// (bfloat16) the share of the mixed-precision copies (master weights into the working copy, its gradients into the master's), and
+    /// the seconds of each timed step in the order they ran.</summary>
+    public sealed record StepTiming(double ImagesPerSecond, double OptimizerShare, double CopyShare = 0, IReadOnlyList<double>? StepSeconds = null);
+
+    /// <summary>The median over step pairs of <paramref name="slower"/>'s step time over <paramref name="faster"/>'s, pair i being the
+    /// i-th timed step of each (of <see cref="MeasureInterleaved"/>, which ran them next to each other): each ratio sees the machine of
+    /// one moment, and the median drops pairs that a burst of other load hit. Null when either has no step times.</summary>
+    public static double? MedianPairedRatio(StepTiming slower, StepTiming faster)
+    {
+        if (slower.StepSeconds is not { Count: > 0 } s || faster.StepSeconds is not { Count: > 0 } f) return null;
+        var r = s.Zip(f, (a, b) => a / b).Order().ToArray();
+        return r.Length % 2 == 1 ? r[r.Length / 2] : (r[r.Length / 2 - 1] + r[r.Length / 2]) / 2;
+    }
 
     /// <summary>As <see cref="StepImagesPerSecond"/>, also timing the <see cref="AdamW"/> step on its own.</summary>
     public static StepTiming MeasureSteps(MaeConfig config, int batch, bool fullSequence, TrainingPrecision precision, int warmup, int steps, Device? device = null) =>
@@ -57,6 +68,7 @@ public static class PrecisionProbe
         var compute = mixed?.Work ?? model;
         using var imgs = randn(batch, config.InChans, config.ImageSize, config.ImageSize, device: device);
         var (step, opt, copies) = (new Stopwatch[2], new Stopwatch[2], new Stopwatch[2]);
+        var each = new[] { new List<double>(), new List<double>() };
         for (int d = 0; d < 2; d++) (step[d], opt[d], copies[d]) = (new Stopwatch(), new Stopwatch(), new Stopwatch());
         for (int i = 0; i < (warmup + steps) * designs.Length; i++)
         {
@@ -64,6 +76,7 @@ public static class PrecisionProbe
             int d = full ? 1 : 0;
             bool timed = i / designs.Length >= warmup;
             Synchronize(device);
+            var before = step[d].Elapsed;
             if (timed) step[d].Start();
             using var scope = NewDisposeScope();
             if (timed) copies[d].Start();
@@ -84,12 +97,13 @@ public static class PrecisionProbe
             opt[d].Stop();
             optimizer.zero_grad();
             step[d].Stop();
+            if (timed) each[d].Add((step[d].Elapsed - before).TotalSeconds);
         }
         var result = new StepTiming?[2];
         foreach (int d in designs.Select(f => f ? 1 : 0).Distinct())
         {
             double seconds = step[d].Elapsed.TotalSeconds;
-            result[d] = new StepTiming(batch * steps / seconds, opt[d].Elapsed.TotalSeconds / seconds, copies[d].Elapsed.TotalSeconds / seconds);
+            result[d] = new StepTiming(batch * steps / seconds, opt[d].Elapsed.TotalSeconds / seconds, copies[d].Elapsed.TotalSeconds / seconds, each[d]);
         }
         return result;
     }

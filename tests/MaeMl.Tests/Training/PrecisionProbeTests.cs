@@ -43,7 +43,19 @@ public sealed class PrecisionProbeTests
             Assert.True(double.IsFinite(t.ImagesPerSecond) && t.ImagesPerSecond > 0, $"{t}");
             Assert.InRange(t.OptimizerShare, 1e-9, 1.0);
             Assert.InRange(t.OptimizerShare + t.CopyShare, 0.0, 1.0);
+            Assert.Equal(2, t.StepSeconds!.Count);   // one time per timed step, and together they are the rate's time
+            Assert.Equal(4 * 2 / t.ImagesPerSecond, t.StepSeconds.Sum(), 6);
         }
+        Assert.NotNull(PrecisionProbe.MedianPairedRatio(full, mae));
         Assert.Throws<ArgumentException>(() => PrecisionProbe.MeasureInterleaved(TestModels.Tiny, 4, TrainingPrecision.Auto, 1, 1));
+    }
+
+    [Fact]
+    public void MedianPairedRatioDropsTheDisturbedPair()
+    {
+        PrecisionProbe.StepTiming T(params double[] s) => new(1, 0.1, 0, s);
+        Assert.Equal(3.0, PrecisionProbe.MedianPairedRatio(T(2, 3, 30), T(1, 1, 1)));   // the third pair hit by other load
+        Assert.Equal(2.5, PrecisionProbe.MedianPairedRatio(T(4, 6, 2, 12), T(2, 2, 1, 2)));   // ratios 2, 3, 2, 6: median of an even count
+        Assert.Null(PrecisionProbe.MedianPairedRatio(new(1, 0.1), T(1)));
     }
 }
